@@ -1,0 +1,143 @@
+"""Architectures: a space id and one choice per searchable layer.
+
+On disk an architecture is JSON (``Architecture.to_dict``); on the command line it may
+also be written inline as ``SPACE:choice,choice,...`` (``tiny-32:k3e6,skip,k5e3,...``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .blocks import Block
+from .errors import ArchitectureError, UserError
+from .fileio import read_json, write_json_atomic
+from .spaces import SearchSpace, find_space_by_id, load_space
+
+ARCH_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One choice per layer of the space with id ``space_id``; figures are optional."""
+
+    space_id: str
+    choices: tuple[str, ...]
+    space_name: str = ""
+    latency_ms: float | None = None
+    score: float | None = None
+    flops: int | None = None
+    params: int | None = None
+    extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+
+    @classmethod
+    def of(cls, space: SearchSpace, choices: Sequence[str]) -> "Architecture":
+        arch = cls(space.id, tuple(str(c) for c in choices), space.name)
+        arch.validate(space)
+        return arch
+
+    def with_figures(self, **figures: Any) -> "Architecture":
+        known = {"latency_ms", "score", "flops", "params"}
+        bad = set(figures) - known
+        if bad:
+            raise TypeError(f"unknown figure(s) {sorted(bad)}")
+        return replace(self, **figures)
+
+    # ------------------------------------------------------------ validation
+    def validate(self, space: SearchSpace) -> None:
+        if self.space_id != space.id:
+            raise ArchitectureError(
+                f"architecture is for space id {self.space_id} ({self.space_name or 'unnamed'}), "
+                f"not {space.name} (id {space.id})")
+        if len(self.choices) != len(space.layers):
+            raise ArchitectureError(f"architecture has {len(self.choices)} choices but space "
+                                    f"{space.name} has {len(space.layers)} searchable layers")
+        for i, (choice, layer) in enumerate(zip(self.choices, space.layers)):
+            if choice not in layer.choices:
+                hint = " (skip is not allowed on this layer)" if choice == "skip" else ""
+                raise ArchitectureError(f"layer {i}: {choice!r} is not a candidate{hint}; "
+                                        f"candidates: {', '.join(layer.choices)}")
+
+    def blocks(self, space: SearchSpace) -> list[Block]:
+        """Every block of the network in order: stem, fixed, chosen layers, head."""
+        self.validate(space)
+        chosen = [layer.block(c) for layer, c in zip(space.layers, self.choices)]
+        return [space.stem, *space.fixed, *chosen, space.head]
+
+    def macs(self, space: SearchSpace) -> int:
+        return sum(b.macs() for b in self.blocks(space))
+
+    def param_count(self, space: SearchSpace) -> int:
+        return sum(b.params() for b in self.blocks(space))
+
+    def notation(self) -> str:
+        return f"{self.space_name or self.space_id}:{','.join(self.choices)}"
+
+    # -------------------------------------------------------------- encoding
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"schema": ARCH_SCHEMA, "kind": "hwnas.architecture",
+                             "space": self.space_name, "space_id": self.space_id,
+                             "choices": list(self.choices)}
+        for k in ("latency_ms", "score", "flops", "params"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = v
+        if self.extra:
+            d["extra"] = dict(self.extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Architecture":
+        if not isinstance(d, Mapping) or d.get("kind") != "hwnas.architecture":
+            raise ArchitectureError("not an hwnas architecture (missing kind 'hwnas.architecture')")
+        if d.get("schema") != ARCH_SCHEMA:
+            raise ArchitectureError(f"architecture schema {d.get('schema')!r} is not supported "
+                                    f"(this hwnas reads schema {ARCH_SCHEMA})")
+        choices = d.get("choices")
+        if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+            raise ArchitectureError("architecture 'choices' must be a list of strings")
+        extra = d.get("extra", {})
+        return cls(str(d.get("space_id", "")), tuple(choices), str(d.get("space", "")),
+                   d.get("latency_ms"), d.get("score"), d.get("flops"), d.get("params"),
+                   tuple(sorted(extra.items())) if isinstance(extra, Mapping) else ())
+
+    def save(self, path: "str | Path") -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+
+def load_architecture(ref: "str | Path", space: "str | SearchSpace | None" = None
+                      ) -> tuple[SearchSpace, Architecture]:
+    """Read ``ref`` (a JSON file or ``SPACE:c1,c2,...``) and resolve and validate its space.
+
+    ``space`` (a name, file, or object) is needed only for architectures of custom spaces.
+    """
+    ref_s = str(ref)
+    sp = load_space(space) if space is not None else None
+    if Path(ref_s).suffix.lower() == ".json" or Path(ref_s).is_file():
+        try:
+            arch = Architecture.from_dict(read_json(ref_s, "architecture file"))
+        except UserError as exc:
+            raise ArchitectureError(f"{ref_s}: {exc}") from None
+        if sp is None:
+            sp = find_space_by_id(arch.space_id)
+            if sp is None:
+                raise ArchitectureError(
+                    f"{ref_s}: space {arch.space_name or arch.space_id} (id {arch.space_id}) is not "
+                    "built in; pass its space file with --space")
+    else:
+        if ":" not in ref_s:
+            raise ArchitectureError(f"{ref_s!r} is neither an architecture file nor "
+                                    "SPACE:choice,choice,... notation")
+        name, _, rest = ref_s.rpartition(":")
+        if sp is None:
+            sp = load_space(name)
+        arch = Architecture(sp.id, tuple(c.strip() for c in rest.split(",") if c.strip()), sp.name)
+    arch.validate(sp)
+    if not arch.space_name:
+        arch = replace(arch, space_name=sp.name)
+    return sp, arch
+
+
+def sample_architecture(space: SearchSpace, seed: int | None = None) -> Architecture:
+    return Architecture.of(space, space.sample(seed))

@@ -1,0 +1,60 @@
+"""The ``hwnas`` command: parse, call one library function, print, exit 0/2/1.
+
+Each module of this package that defines ``register(subparsers)`` adds its commands;
+modules are found by listing the package, so a new command group is one new file.
+Command modules stay light at import time: heavy imports happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Sequence
+
+from ..errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+        # one line, exit 2: the same contract as every other bad input
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hwnas", description="Hardware-aware NAS deployment: device tables, "
+                     "accuracy tables, exact knapsack search, engine files.")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"hwnas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(mod, "register"):
+            mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc = args.func(args)
+    except UserError as exc:
+        sys.stderr.write(f"hwnas: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("hwnas: interrupted\n")
+        return 130
+    except BrokenPipeError:  # pragma: no cover - e.g. piped into head
+        return 0
+    return int(rc or 0)
+
+
+def run() -> None:
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""``hwnas blocks export``: the block bundle a device-side profiling run reads."""
+
+from __future__ import annotations
+
+from ._output import add_json_flag, console, emit, progress_bar
+
+
+def register(sub) -> None:
+    p = sub.add_parser("blocks", help="block bundles for device-side profiling")
+    s = p.add_subparsers(dest="blocks_cmd", metavar="ACTION", required=True)
+    ex = s.add_parser("export", help="one ONNX file per unique block of a space + manifest")
+    ex.add_argument("--space", required=True, metavar="NAME|FILE")
+    ex.add_argument("--out", required=True, metavar="DIR")
+    ex.add_argument("--calibration-nets", type=int, default=8, metavar="N",
+                    help="whole random networks to include for calibration (default 8)")
+    ex.add_argument("--seed", type=int, default=0)
+    add_json_flag(ex)
+    ex.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from ..bundle import export_bundle
+    from ..errors import UserError, require
+    from ..spaces import load_space
+
+    sp = load_space(args.space)
+    if args.calibration_nets < 0:
+        raise UserError("--calibration-nets must be >= 0")
+    require("torch", "torch")
+    require("onnx", "torch")
+    prog, task = progress_bar(f"exporting {sp.name}", len(sp.unique_blocks()) + args.calibration_nets)
+    with prog:
+        manifest = export_bundle(sp, args.out, args.calibration_nets, args.seed,
+                                 progress=lambda i, n: prog.update(task, completed=i))
+    summary = {"out": args.out, "space": sp.name, "space_id": sp.id,
+               "blocks": len(manifest["blocks"]), "networks": len(manifest["networks"])}
+    emit(args, summary, lambda d: console().print(
+        f"wrote {d['blocks']} block files and {d['networks']} networks to {d['out']}"))
+    return 0

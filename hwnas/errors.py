@@ -1,0 +1,36 @@
+"""Error types. A ``UserError`` is bad input: the CLI prints its one line and exits 2."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the user (file, name, budget, missing runtime). Exit status 2."""
+
+
+class SpaceError(UserError):
+    """A search space (built-in name or file) is unknown or inconsistent."""
+
+
+class ArchitectureError(UserError):
+    """An architecture does not fit its space."""
+
+
+class TableError(UserError):
+    """A device or accuracy table is unreadable, foreign, or incomplete."""
+
+
+class MissingDependency(UserError):
+    """An optional runtime is not installed; the message names the extra."""
+
+
+def require(module: str, extra: str):
+    """Import an optional module or raise ``MissingDependency`` naming the extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependency(
+            f"{module} is not installed ({exc.__class__.__name__}: {exc}); "
+            f"install it with: pip install 'hwnas[{extra}]'"
+        ) from None

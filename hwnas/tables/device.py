@@ -1,0 +1,250 @@
+"""Device tables: measured latency per block key, with provenance and an end-to-end model.
+
+End-to-end model (one place, used by ``predict`` and by the solver's cost matrix)::
+
+    net(b)       = max(median_ms(b) - overhead_ms, 0)     # isolated figure less per-call cost
+    additive(A)  = overhead_ms + sum(net(b) for b in blocks(A))
+    predicted(A) = scale * additive(A) + offset_ms        # calibration fitted on whole nets
+
+Both maps are monotone and linear in the per-block terms, so the solver can work on the
+per-layer terms ``scale * net(b)`` plus one constant without losing exactness.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..arch import Architecture
+from ..blocks import Block
+from ..errors import TableError
+from ..fileio import read_json, write_json_atomic
+from ..spaces import SearchSpace
+
+DEVICE_SCHEMA = 1
+KIND = "hwnas.device_table"
+
+
+@dataclass(frozen=True)
+class LatencyStat:
+    """Robust statistics of one block's latency; ``status`` is ``ok`` or ``failed``."""
+
+    median_ms: float | None
+    spread_ms: float = 0.0  # interquartile range of the samples
+    n: int = 0
+    status: str = "ok"
+    reason: str = ""
+    extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.median_ms is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.ok:
+            return {"status": "failed", "reason": self.reason}
+        d: dict[str, Any] = {"median_ms": self.median_ms, "spread_ms": self.spread_ms,
+                             "n": self.n, "status": "ok"}
+        d.update(dict(self.extra))
+        return d
+
+    @classmethod
+    def from_dict(cls, key: str, d: Any) -> "LatencyStat":
+        if not isinstance(d, Mapping):
+            raise TableError(f"device table entry {key}: expected a mapping")
+        status = d.get("status", "ok")
+        if status == "failed":
+            return cls(None, status="failed", reason=str(d.get("reason", "unknown")))
+        if status != "ok":
+            raise TableError(f"device table entry {key}: unknown status {status!r}")
+        med = d.get("median_ms")
+        if not isinstance(med, (int, float)) or isinstance(med, bool) or not math.isfinite(med) \
+                or med < 0:
+            raise TableError(f"device table entry {key}: median_ms must be a finite number >= 0, "
+                             f"got {med!r}")
+        spread = d.get("spread_ms", 0.0)
+        n = d.get("n", 0)
+        extra = tuple(sorted((k, v) for k, v in d.items()
+                             if k not in ("median_ms", "spread_ms", "n", "status")))
+        return cls(float(med), float(spread or 0.0), int(n or 0), "ok", "", extra)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    scale: float = 1.0
+    offset_ms: float = 0.0
+    fitted_on: int = 0
+    report: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scale": self.scale, "offset_ms": self.offset_ms, "fitted_on": self.fitted_on,
+                **dict(self.report)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Calibration":
+        if d is None:
+            return cls()
+        if not isinstance(d, Mapping):
+            raise TableError("device table calibration must be a mapping")
+        try:
+            scale, offset = float(d.get("scale", 1.0)), float(d.get("offset_ms", 0.0))
+        except (TypeError, ValueError):
+            raise TableError("device table calibration: scale/offset_ms must be numbers") from None
+        if not (math.isfinite(scale) and math.isfinite(offset)) or scale <= 0:
+            raise TableError("device table calibration: scale must be > 0 and finite")
+        report = tuple(sorted((k, v) for k, v in d.items()
+                              if k not in ("scale", "offset_ms", "fitted_on")))
+        return cls(scale, offset, int(d.get("fitted_on", 0)), report)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    latency_ms: float
+    additive_ms: float
+    layers: tuple[tuple[str, float], ...]  # (block key, calibrated contribution in ms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"latency_ms": self.latency_ms, "additive_ms": self.additive_ms,
+                "breakdown": [{"block": k, "ms": v} for k, v in self.layers]}
+
+
+@dataclass(frozen=True)
+class DeviceTable:
+    """Latency lookup table of one device, backend and precision."""
+
+    meta: Mapping[str, Any]
+    entries: Mapping[str, LatencyStat]
+    space: str = ""
+    space_id: str = ""
+    overhead_ms: float = 0.0
+    calibration: Calibration = Calibration()
+
+    # ------------------------------------------------------------- lookups
+    def describe_source(self) -> str:
+        m = self.meta
+        return (f"{m.get('backend', '?')} {m.get('precision', '?')} on "
+                f"{(m.get('device') or {}).get('name', '?') if isinstance(m.get('device'), Mapping) else m.get('device', '?')}")
+
+    def _missing(self, key: str) -> TableError:
+        how = (f"hwnas profile --space {self.space or 'SPACE'} --backend "
+               f"{self.meta.get('backend', 'BACKEND')} --resume --out TABLE")
+        return TableError(f"device table ({self.describe_source()}, space "
+                          f"{self.space or '?'}) has no latency for block {key}; profile it with: {how}")
+
+    def net_ms(self, key: str) -> float:
+        """Per-block term of the additive model; raises for a missing or failed block."""
+        stat = self.entries.get(key)
+        if stat is None:
+            raise self._missing(key)
+        if not stat.ok:
+            raise TableError(f"block {key} failed on this backend ({stat.reason}); "
+                             "its latency is unknown, not zero")
+        return max(float(stat.median_ms) - self.overhead_ms, 0.0)  # type: ignore[arg-type]
+
+    def covers(self, space: SearchSpace) -> list[str]:
+        """Keys of the space's blocks that the table lacks (empty when it serves the space)."""
+        return [b.key() for b in space.unique_blocks() if b.key() not in self.entries]
+
+    # ---------------------------------------------------------- prediction
+    def predict(self, space: SearchSpace, arch: Architecture) -> Prediction:
+        blocks = arch.blocks(space)
+        nets = [(b.key(), self.net_ms(b.key())) for b in blocks]
+        additive = self.overhead_ms + sum(v for _, v in nets)
+        cal = self.calibration
+        return Prediction(cal.scale * additive + cal.offset_ms, additive,
+                          tuple((k, cal.scale * v) for k, v in nets))
+
+    def layer_costs(self, space: SearchSpace) -> tuple[float, list[np.ndarray]]:
+        """(constant ms, per layer the ms of each candidate) so that
+        ``predicted = constant + sum(costs[l][i_l])``. A failed candidate costs ``inf``
+        (never chosen); a candidate missing from the table is an error."""
+        missing = self.covers(space)
+        if missing:
+            raise self._missing(missing[0])
+        cal = self.calibration
+        fixed = sum(self.net_ms(b.key()) for b in space.fixed_blocks())
+        const = cal.scale * (self.overhead_ms + fixed) + cal.offset_ms
+        costs = []
+        for layer in space.layers:
+            row = [cal.scale * self.net_ms(b.key()) if self.entries[b.key()].ok else math.inf
+                   for b in layer.candidates]
+            costs.append(np.asarray(row, dtype=float))
+        return const, costs
+
+    # ------------------------------------------------------------ encoding
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": DEVICE_SCHEMA, "kind": KIND, "space": self.space, "space_id": self.space_id,
+            "meta": dict(self.meta), "overhead_ms": self.overhead_ms,
+            "calibration": self.calibration.to_dict(),
+            "entries": {k: self.entries[k].to_dict() for k in sorted(self.entries)},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "device table") -> "DeviceTable":
+        if not isinstance(d, Mapping) or d.get("kind") != KIND:
+            raise TableError(f"{source} is not an hwnas device table (kind {KIND!r} missing)")
+        if d.get("schema") != DEVICE_SCHEMA:
+            raise TableError(f"{source} has schema version {d.get('schema')!r}; this hwnas reads "
+                             f"schema {DEVICE_SCHEMA}")
+        raw = d.get("entries")
+        if not isinstance(raw, Mapping):
+            raise TableError(f"{source}: 'entries' must be a mapping of block keys")
+        entries = {}
+        for key, val in raw.items():
+            Block.from_key(key)  # refuses foreign or malformed keys
+            entries[key] = LatencyStat.from_dict(key, val)
+        over = d.get("overhead_ms", 0.0)
+        if not isinstance(over, (int, float)) or not math.isfinite(over) or over < 0:
+            raise TableError(f"{source}: overhead_ms must be a finite number >= 0")
+        meta = d.get("meta", {})
+        if not isinstance(meta, Mapping):
+            raise TableError(f"{source}: 'meta' must be a mapping")
+        return cls(dict(meta), entries, str(d.get("space", "")), str(d.get("space_id", "")),
+                   float(over), Calibration.from_dict(d.get("calibration")))
+
+    def save(self, path: "str | Path") -> Path:
+        return write_json_atomic(path, self.to_dict())
+
+    def with_entries(self, updates: Mapping[str, LatencyStat]) -> "DeviceTable":
+        merged = dict(self.entries)
+        merged.update(updates)
+        return replace(self, entries=merged)
+
+
+def load_device_table(path: "str | Path") -> DeviceTable:
+    """Read a device table file: a path, or the name of a table shipped in ``device_tables``."""
+    p = Path(path)
+    if not p.exists():
+        shipped = shipped_table_path(str(path))
+        if shipped is not None:
+            p = shipped
+    d = read_json(p, "device table")
+    try:
+        return DeviceTable.from_dict(d, f"device table {p}")
+    except TableError as exc:
+        msg = str(exc)
+        raise TableError(msg if str(p) in msg else f"device table {p}: {msg}") from None
+
+
+def shipped_tables() -> list[str]:
+    from importlib import resources
+
+    try:
+        root = resources.files("device_tables")
+    except ModuleNotFoundError:  # pragma: no cover - package data missing
+        return []
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".json"))
+
+
+def shipped_table_path(name: str) -> Path | None:
+    from importlib import resources
+
+    stem = name[:-5] if name.endswith(".json") else name
+    if stem not in shipped_tables():
+        return None
+    return Path(str(resources.files("device_tables").joinpath(stem + ".json")))
