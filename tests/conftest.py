@@ -1,0 +1,31 @@
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+LUTS = SHARED / "data" / "third_party_luts"
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run the hwnas CLI in-process; returns (rc, stdout, stderr)."""
+    from hwnas.cli import main
+
+    def _run(*argv: str):
+        try:
+            rc = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse errors
+            rc = exc.code
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return _run

@@ -1,0 +1,78 @@
+import json
+
+import pytest
+
+from conftest import has
+
+
+def test_space_list_and_show(run_cli):
+    rc, out, err = run_cli("space", "list", "--json")
+    assert rc == 0 and {d["name"] for d in json.loads(out)} >= {"tiny-32", "proxyless-mobile", "ponas-224"}
+    rc, out, _ = run_cli("space", "show", "proxyless-mobile", "--json")
+    d = json.loads(out)
+    assert rc == 0 and len(d["layers"]) == 21 and "skip" in d["layers"][1]["choices"]
+    rc, out, _ = run_cli("space", "show", "tiny-32")
+    assert rc == 0 and "k7e6" in out
+
+
+def test_arch_sample_show(run_cli, tmp_path):
+    rc, out, _ = run_cli("arch", "sample", "--space", "tiny-32", "--seed", "1", "--out",
+                         tmp_path / "a.json", "--json")
+    assert rc == 0 and json.loads(out)["space"] == "tiny-32"
+    rc, out, _ = run_cli("arch", "show", tmp_path / "a.json", "--json")
+    assert rc == 0 and json.loads(out)["flops"] > 0
+
+
+@pytest.mark.parametrize("argv", [
+    ["space", "show", "no-such"],
+    ["arch", "show", "tiny-32:k3e3"],
+    ["arch", "sample", "--space", "missing.yaml"],
+    ["arch", "show", "missing.json"],
+    ["space", "frobnicate"],
+])
+def test_bad_input_exit_2_one_line(run_cli, argv):
+    rc, out, err = run_cli(*argv)
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_corrupt_files_exit_2(run_cli, tmp_path):
+    bad = tmp_path / "space.yaml"
+    bad.write_text("layers: [\n")
+    rc, _, err = run_cli("space", "show", bad)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    a = tmp_path / "a.json"
+    a.write_text('{"kind": "hwnas.architecture", "schema": 1, "space_id": "x", "choi')
+    rc, _, err = run_cli("arch", "show", a)
+    assert rc == 2 and "not valid JSON" in err
+
+
+@pytest.mark.skipif(not has("onnx"), reason="onnx not installed")
+def test_arch_export_and_blocks_export(run_cli, tmp_path):
+    import onnx
+
+    rc, out, _ = run_cli("arch", "export", "tiny-32:k3e3,skip,k5e6,k7e3,k3e6,skip",
+                         "--out", tmp_path / "n.onnx", "--json")
+    assert rc == 0
+    onnx.checker.check_model(onnx.load(str(tmp_path / "n.onnx")))
+    rc, out, _ = run_cli("blocks", "export", "--space", "tiny-32", "--out", tmp_path / "b",
+                         "--calibration-nets", "1", "--json")
+    assert rc == 0
+    man = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    from hwnas.spaces import load_space
+
+    keys = {b.key() for b in load_space("tiny-32").unique_blocks()}
+    assert {e["key"] for e in man["blocks"]} == keys
+    assert all((tmp_path / "b" / e["file"]).is_file() for e in man["blocks"])
+    assert len(man["networks"]) == 1
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, hwnas, hwnas.cli; hwnas.cli.build_parser(); "
+            "bad=[m for m in ('torch','onnxruntime','openvino','tensorrt','onnx') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
