@@ -21,7 +21,7 @@ import numpy as np
 
 from ..arch import Architecture
 from ..blocks import Block
-from ..errors import TableError
+from ..errors import TableError, UserError
 from ..fileio import read_json, write_json_atomic
 from ..spaces import SearchSpace
 
@@ -129,11 +129,17 @@ class DeviceTable:
         return (f"{m.get('backend', '?')} {m.get('precision', '?')} on "
                 f"{(m.get('device') or {}).get('name', '?') if isinstance(m.get('device'), Mapping) else m.get('device', '?')}")
 
-    def _missing(self, key: str) -> TableError:
-        how = (f"hwnas profile --space {self.space or 'SPACE'} --backend "
-               f"{self.meta.get('backend', 'BACKEND')} --resume --out TABLE")
-        return TableError(f"device table ({self.describe_source()}, space "
-                          f"{self.space or '?'}) has no latency for block {key}; profile it with: {how}")
+    def _missing(self, key: str, space: SearchSpace | None = None) -> TableError:
+        target = space.name if space is not None else (self.space or "SPACE")
+        if str(self.meta.get("source", "")).startswith("imported"):
+            how = (f"this table was imported from {self.meta.get('source_file', 'a foreign file')}; "
+                   f"measure space {target} on your device with: hwnas profile --space {target} "
+                   "--backend BACKEND --out TABLE")
+        else:
+            how = (f"profile it with: hwnas profile --space {target} --backend "
+                   f"{self.meta.get('backend', 'BACKEND')} --resume --out TABLE")
+        return TableError(f"device table ({self.describe_source()}, space {self.space or '?'}) "
+                          f"has no latency for block {key}; {how}")
 
     def net_ms(self, key: str) -> float:
         """Per-block term of the additive model; raises for a missing or failed block."""
@@ -152,6 +158,9 @@ class DeviceTable:
     # ---------------------------------------------------------- prediction
     def predict(self, space: SearchSpace, arch: Architecture) -> Prediction:
         blocks = arch.blocks(space)
+        missing = [b.key() for b in blocks if b.key() not in self.entries]
+        if missing:
+            raise self._missing(missing[0], space)
         nets = [(b.key(), self.net_ms(b.key())) for b in blocks]
         additive = self.overhead_ms + sum(v for _, v in nets)
         cal = self.calibration
@@ -164,7 +173,7 @@ class DeviceTable:
         (never chosen); a candidate missing from the table is an error."""
         missing = self.covers(space)
         if missing:
-            raise self._missing(missing[0])
+            raise self._missing(missing[0], space)
         cal = self.calibration
         fixed = sum(self.net_ms(b.key()) for b in space.fixed_blocks())
         const = cal.scale * (self.overhead_ms + fixed) + cal.offset_ms
@@ -196,7 +205,10 @@ class DeviceTable:
             raise TableError(f"{source}: 'entries' must be a mapping of block keys")
         entries = {}
         for key, val in raw.items():
-            Block.from_key(key)  # refuses foreign or malformed keys
+            try:
+                Block.from_key(key)  # refuses foreign or malformed keys
+            except UserError as exc:
+                raise TableError(f"{source}: {exc}") from None
             entries[key] = LatencyStat.from_dict(key, val)
         over = d.get("overhead_ms", 0.0)
         if not isinstance(over, (int, float)) or not math.isfinite(over) or over < 0:

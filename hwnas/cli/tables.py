@@ -1,0 +1,128 @@
+"""``hwnas tables list|show|diff|import`` and ``hwnas predict``."""
+
+from __future__ import annotations
+
+from ._output import add_json_flag, console, emit, table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("tables", help="device tables: list, show, diff, import foreign tables")
+    s = p.add_subparsers(dest="tables_cmd", metavar="ACTION", required=True)
+    ls = s.add_parser("list", help="device tables shipped with hwnas")
+    add_json_flag(ls)
+    ls.set_defaults(func=cmd_list)
+    sh = s.add_parser("show", help="one table: provenance and entries")
+    sh.add_argument("table", metavar="TABLE", help="a table file or a shipped table name")
+    add_json_flag(sh)
+    sh.set_defaults(func=cmd_show)
+    df = s.add_parser("diff", help="compare two tables block by block")
+    df.add_argument("a", metavar="TABLE_A")
+    df.add_argument("b", metavar="TABLE_B")
+    add_json_flag(df)
+    df.set_defaults(func=cmd_diff)
+    im = s.add_parser("import", help="import a ProxylessNAS or once-for-all YAML lookup table")
+    im.add_argument("file", metavar="FILE.yaml")
+    im.add_argument("--format", required=True, choices=["proxylessnas", "ofa"])
+    im.add_argument("--space", metavar="NAME|FILE",
+                    help="space the table must serve (default: proxyless-mobile for proxylessnas)")
+    im.add_argument("--out", required=True, metavar="TABLE.json")
+    add_json_flag(im)
+    im.set_defaults(func=cmd_import)
+    pr = sub.add_parser("predict", help="predicted end-to-end latency of an architecture")
+    pr.add_argument("arch", metavar="ARCH", help="ARCH.json or SPACE:choice,choice,...")
+    pr.add_argument("--table", required=True, metavar="TABLE")
+    pr.add_argument("--space", metavar="NAME|FILE", help="the space, for custom-space files")
+    add_json_flag(pr)
+    pr.set_defaults(func=cmd_predict)
+
+
+def _summary(name: str, t) -> dict:
+    m = t.meta
+    dev = m.get("device")
+    return {"table": name, "space": t.space, "space_id": t.space_id,
+            "backend": m.get("backend"), "precision": m.get("precision"),
+            "device": dev.get("name") if isinstance(dev, dict) else dev,
+            "threads": m.get("threads"), "date": m.get("date") or m.get("imported"),
+            "entries": len(t.entries), "failed": sum(not s.ok for s in t.entries.values())}
+
+
+def cmd_list(args) -> int:
+    from ..tables.device import load_device_table, shipped_tables
+
+    rows = [_summary(n, load_device_table(n)) for n in shipped_tables()]
+    emit(args, rows, lambda r: table("shipped device tables",
+                                     ["table", "space", "backend", "precision", "device", "entries"],
+                                     [[x["table"], x["space"], x["backend"], x["precision"],
+                                       x["device"], x["entries"]] for x in r]))
+    return 0
+
+
+def cmd_show(args) -> int:
+    from ..tables.device import load_device_table
+
+    t = load_device_table(args.table)
+    d = t.to_dict()
+
+    def human(d) -> None:
+        c = console()
+        c.print(_summary(args.table, t))
+        c.print({"overhead_ms": d["overhead_ms"], "calibration": d["calibration"]})
+        table("entries", ["block", "median ms", "spread ms", "n", "status"],
+              [[k, f"{v['median_ms']:.4f}" if "median_ms" in v else "-",
+                f"{v.get('spread_ms', 0):.4f}", v.get("n", "-"),
+                v["status"] + (f": {v['reason']}" if v.get("reason") else "")]
+               for k, v in d["entries"].items()])
+
+    emit(args, d, human)
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from ..tables.compare import diff_tables
+    from ..tables.device import load_device_table
+
+    d = diff_tables(load_device_table(args.a), load_device_table(args.b))
+
+    def human(d) -> None:
+        c = console()
+        c.print(f"{d['compared']} common blocks; median ratio B/A "
+                f"{d['median_ratio'] if d['median_ratio'] is None else round(d['median_ratio'], 4)}; "
+                f"within 5%: {d['within_5pct']}; within 10%: {d['within_10pct']}; "
+                f"only in A: {len(d['only_in_a'])}; only in B: {len(d['only_in_b'])}")
+        table("largest differences", ["block", "A ms", "B ms", "B/A"],
+              [[r["block"], f"{r['a_ms']:.4f}", f"{r['b_ms']:.4f}", f"{r['ratio']:.3f}"]
+               for r in d["largest"]])
+
+    emit(args, d, human)
+    return 0
+
+
+def cmd_import(args) -> int:
+    from ..tables.foreign import import_foreign
+
+    t = import_foreign(args.file, args.format, args.space)
+    t.save(args.out)
+    emit(args, _summary(args.out, t),
+         lambda d: console().print(f"imported {d['entries']} blocks into {d['table']}"
+                                   + (f" (serves space {d['space']})" if d["space"] else "")))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from ..arch import load_architecture
+    from ..tables.device import load_device_table
+
+    sp, arch = load_architecture(args.arch, args.space)
+    t = load_device_table(args.table)
+    pred = t.predict(sp, arch)
+    d = {"architecture": arch.notation(), "space": sp.name, "space_id": sp.id,
+         "table": str(args.table), **pred.to_dict()}
+
+    def human(d) -> None:
+        console().print(f"[bold]{d['latency_ms']:.3f} ms[/bold] predicted for {d['architecture']} "
+                        f"on {t.describe_source()}")
+        table("per-block breakdown (calibrated ms)", ["block", "ms"],
+              [[r["block"], f"{r['ms']:.4f}"] for r in d["breakdown"]])
+
+    emit(args, d, human)
+    return 0

@@ -1,0 +1,214 @@
+"""Training data: the embedded digits set, an image folder, or a ``.npz`` of arrays.
+
+Every source ends as float tensors in NCHW at the space's input size, normalised with the
+training split's mean and standard deviation, plus integer labels; the train/validation
+split is fixed by a seed. Nothing is downloaded: the default is scikit-learn's bundled
+handwritten digits (8x8 grey, upsampled). Folders are read without torchvision: PNG/JPEG
+through Pillow when installed, binary PGM/PPM and ``.npy`` files by this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pnm", ".npy")
+_PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """Train and validation tensors at one input size; ``source`` says where they came from."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    classes: int
+    source: str
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.source, "train": int(len(self.train_y)),
+                "val": int(len(self.val_y)), "classes": self.classes,
+                "input": list(self.train_x.shape[1:])}
+
+    def subsample(self, ratio: float, seed: int) -> "DataSplit":
+        """A training subset of ``ratio`` (EcoNAS sample ratio); validation is kept whole."""
+        if ratio >= 1.0:
+            return self
+        n = max(self.classes, int(round(len(self.train_y) * ratio)))
+        idx = torch.randperm(len(self.train_y), generator=torch.Generator().manual_seed(seed))[:n]
+        return DataSplit(self.train_x[idx], self.train_y[idx], self.val_x, self.val_y,
+                         self.classes, f"{self.source} (train x{ratio:g})")
+
+
+# ----------------------------------------------------------------- sources
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return (d.images / 16.0).astype(np.float32)[..., None], d.target.astype(np.int64)
+
+
+def _read_netpbm(path: Path) -> np.ndarray:
+    data = path.read_bytes()
+    tokens: list[bytes] = []
+    pos = 0
+    while len(tokens) < 4:
+        while pos < len(data) and data[pos:pos + 1].isspace():
+            pos += 1
+        if data[pos:pos + 1] == b"#":
+            pos = data.index(b"\n", pos)
+            continue
+        start = pos
+        while pos < len(data) and not data[pos:pos + 1].isspace():
+            pos += 1
+        if start == pos:
+            raise UserError(f"{path}: truncated PGM/PPM header")
+        tokens.append(data[start:pos])
+    magic, w, h, maxval = tokens[0], int(tokens[1]), int(tokens[2]), int(tokens[3])
+    if magic not in (b"P5", b"P6") or maxval > 255:
+        raise UserError(f"{path}: only binary 8-bit PGM (P5) / PPM (P6) files are read")
+    c = 1 if magic == b"P5" else 3
+    raw = np.frombuffer(data[pos + 1:pos + 1 + h * w * c], dtype=np.uint8)
+    if raw.size != h * w * c:
+        raise UserError(f"{path}: truncated image data")
+    return raw.reshape(h, w, c).astype(np.float32) / maxval
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """One image as HxWxC float32 in [0, 1]."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        arr = np.load(path, allow_pickle=False)
+        arr = arr[..., None] if arr.ndim == 2 else arr
+        if arr.ndim != 3:
+            raise UserError(f"{path}: .npy image must be HxW or HxWxC, got shape {arr.shape}")
+        arr = arr.astype(np.float32)
+        return arr / 255.0 if arr.max(initial=0) > 1.0 else arr
+    if suffix in (".pgm", ".ppm", ".pnm"):
+        return _read_netpbm(path)
+    try:
+        from PIL import Image
+    except ImportError:
+        raise UserError(f"{path}: reading {suffix} images needs Pillow (pip install pillow); "
+                        "PGM/PPM and .npy images are read without it") from None
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if im.mode in ("1", "L", "I", "F") else "RGB")
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read image ({exc})") from None
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _folder(root: Path) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    images, labels, used = [], [], []
+    for c in classes:
+        files = sorted(f for f in (root / c).iterdir()
+                       if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            continue
+        used.append(c)
+        for f in files:
+            images.append(_read_image(f))
+            labels.append(len(used) - 1)
+    if not images:
+        raise UserError(f"image folder {root} holds no images (expected one sub-folder per class "
+                        f"with {', '.join(IMAGE_SUFFIXES)} files)")
+    if len(used) < 2:
+        raise UserError(f"image folder {root} has images of only one class ({used[0]!r}); "
+                        "need at least two class sub-folders")
+    return images, np.asarray(labels, dtype=np.int64), used
+
+
+def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z or "y" not in z:
+                raise UserError(f"{path}: .npz must hold arrays 'x' (images) and 'y' (labels), "
+                                f"found {', '.join(z.files) or 'none'}")
+            x, y = z["x"], z["y"]
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+    if x.ndim == 3:
+        x = x[..., None]
+    elif x.ndim == 4 and x.shape[-1] not in (1, 3, 4) and x.shape[1] in (1, 3, 4):
+        x = np.transpose(x, (0, 2, 3, 1))  # NCHW given
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
+        raise UserError(f"{path}: 'x' must be N x H x W, N x H x W x C or N x C x H x W with C "
+                        f"in 1, 3, 4; got shape {tuple(x.shape)}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise UserError(f"{path}: 'y' must be a 1-D label array of length {len(x)}, got shape "
+                        f"{tuple(y.shape)}")
+    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+        raise UserError(f"{path}: 'y' must hold non-negative integer class labels")
+    if not np.issubdtype(x.dtype, np.number):
+        raise UserError(f"{path}: 'x' must be numeric, got {x.dtype}")
+    x = x.astype(np.float32)
+    if x.max(initial=0) > 1.0:
+        x = x / 255.0
+    return x, y.astype(np.int64)
+
+
+# ----------------------------------------------------------------- tensors
+def _to_input(images: "np.ndarray | list[np.ndarray]", hwc: tuple[int, int, int]) -> torch.Tensor:
+    """Resize each image to H x W and map channels to C (grey repeated, RGB averaged)."""
+    h, w, c = hwc
+    out = []
+    groups = [images] if isinstance(images, np.ndarray) else [im[None] for im in images]
+    for g in groups:
+        t = torch.from_numpy(np.ascontiguousarray(g[..., :3])).permute(0, 3, 1, 2)
+        if t.shape[1] != c:
+            t = t.mean(1, keepdim=True)
+            t = t.expand(-1, c, -1, -1) if c != 1 else t
+        if t.shape[2:] != (h, w):
+            t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
+        out.append(t.contiguous())
+    return torch.cat(out)
+
+
+def load_data(ref: "str | Path", input_hwc: tuple[int, int, int], classes: int, seed: int = 0,
+              val_fraction: float = 0.2) -> DataSplit:
+    """``digits``, an image folder or a ``.npz``, at ``input_hwc``, split by ``seed``."""
+    ref_s = str(ref)
+    if ref_s == "digits":
+        images, labels, source = *_digits(), "digits"
+    else:
+        path = Path(ref_s)
+        if path.is_dir():
+            images, labels, names = _folder(path)
+            source = f"folder:{path} ({len(names)} classes)"
+        elif path.suffix.lower() == ".npz":
+            if not path.is_file():
+                raise UserError(f"data file {path} does not exist")
+            images, labels = _npz(path)
+            source = f"npz:{path}"
+        else:
+            raise UserError(f"unknown data {ref_s!r}: give 'digits', an image folder (one "
+                            "sub-folder per class) or a .npz file with arrays x and y")
+    n_cls = int(labels.max()) + 1 if len(labels) else 0
+    if len(np.unique(labels)) < 2:
+        raise UserError(f"data {ref_s} has fewer than two classes")
+    if n_cls > classes:
+        raise UserError(f"data {ref_s} has {n_cls} classes but the space's head has {classes}")
+    if not 0.0 < val_fraction < 1.0:
+        raise UserError(f"validation fraction must be in (0, 1), got {val_fraction}")
+    x = _to_input(images, input_hwc)
+    y = torch.from_numpy(labels)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, int(round(len(y) * val_fraction)))
+    if len(y) - n_val < 2:
+        raise UserError(f"data {ref_s} has only {len(y)} samples; too few to split")
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    mean, std = x[train_idx].mean(), x[train_idx].std().clamp_min(1e-6)
+    x = (x - mean) / std
+    return DataSplit(x[train_idx], y[train_idx], x[val_idx], y[val_idx], classes, source)

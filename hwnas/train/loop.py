@@ -1,0 +1,120 @@
+"""The training and evaluation loop shared by both PONAS stages, shrinking and validation.
+
+Written so that multi-GPU training can slot in without touching the algorithms:
+- batches come from a ``DataLoader`` built by :func:`make_loader`, which takes an optional
+  ``sampler`` (a ``DistributedSampler``) and calls its ``set_epoch`` every epoch;
+- the model is passed in, so a ``DistributedDataParallel`` wrapper (with
+  ``find_unused_parameters=True``: a path leaves the other candidates idle) can replace it;
+- the path of each step comes from a ``random.Random`` seeded by (seed, epoch, step), the
+  same on every rank, so all replicas run the same sub-network in a step.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+PathFn = Callable[[random.Random], Sequence[str]]
+Progress = Callable[[int], None]
+
+
+def make_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int,
+                epoch: int = 0, sampler: Sampler | None = None) -> DataLoader:
+    """A loader over in-memory tensors; shuffling is fixed by (seed, epoch)."""
+    ds = TensorDataset(x, y)
+    if sampler is not None:
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, drop_last=False)
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen,
+                      drop_last=shuffle and len(y) > batch_size)
+
+
+def step_rng(seed: int, epoch: int, step: int) -> random.Random:
+    return random.Random(f"{seed}:{epoch}:{step}")
+
+
+def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer,
+                path_fn: PathFn, seed: int, epoch: int,
+                progress: Progress | None = None, max_steps: int | None = None) -> float:
+    """One pass (or ``max_steps`` steps) of single-path training; returns the mean loss."""
+    model.train()
+    loss_fn = nn.CrossEntropyLoss()
+    total, n = 0.0, 0
+    for step, (xb, yb) in enumerate(loader):
+        if max_steps is not None and step >= max_steps:
+            break
+        path = path_fn(step_rng(seed, epoch, step))
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xb, path), yb)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(yb)
+        n += len(yb)
+        if progress is not None:
+            progress(1)
+    return total / max(n, 1)
+
+
+def train_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                optimizer: torch.optim.Optimizer, path_fn: PathFn, steps: int,
+                batch_size: int, seed: int) -> None:
+    """``steps`` single-path steps, cycling through epochs of the data as needed."""
+    done, epoch = 0, 0
+    while done < steps:
+        loader = make_loader(x, y, batch_size, True, seed, epoch)
+        before = done
+        done += _count(train_epoch(model, loader, optimizer, path_fn, seed, epoch,
+                                   max_steps=steps - done), loader, steps - done)
+        epoch += 1
+        if done == before:  # pragma: no cover - empty data
+            break
+
+
+def _count(_loss: float, loader: DataLoader, left: int) -> int:
+    return min(len(loader), left)
+
+
+@torch.no_grad()
+def recalibrate_bn(net: nn.Module, x: torch.Tensor, batch_size: int, batches: int,
+                   seed: int) -> None:
+    """Re-estimate batch-norm statistics of ``net`` on training batches (one-shot practice:
+    the shared statistics belong to no single path)."""
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns or batches <= 0:
+        return
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the calibration batches
+    was_training = net.training
+    net.train()
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    for b in range(batches):
+        sel = idx[b * batch_size:(b + 1) * batch_size]
+        if len(sel) < 2:
+            break
+        net(x[sel])
+    for bn, m in zip(bns, momenta):
+        bn.momentum = m
+    net.train(was_training)
+
+
+@torch.no_grad()
+def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``net(x)`` (eval mode) in [0, 1]."""
+    net.eval()
+    correct = 0
+    for i in range(0, len(y), batch_size):
+        correct += int((net(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    return correct / max(len(y), 1)
+
+
+def sgd(params: Iterable[nn.Parameter], lr: float, weight_decay: float = 4e-5
+        ) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
