@@ -1,0 +1,24 @@
+"""profilers: device-side latency measurement of block bundles (numpy + one runtime).
+
+This package never imports torch or hwnas, so it installs on an edge box next to the one
+runtime it measures. Backends are found through the entry-point group ``hwnas.profilers``
+(the built-ins are declared there too); each imports its runtime only inside itself.
+
+Public API::
+
+    from profilers import get_profiler, profile_bundle, measure_model, Settings, Protocol
+"""
+
+from .base import (MissingRuntime, Profiler, ProfilerError, Runner, Settings, Unsupported,
+                   PRECISIONS)
+from .protocol import Protocol, Stats, summarize
+from .registry import available_backends, get_profiler, load_registry
+from .session import measure_model, profile_bundle
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MissingRuntime", "Profiler", "ProfilerError", "Runner", "Settings", "Unsupported",
+    "PRECISIONS", "Protocol", "Stats", "summarize", "available_backends", "get_profiler",
+    "load_registry", "measure_model", "profile_bundle", "__version__",
+]

@@ -1,0 +1,122 @@
+"""ONNX Runtime: CPU execution provider; CUDA and TensorRT providers when present.
+
+Sessions run sequentially (``ORT_SEQUENTIAL``), with a fixed intra-op thread count, one
+inter-op thread and thread spinning off (``session.intra_op.allow_spinning=0``), so a
+measurement does not depend on idle threads burning the cores. GPU sessions bind input
+and output on the device (I/O binding) and ORT synchronises the stream at the end of each
+run, so the host timer around ``run_with_iobinding`` covers the GPU work.
+
+Precisions: fp32 everywhere; int8 from a Q/DQ copy of the block (CPU and TensorRT EP);
+fp16 only on the TensorRT EP (``trt_fp16_enable``): the CPU and CUDA providers would need
+a float16 model, which the bundle does not hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..base import Profiler, ProfilerError, Runner
+from . import fixed_input, qdq_model
+
+_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+              "tensorrt": "TensorrtExecutionProvider"}
+_PRECISIONS = {"cpu": ("fp32", "int8"), "cuda": ("fp32",), "tensorrt": ("fp32", "fp16", "int8")}
+
+
+class _OrtRunner(Runner):
+    def __init__(self, session: Any, feed: dict, binding: Any = None) -> None:
+        import time
+
+        self._s, self._feed, self._b, self._clock = session, feed, binding, time.perf_counter_ns
+
+    def time_ms(self) -> float:
+        t0 = self._clock()
+        if self._b is not None:
+            self._s.run_with_iobinding(self._b)
+        else:
+            self._s.run(None, self._feed)
+        return (self._clock() - t0) / 1e6
+
+
+@dataclass
+class OnnxRuntimeProfiler(Profiler):
+    name = "onnxruntime"
+    extra = "onnxruntime"
+    precisions = ("fp32", "fp16", "int8")
+
+    def check(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise self.missing("onnxruntime", exc) from None
+        self._ort = ort
+        dev = self.settings.device.lower()
+        if dev not in _PROVIDERS:
+            raise ProfilerError(f"onnxruntime: unknown device {self.settings.device!r}; "
+                                f"known: {', '.join(_PROVIDERS)}")
+        if dev not in self.devices():
+            raise self.unsupported(f"device {dev!r} ({_PROVIDERS[dev]} is not available in "
+                                   f"this onnxruntime build; install onnxruntime-gpu for CUDA/TensorRT)")
+        if self.settings.precision not in _PRECISIONS[dev]:
+            raise self.unsupported(f"precision {self.settings.precision} on device {dev}")
+
+    def runtime(self) -> dict[str, str]:
+        return {"runtime": "onnxruntime", "version": self._ort.__version__,
+                "provider": _PROVIDERS[self.settings.device.lower()]}
+
+    def devices(self) -> list[str]:
+        avail = set(self._ort.get_available_providers())
+        return [d for d, p in _PROVIDERS.items() if p in avail]
+
+    def _options(self) -> Any:
+        ort = self._ort
+        so = ort.SessionOptions()
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.intra_op_num_threads = self.settings.n_threads
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        so.log_severity_level = 3
+        return so
+
+    def _providers(self) -> list:
+        dev = self.settings.device.lower()
+        if dev == "cpu":
+            return ["CPUExecutionProvider"]
+        if dev == "cuda":
+            return [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+        opts = {"device_id": 0, "trt_fp16_enable": self.settings.precision == "fp16",
+                "trt_int8_enable": False}  # int8 comes from the Q/DQ graph itself
+        return [("TensorrtExecutionProvider", opts), "CPUExecutionProvider"]
+
+    def load(self, onnx_path: Path, input_shape: Sequence[int] | None) -> Runner:
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise ProfilerError(f"model file {path} does not exist")
+        ort = self._ort
+        if input_shape is None:
+            probe = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            input_shape = probe.get_inputs()[0].shape
+            if not all(isinstance(d, int) for d in input_shape):
+                raise ProfilerError(f"{path} has a dynamic input shape {input_shape}; give one")
+        if self.settings.precision == "int8" and path.suffix == ".onnx" and \
+                not path.name.startswith("identity"):
+            path = qdq_model(path, input_shape)
+        sess = ort.InferenceSession(str(path), sess_options=self._options(),
+                                    providers=self._providers())
+        used = sess.get_providers()[0]
+        want = _PROVIDERS[self.settings.device.lower()]
+        if used != want:
+            raise ProfilerError(f"onnxruntime fell back to {used} instead of {want}")
+        inp = sess.get_inputs()[0]
+        x = fixed_input(input_shape)
+        if self.settings.device.lower() == "cpu":
+            return _OrtRunner(sess, {inp.name: x})
+        binding = sess.io_binding()
+        binding.bind_ortvalue_input(inp.name, ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
+        for o in sess.get_outputs():
+            binding.bind_output(o.name, "cuda", 0)
+        return _OrtRunner(sess, {}, binding)

@@ -1,0 +1,92 @@
+"""OpenVINO: CPU (and GPU / NPU device names when the plugins are present).
+
+One compiled model per block, one synchronous infer request, the input bound once;
+``infer(share_outputs=True)`` keeps the Python side from copying outputs, as the C++
+``benchmark_app -api sync`` does not copy them either. Threads are explicit
+(``INFERENCE_NUM_THREADS``), one stream, the LATENCY performance hint.
+
+Precisions: fp32 pins ``INFERENCE_PRECISION_HINT=f32`` (OpenVINO would otherwise run bf16
+on CPUs that have it); fp16 asks for f16 and is refused unless the compiled model reports
+f16 execution; int8 runs a Q/DQ copy of the block, which OpenVINO executes in int8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..base import Profiler, ProfilerError, Runner
+from . import fixed_input, qdq_model
+
+
+class _OvRunner(Runner):
+    def __init__(self, request: Any) -> None:
+        import time
+
+        self._r, self._clock = request, time.perf_counter_ns
+
+    def time_ms(self) -> float:
+        t0 = self._clock()
+        self._r.infer(share_outputs=True)
+        return (self._clock() - t0) / 1e6
+
+
+@dataclass
+class OpenVinoProfiler(Profiler):
+    name = "openvino"
+    extra = "openvino"
+    precisions = ("fp32", "fp16", "int8")
+
+    def check(self) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise self.missing("openvino", exc) from None
+        self._ov = ov
+        self._core = ov.Core()
+        if self.device_name() not in self._core.available_devices and \
+                self.device_name().split(".")[0] not in self._core.available_devices:
+            raise self.unsupported(f"device {self.settings.device!r}")
+
+    def device_name(self) -> str:
+        return self.settings.device.upper()
+
+    def runtime(self) -> dict[str, str]:
+        return {"runtime": "openvino", "version": self._ov.get_version(),
+                "ov_device": self.device_name(),
+                "full_device_name": str(self._core.get_property(self.device_name(),
+                                                                "FULL_DEVICE_NAME"))}
+
+    def devices(self) -> list[str]:
+        return [d.lower() for d in self._core.available_devices]
+
+    def _config(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
+        if self.device_name().startswith("CPU"):
+            cfg["INFERENCE_NUM_THREADS"] = str(self.settings.n_threads)
+        prec = {"fp32": "f32", "fp16": "f16", "int8": "f32"}[self.settings.precision]
+        cfg["INFERENCE_PRECISION_HINT"] = prec
+        return cfg
+
+    def load(self, onnx_path: Path, input_shape: Sequence[int] | None) -> Runner:
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise ProfilerError(f"model file {path} does not exist")
+        if self.settings.precision == "int8" and not path.name.startswith("identity"):
+            shape = input_shape or self._core.read_model(str(path)).inputs[0].get_shape()
+            path = qdq_model(path, list(shape))
+        model = self._core.read_model(str(path))
+        if input_shape is None:
+            ps = model.inputs[0].get_partial_shape()
+            if ps.is_dynamic:
+                raise ProfilerError(f"{path} has a dynamic input shape {ps}; give one")
+            input_shape = list(ps.to_shape())
+        compiled = self._core.compile_model(model, self.device_name(), self._config())
+        if self.settings.precision == "fp16":
+            got = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+            if "f16" not in got:
+                raise self.unsupported(f"fp16 on {self.device_name()} (it executes {got})")
+        request = compiled.create_infer_request()
+        request.set_input_tensor(self._ov.Tensor(fixed_input(input_shape)))
+        return _OvRunner(request)

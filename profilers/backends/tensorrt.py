@@ -1,0 +1,161 @@
+"""TensorRT: one engine per block, built from its ONNX file on the local GPU, timed with
+CUDA events around ``execute_async_v3`` on a private stream.
+
+Device memory and events come from the CUDA runtime library through ``ctypes`` (the
+``tensorrt`` wheels bring ``libcudart``; no torch, no cuda-python needed). Without a GPU,
+or without ``tensorrt``, the backend stops in ``check`` with a clear message: it never
+returns a number it did not measure.
+
+Precisions: fp32 (TF32 disabled), fp16 (``BuilderFlag.FP16``), int8 from a Q/DQ copy of
+the block (explicit quantization, ``BuilderFlag.INT8``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..base import Profiler, ProfilerError, Runner, Unsupported
+from . import fixed_input, qdq_model
+
+
+def _cudart() -> ctypes.CDLL:
+    names = ["libcudart.so", "libcudart.so.12", "libcudart.so.13", "libcudart.so.11.0"]
+    try:
+        import nvidia.cuda_runtime as _rt  # the wheel tensorrt-cu12 depends on
+
+        names += glob.glob(os.path.join(list(_rt.__path__)[0], "lib", "libcudart.so*"))
+    except ImportError:
+        pass
+    for name in names:
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    raise Unsupported("tensorrt: the CUDA runtime (libcudart) was not found; is this a GPU machine?")
+
+
+class _Cuda:
+    def __init__(self) -> None:
+        self.lib = _cudart()
+        n = ctypes.c_int(0)
+        if self.lib.cudaGetDeviceCount(ctypes.byref(n)) != 0 or n.value < 1:
+            raise Unsupported("tensorrt: no CUDA GPU is visible on this machine")
+
+    def check(self, rc: int, what: str) -> None:
+        if rc != 0:
+            raise RuntimeError(f"CUDA error {rc} in {what}")
+
+    def malloc(self, nbytes: int) -> int:
+        p = ctypes.c_void_p()
+        self.check(self.lib.cudaMalloc(ctypes.byref(p), ctypes.c_size_t(max(nbytes, 1))), "cudaMalloc")
+        return int(p.value or 0)
+
+    def upload(self, dst: int, arr: Any) -> None:
+        self.check(self.lib.cudaMemcpy(ctypes.c_void_p(dst), arr.ctypes.data_as(ctypes.c_void_p),
+                                       ctypes.c_size_t(arr.nbytes), 1), "cudaMemcpy")
+
+    def handle(self, fn: str) -> int:
+        h = ctypes.c_void_p()
+        self.check(getattr(self.lib, fn)(ctypes.byref(h)), fn)
+        return int(h.value or 0)
+
+
+class _TrtRunner(Runner):
+    def __init__(self, cuda: _Cuda, context: Any, buffers: list[int], engine: Any) -> None:
+        self._c, self._ctx, self._bufs, self._engine = cuda, context, buffers, engine
+        self._stream = cuda.handle("cudaStreamCreate")
+        self._e0, self._e1 = cuda.handle("cudaEventCreate"), cuda.handle("cudaEventCreate")
+
+    def time_ms(self) -> float:
+        lib, s = self._c.lib, ctypes.c_void_p(self._stream)
+        lib.cudaEventRecord(ctypes.c_void_p(self._e0), s)
+        if not self._ctx.execute_async_v3(self._stream):
+            raise RuntimeError("execute_async_v3 failed")
+        lib.cudaEventRecord(ctypes.c_void_p(self._e1), s)
+        self._c.check(lib.cudaEventSynchronize(ctypes.c_void_p(self._e1)), "cudaEventSynchronize")
+        ms = ctypes.c_float()
+        self._c.check(lib.cudaEventElapsedTime(ctypes.byref(ms), ctypes.c_void_p(self._e0),
+                                               ctypes.c_void_p(self._e1)), "cudaEventElapsedTime")
+        return float(ms.value)
+
+    def close(self) -> None:
+        for p in self._bufs:
+            self._c.lib.cudaFree(ctypes.c_void_p(p))
+        self._bufs = []
+
+
+@dataclass
+class TensorRTProfiler(Profiler):
+    name = "tensorrt"
+    extra = "tensorrt"
+    precisions = ("fp32", "fp16", "int8")
+
+    def check(self) -> None:
+        try:
+            import tensorrt as trt
+        except ImportError as exc:
+            raise self.missing("tensorrt", exc) from None
+        if self.settings.device.lower() not in ("cuda", "gpu", "cuda:0", "cpu"):
+            raise ProfilerError(f"tensorrt: unknown device {self.settings.device!r}; use cuda")
+        if self.settings.device.lower() == "cpu":
+            raise Unsupported("tensorrt runs on an NVIDIA GPU only; use --device cuda on a GPU "
+                              "machine (or the onnxruntime/openvino backends on a CPU)")
+        self._trt = trt
+        self._cuda = _Cuda()
+        self._logger = trt.Logger(trt.Logger.ERROR)
+
+    def runtime(self) -> dict[str, str]:
+        return {"runtime": "tensorrt", "version": self._trt.__version__}
+
+    def devices(self) -> list[str]:
+        return ["cuda"]
+
+    def timer(self) -> str:
+        return "CUDA events around execute_async_v3 on a private stream"
+
+    def load(self, onnx_path: Path, input_shape: Sequence[int] | None) -> Runner:
+        trt = self._trt
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise ProfilerError(f"model file {path} does not exist")
+        if self.settings.precision == "int8" and not path.name.startswith("identity"):
+            if input_shape is None:
+                raise ProfilerError("int8 on tensorrt needs the input shape")
+            path = qdq_model(path, input_shape)
+        builder = trt.Builder(self._logger)
+        network = builder.create_network(0)
+        parser = trt.OnnxParser(network, self._logger)
+        if not parser.parse(path.read_bytes()):
+            errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise ProfilerError(f"tensorrt cannot parse {path.name}: {errs}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
+        config.clear_flag(trt.BuilderFlag.TF32)
+        if self.settings.precision == "fp16":
+            config.set_flag(trt.BuilderFlag.FP16)
+        if self.settings.precision == "int8":
+            config.set_flag(trt.BuilderFlag.INT8)
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise ProfilerError(f"tensorrt could not build an engine for {path.name}")
+        engine = trt.Runtime(self._logger).deserialize_cuda_engine(plan)
+        context = engine.create_execution_context()
+        buffers = []
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            shape = tuple(engine.get_tensor_shape(name))
+            if any(d < 0 for d in shape):
+                raise ProfilerError(f"{path.name}: dynamic shape {shape} of {name}")
+            arr = fixed_input(shape)
+            size = arr.size * trt.nptype(engine.get_tensor_dtype(name))().itemsize
+            ptr = self._cuda.malloc(int(size))
+            if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                self._cuda.upload(ptr, arr)
+            context.set_tensor_address(name, ptr)
+            buffers.append(ptr)
+        return _TrtRunner(self._cuda, context, buffers, engine)

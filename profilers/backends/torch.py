@@ -1,0 +1,173 @@
+"""PyTorch eager: CPU, and CUDA timed with device events.
+
+The device side never imports hwnas, so this backend cannot rebuild a block's
+``nn.Module`` from its key. It runs the block's ONNX graph instead, node by node with
+``torch.nn.functional`` (an eager interpreter for the ops hwnas blocks export to: Conv,
+Clip, Relu, Sigmoid, HardSigmoid, HardSwish, Add, Mul, ReduceMean, GlobalAveragePool,
+Gemm, MatMul, Flatten, Reshape, Identity, Constant). That is eager PyTorch execution, one
+kernel per op, as the modules themselves would run; BatchNorm is already folded into the
+convolutions by the export, as ``torch.fx`` fusion or ``torch.compile`` would do. A graph
+with another op fails with a clear reason (recorded as a failed block, never as zero).
+Reading ONNX needs the ``onnx`` package: ``pip install 'hwnas[torch]'``.
+
+Precisions: fp32 (CPU, CUDA), fp16 on CUDA only; int8 is not a torch eager path here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..base import Profiler, ProfilerError, Runner
+from . import fixed_input
+
+
+class _TorchRunner(Runner):
+    def __init__(self, torch: Any, fn: Callable[[], Any], cuda: bool) -> None:
+        import time
+
+        self._t, self._fn, self._cuda, self._clock = torch, fn, cuda, time.perf_counter_ns
+        if cuda:
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._end = torch.cuda.Event(enable_timing=True)
+
+    def time_ms(self) -> float:
+        if self._cuda:
+            self._start.record()
+            self._fn()
+            self._end.record()
+            self._end.synchronize()
+            return float(self._start.elapsed_time(self._end))
+        t0 = self._clock()
+        self._fn()
+        return (self._clock() - t0) / 1e6
+
+
+def _attrs(node: Any, onnx: Any) -> dict[str, Any]:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def compile_graph(model: Any, torch: Any, onnx: Any, device: str, dtype: Any
+                  ) -> Callable[[Any], Any]:
+    """A function ``x -> output`` running ``model``'s nodes with torch ops."""
+    from onnx import numpy_helper
+
+    F = torch.nn.functional
+    consts = {t.name: torch.as_tensor(numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+    steps: list[tuple[Callable[..., Any], list[str], str]] = []
+    for node in model.graph.node:
+        a = _attrs(node, onnx)
+        op = node.op_type
+        if op == "Constant":
+            consts[node.output[0]] = torch.as_tensor(numpy_helper.to_array(a["value"]).copy())
+            continue
+        if op == "Conv":
+            pads = a.get("pads", [0, 0, 0, 0])
+            if pads[:2] != pads[2:]:
+                raise ProfilerError(f"torch backend: asymmetric Conv pads {pads}")
+            fn = (lambda s, p, d, g: lambda x, w, b=None: F.conv2d(x, w, b, s, p, d, g))(
+                tuple(a.get("strides", [1, 1])), tuple(pads[:2]), tuple(a.get("dilations", [1, 1])),
+                a.get("group", 1))
+        elif op == "Clip":
+            fn = lambda x, lo=None, hi=None: torch.clamp(x, lo, hi)  # noqa: E731
+        elif op in ("Relu", "Sigmoid", "Identity", "Add", "Mul", "MatMul"):
+            fn = {"Relu": F.relu, "Sigmoid": torch.sigmoid, "Identity": lambda x: x,
+                  "Add": torch.add, "Mul": torch.mul, "MatMul": torch.matmul}[op]
+        elif op == "HardSwish":
+            fn = F.hardswish
+        elif op == "HardSigmoid":
+            fn = (lambda al, be: lambda x: torch.clamp(al * x + be, 0, 1))(a.get("alpha", 0.2),
+                                                                            a.get("beta", 0.5))
+        elif op in ("ReduceMean", "GlobalAveragePool"):
+            axes = tuple(a.get("axes", [2, 3])) if op == "ReduceMean" else (2, 3)
+            keep = bool(a.get("keepdims", 1))
+            fn = (lambda ax, k: lambda x, *_: x.mean(ax, keepdim=k))(axes, keep)
+        elif op == "Flatten":
+            fn = (lambda ax: lambda x: torch.flatten(x, ax))(a.get("axis", 1))
+        elif op == "Reshape":
+            fn = lambda x, s: x.reshape(tuple(int(v) for v in s.tolist()))  # noqa: E731
+        elif op == "Gemm":
+            if a.get("transA", 0):
+                raise ProfilerError("torch backend: Gemm with transA")
+            fn = (lambda al, be, tb: lambda x, w, c=None: F.linear(
+                al * x, w if tb else w.t(), None if c is None else be * c))(
+                a.get("alpha", 1.0), a.get("beta", 1.0), a.get("transB", 0))
+        else:
+            raise ProfilerError(f"torch backend: ONNX op {op} is not supported")
+        steps.append((fn, list(node.input), node.output[0]))
+    for k, v in consts.items():
+        consts[k] = v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype)
+    in_name, out_name = model.graph.input[0].name, model.graph.output[0].name
+
+    def run(x: Any) -> Any:
+        env = dict(consts)
+        env[in_name] = x
+        for fn, ins, out in steps:
+            env[out] = fn(*[env[i] if i else None for i in ins])
+        return env[out_name]
+
+    return run
+
+
+@dataclass
+class TorchProfiler(Profiler):
+    name = "torch"
+    extra = "torch"
+    precisions = ("fp32", "fp16")
+
+    def check(self) -> None:
+        try:
+            import torch
+        except ImportError as exc:
+            raise self.missing("torch", exc) from None
+        try:
+            import onnx
+        except ImportError as exc:
+            raise self.missing("onnx", exc) from None
+        self._torch, self._onnx = torch, onnx
+        dev = self.settings.device.lower()
+        if dev not in ("cpu", "cuda"):
+            raise ProfilerError(f"torch: unknown device {self.settings.device!r}; known: cpu, cuda")
+        if dev not in self.devices():
+            raise self.unsupported("device cuda (torch.cuda.is_available() is False)")
+        if self.settings.precision == "int8" or (self.settings.precision == "fp16" and dev == "cpu"):
+            raise self.unsupported(f"precision {self.settings.precision} on {dev}")
+        if dev == "cpu":
+            torch.set_num_threads(self.settings.n_threads)
+
+    def runtime(self) -> dict[str, str]:
+        t = self._torch
+        d = {"runtime": "torch", "version": t.__version__, "mode": "eager (ONNX graph interpreted)"}
+        if self.settings.device == "cuda":
+            d["cuda"] = str(t.version.cuda)
+        return d
+
+    def devices(self) -> list[str]:
+        return ["cpu"] + (["cuda"] if self._torch.cuda.is_available() else [])
+
+    def timer(self) -> str:
+        return ("CUDA events around the call, then event synchronize" if self.settings.device == "cuda"
+                else super().timer())
+
+    def load(self, onnx_path: Path, input_shape: Sequence[int] | None) -> Runner:
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise ProfilerError(f"model file {path} does not exist")
+        torch, onnx = self._torch, self._onnx
+        model = onnx.load(str(path))
+        if input_shape is None:
+            dims = model.graph.input[0].type.tensor_type.shape.dim
+            input_shape = [d.dim_value for d in dims]
+            if not all(input_shape):
+                raise ProfilerError(f"{path} has a dynamic input shape; give one")
+        dev = self.settings.device.lower()
+        dtype = torch.float16 if self.settings.precision == "fp16" else torch.float32
+        fn = compile_graph(model, torch, onnx, dev, dtype)
+        x = torch.as_tensor(fixed_input(input_shape)).to(device=dev, dtype=dtype)
+
+        def call() -> Any:
+            with torch.inference_mode():
+                return fn(x)
+
+        return _TorchRunner(torch, call, dev == "cuda")

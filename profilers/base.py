@@ -1,0 +1,116 @@
+"""The small interface every backend implements, and the profilers' error types.
+
+A backend turns one ONNX file into a :class:`Runner`: an object whose ``time_ms()`` runs
+one synchronous inference on fixed input and returns its duration. Host-timed backends
+wrap ``time.perf_counter_ns`` around a blocking call; GPU backends use device events or
+synchronise around the timed region. The measurement protocol (warm-up, interleaved
+rounds, stop rule, statistics) lives in :mod:`profilers.protocol` and is the same for all.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class ProfilerError(Exception):
+    """Bad input to a profiling run (file, backend, option). The CLIs print one line, exit 2."""
+
+
+class MissingRuntime(ProfilerError):
+    """The backend's runtime is not installed; the message names the extra to install."""
+
+
+class Unsupported(ProfilerError):
+    """A device/precision combination this backend cannot measure (never a fake number)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a table is measured with; written into its ``meta``."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    threads: int = 1  # 0: one per core of this machine; 1 by default (see README: noise)
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ProfilerError(f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
+            raise ProfilerError(f"threads must be an integer >= 0, got {self.threads!r}")
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
+            raise ProfilerError(f"batch must be an integer >= 1, got {self.batch!r}")
+
+    @property
+    def n_threads(self) -> int:
+        return self.threads or (os.cpu_count() or 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"device": self.device, "precision": self.precision, "threads": self.n_threads,
+                "batch": self.batch}
+
+
+class Runner(abc.ABC):
+    """One loaded model with its input bound; ``time_ms`` is one timed inference."""
+
+    @abc.abstractmethod
+    def time_ms(self) -> float:
+        """Run one inference synchronously and return its duration in milliseconds."""
+
+    def close(self) -> None:  # pragma: no cover - most runners hold nothing to free
+        pass
+
+
+@dataclass
+class Profiler(abc.ABC):
+    """A backend: a runtime on one device at one precision and thread count."""
+
+    settings: Settings = field(default_factory=Settings)
+
+    name: ClassVar[str] = ""
+    extra: ClassVar[str] = ""  # the pip extra that installs the runtime
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    # ---------------------------------------------------------------- hooks
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Import the runtime and validate device/precision; raise MissingRuntime/Unsupported."""
+
+    @abc.abstractmethod
+    def runtime(self) -> dict[str, str]:
+        """``{"runtime": name, "version": version, ...}`` for the table's meta."""
+
+    @abc.abstractmethod
+    def devices(self) -> list[str]:
+        """Device names this runtime can measure on this machine."""
+
+    @abc.abstractmethod
+    def load(self, onnx_path: Path, input_shape: Sequence[int]) -> Runner:
+        """Compile ``onnx_path`` for the device and bind a fixed input of ``input_shape``."""
+
+    # -------------------------------------------------------------- helpers
+    def timer(self) -> str:
+        """How ``time_ms`` is taken (written into the protocol)."""
+        return "host perf_counter around a blocking call"
+
+    def missing(self, module: str, exc: BaseException) -> MissingRuntime:
+        return MissingRuntime(f"backend {self.name!r} needs {module}, which is not installed "
+                              f"({exc.__class__.__name__}: {exc}); install it with: "
+                              f"pip install 'hwnas[{self.extra}]'")
+
+    def unsupported(self, what: str) -> Unsupported:
+        return Unsupported(f"backend {self.name!r} cannot measure {what}; supported precisions: "
+                           f"{', '.join(self.precisions)}, devices here: "
+                           f"{', '.join(self.devices()) or 'none'}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, **self.settings.to_dict(), **self.runtime()}

@@ -1,0 +1,59 @@
+"""The backend registry, filled only from the entry-point group ``hwnas.profilers``.
+
+The built-in backends are declared in ``pyproject.toml`` exactly as a third party would
+declare its own, so there is one loading path. Loading an entry point imports only the
+backend module, which imports its runtime lazily (in ``check``), so listing backends works
+without any runtime installed. Two entry points with one name are an error.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Iterable
+
+from .base import Profiler, ProfilerError, Settings
+
+GROUP = "hwnas.profilers"
+
+
+def _entry_points(group: str) -> Iterable[metadata.EntryPoint]:
+    return metadata.entry_points(group=group)
+
+
+def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None
+                  ) -> dict[str, metadata.EntryPoint]:
+    """Name -> entry point. A duplicate name (two distributions, or two lines) is an error."""
+    eps = list(_entry_points(GROUP) if entry_points is None else entry_points)
+    reg: dict[str, metadata.EntryPoint] = {}
+    for ep in eps:
+        if ep.name in reg and reg[ep.name].value != ep.value:
+            raise ProfilerError(f"two profiler backends are registered as {ep.name!r}: "
+                                f"{reg[ep.name].value} and {ep.value}")
+        reg[ep.name] = ep
+    return dict(sorted(reg.items()))
+
+
+def available_backends() -> list[str]:
+    """Names of every registered backend (whether or not its runtime is installed)."""
+    return list(load_registry())
+
+
+def backend_class(name: str, registry: dict[str, metadata.EntryPoint] | None = None
+                  ) -> type[Profiler]:
+    reg = load_registry() if registry is None else registry
+    if name not in reg:
+        known = ", ".join(reg) or "none (is the package installed? pip install -e .)"
+        raise ProfilerError(f"unknown profiler backend {name!r}; registered: {known}")
+    try:
+        cls = reg[name].load()
+    except ImportError as exc:
+        raise ProfilerError(f"profiler backend {name!r} ({reg[name].value}) cannot be "
+                            f"imported: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Profiler)):
+        raise ProfilerError(f"entry point {name!r} ({reg[name].value}) is not a Profiler subclass")
+    return cls
+
+
+def get_profiler(name: str, settings: Settings | None = None) -> Profiler:
+    """An instance of backend ``name``; raises MissingRuntime naming the extra if absent."""
+    return backend_class(name)(settings or Settings())

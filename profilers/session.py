@@ -1,0 +1,222 @@
+"""Profiling runs: a whole block bundle into a device table, or one model end to end.
+
+A bundle run measures, in the same interleaved rounds, every pending block, the identity
+graph (per-call overhead) and the bundle's calibration networks, so that the block sums
+and the end-to-end figures they are calibrated against share one noise history. After
+every round the finished items are merged into the table on disk (atomic, locked), so an
+interrupted run loses at most the round in flight and ``resume`` re-measures nothing
+finished; items another process finished meanwhile are dropped from this run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .base import Profiler, ProfilerError, Settings
+from .calibration import fit_calibration
+from .fingerprint import fingerprint
+from .onnxgraph import write_identity_model
+from .protocol import Protocol, Stats, _one_line, measure_interleaved
+from .registry import get_profiler
+from .tablefile import KIND, SCHEMA, check_compatible, merge_write, read_json, read_table
+
+BUNDLE_KIND = "hwnas.block_bundle"
+OVERHEAD = "overhead"
+Progress = Callable[[int, int, str], None]
+
+
+def read_manifest(bundle_dir: "str | Path") -> dict[str, Any]:
+    bundle = Path(bundle_dir)
+    if not bundle.is_dir():
+        raise ProfilerError(f"bundle {bundle} is not a directory (export one with: "
+                            "hwnas blocks export --space S --out DIR)")
+    m = read_json(bundle / "manifest.json", "bundle manifest")
+    if not isinstance(m, Mapping) or m.get("kind") != BUNDLE_KIND:
+        raise ProfilerError(f"{bundle}/manifest.json is not an hwnas block bundle manifest")
+    if m.get("schema") != 1:
+        raise ProfilerError(f"{bundle}/manifest.json has schema {m.get('schema')!r}; expected 1")
+    for name in ("blocks", "networks"):
+        if not isinstance(m.get(name, []), list):
+            raise ProfilerError(f"{bundle}/manifest.json: {name!r} must be a list")
+    for b in m["blocks"]:
+        if not isinstance(b, Mapping) or not {"key", "file", "input_shape"} <= set(b):
+            raise ProfilerError(f"{bundle}/manifest.json: every block needs key, file, input_shape")
+    return dict(m)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def table_meta(prof: Profiler, protocol: Protocol, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    rt = prof.runtime()
+    dev = {**fingerprint(), "target": prof.settings.device}
+    if prof.settings.device != "cpu" and dev.get("gpus"):
+        dev["name"] = dev["gpus"][0]["name"]
+    from . import __version__
+
+    return {
+        "backend": prof.name, "runtime": rt.get("runtime", prof.name),
+        "runtime_version": rt.get("version", "unknown"),
+        **{k: v for k, v in rt.items() if k not in ("runtime", "version")},
+        "device": dev, **{k: v for k, v in prof.settings.to_dict().items() if k != "device"},
+        "space": manifest.get("space", ""), "space_id": manifest.get("space_id", ""),
+        "protocol": {**protocol.to_dict(), "timer": prof.timer()},
+        "date": _now(), "tool": f"profilers {__version__}", "status": "partial",
+    }
+
+
+def profile_bundle(bundle_dir: "str | Path", backend: str, out: "str | Path",
+                   settings: Settings | None = None, protocol: Protocol | None = None,
+                   resume: bool = False, progress: Progress | None = None,
+                   profiler: Profiler | None = None) -> dict[str, Any]:
+    """Measure every block (and calibration network) of a bundle into the table ``out``."""
+    bundle = Path(bundle_dir)
+    manifest = read_manifest(bundle)
+    protocol = protocol or Protocol()
+    prof = profiler or get_profiler(backend, settings)
+    out = Path(out)
+    if out.exists() and not resume:
+        raise ProfilerError(f"{out} exists; pass --resume to continue it, or choose another --out")
+    for b in manifest["blocks"]:
+        if int(b["input_shape"][0]) != prof.settings.batch:
+            raise ProfilerError(f"bundle {bundle} was exported at batch {b['input_shape'][0]}, "
+                                f"not {prof.settings.batch}")
+    meta = table_meta(prof, protocol, manifest)
+    base = {"schema": SCHEMA, "kind": KIND, "space": meta["space"], "space_id": meta["space_id"],
+            "meta": meta, "overhead_ms": 0.0, "calibration": {"scale": 1.0, "offset_ms": 0.0,
+                                                              "fitted_on": 0}, "entries": {}}
+    if out.exists():
+        check_compatible(out, read_table(out), meta)
+    table = merge_write(out, base)
+    total = len(manifest["blocks"]) + len(manifest["networks"]) + 1
+    state = {"done": 0}
+
+    def finished_keys(t: Mapping[str, Any]) -> set[str]:
+        keys = {f"block:{k}" for k in t["entries"]}
+        keys |= {f"net:{k}" for k in (t["meta"].get("networks") or {})}
+        if OVERHEAD in t["meta"]:
+            keys.add(OVERHEAD)
+        return keys
+
+    def tick(t: Mapping[str, Any], label: str) -> None:
+        wanted = {f"block:{b['key']}" for b in manifest["blocks"]} | \
+                 {f"net:{n['name']}" for n in manifest["networks"]} | {OVERHEAD}
+        state["done"] = len(finished_keys(t) & wanted)
+        if progress:
+            progress(state["done"], total, label)
+
+    tick(table, "resumed" if resume else "start")
+    done = finished_keys(table)
+    runners: dict[str, Any] = {}
+    failed: dict[str, Any] = {}
+    failed_nets: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp:
+        if OVERHEAD not in done:
+            runners[OVERHEAD] = prof.load(write_identity_model(Path(tmp) / "identity.onnx"),
+                                          (1, 1, 1, 1))
+        for b in manifest["blocks"]:
+            if f"block:{b['key']}" in done:
+                continue
+            try:
+                runners[f"block:{b['key']}"] = prof.load(bundle / b["file"], b["input_shape"])
+            except Exception as exc:  # noqa: BLE001 - recorded as failed, never as zero
+                failed[b["key"]] = {"status": "failed", "reason": _reason(exc)}
+        for n in manifest["networks"]:
+            if f"net:{n['name']}" in done:
+                continue
+            try:
+                runners[f"net:{n['name']}"] = prof.load(bundle / n["file"], n["input_shape"])
+            except Exception as exc:  # noqa: BLE001
+                failed_nets[n["name"]] = {"status": "failed", "reason": _reason(exc)}
+        if failed or failed_nets:
+            table = merge_write(out, base, failed, meta_maps={"networks": failed_nets})
+            tick(table, "load failures recorded")
+
+        def on_round(fin: dict[str, Any]) -> set[str]:
+            nonlocal table
+            entries, nets, meta_up = {}, {}, {}
+            for key, res in fin.items():
+                rec = res.entry() if isinstance(res, Stats) else {"status": "failed", "reason": res}
+                if key == OVERHEAD:
+                    if not isinstance(res, Stats):
+                        raise ProfilerError(f"the identity graph does not run on this backend: {res}")
+                    meta_up[OVERHEAD] = rec
+                elif key.startswith("block:"):
+                    entries[key[6:]] = rec
+                else:
+                    nets[key[4:]] = rec
+            table = merge_write(out, base, entries, meta_up, meta_maps={"networks": nets})
+            tick(table, f"{len(fin)} finished" if fin else "measuring")
+            return finished_keys(table) & set(runners)
+
+        try:
+            measure_interleaved(runners, protocol, on_round)
+        finally:
+            for r in runners.values():
+                r.close()
+    return finalize(out, base, manifest)
+
+
+def finalize(out: Path, base: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Fit the calibration and mark the table complete when everything is measured."""
+    table = read_table(out)
+    meta = table["meta"]
+    keys = [b["key"] for b in manifest["blocks"]]
+    if any(k not in table["entries"] for k in keys) or OVERHEAD not in meta:
+        return table  # capped run: stays partial, resume goes on
+    overhead = float(meta[OVERHEAD]["median_ms"])
+    nets = meta.get("networks") or {}
+    names, additive, measured = [], [], []
+    for n in manifest["networks"]:
+        rec = nets.get(n["name"])
+        ents = [table["entries"].get(k, {}) for k in n.get("blocks", [])]
+        if not rec or rec.get("status") != "ok" or not ents or \
+                any(e.get("status") != "ok" for e in ents):
+            continue
+        names.append(n["name"])
+        additive.append(overhead + sum(max(float(e["median_ms"]) - overhead, 0.0) for e in ents))
+        measured.append(float(rec["median_ms"]))
+    cal = fit_calibration(additive, measured, names)
+    return merge_write(out, base, meta_updates={"status": "complete", "finished": _now()},
+                       top={"overhead_ms": round(overhead, 6), "calibration": cal})
+
+
+def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | None = None,
+                  protocol: Protocol | None = None, input_shape: Sequence[int] | None = None,
+                  profiler: Profiler | None = None) -> dict[str, Any]:
+    """One model end to end with the bundle protocol; the figure includes the per-call cost."""
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise ProfilerError(f"model {path} does not exist")
+    protocol = protocol or Protocol()
+    prof = profiler or get_profiler(backend, settings)
+    with tempfile.TemporaryDirectory(prefix="hwnas-measure-") as tmp:
+        try:
+            runner = prof.load(path, input_shape)
+        except ProfilerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the runtime's own error: bad model file
+            raise ProfilerError(f"{backend} cannot load {path}: {_reason(exc)}") from None
+        ident = prof.load(write_identity_model(Path(tmp) / "identity.onnx"), (1, 1, 1, 1))
+        try:
+            res = measure_interleaved({"model": runner, OVERHEAD: ident}, protocol)
+        finally:
+            runner.close()
+            ident.close()
+    model = res["model"]
+    if not isinstance(model, Stats):
+        raise ProfilerError(f"{backend} cannot run {path}: {model}")
+    over = res[OVERHEAD]
+    meta = table_meta(prof, protocol, {})
+    for k in ("space", "space_id", "status"):
+        meta.pop(k, None)
+    return {"model": str(path), **model.entry(),
+            "overhead_ms": over.median_ms if isinstance(over, Stats) else None, "meta": meta}
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {_one_line(exc)}"

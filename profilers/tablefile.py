@@ -1,0 +1,163 @@
+"""Reading and writing device-table JSON on the device side, atomically and under a lock.
+
+``profilers`` cannot import ``hwnas``, so it carries its own small copy of the atomic
+write (temporary file in the same folder, fsync, rename) and the advisory lock. The JSON
+it writes is the ``hwnas.device_table`` schema 1 that ``hwnas.tables.device`` reads.
+
+Every write is a read-modify-write under an exclusive lock on a side file: the entries on
+disk and the ones to add are merged, so two processes profiling into one table both land
+their measurements and neither truncates the other's; a reader sees the old file or the
+new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .base import ProfilerError
+
+SCHEMA = 1
+KIND = "hwnas.device_table"
+# meta fields that must agree for measurements to share one table
+IDENTITY = ("space_id", "backend", "precision", "threads", "batch", "runtime_version")
+
+
+def write_json_atomic(path: "str | Path", obj: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(obj, indent=1, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_json(path: "str | Path", what: str) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ProfilerError(f"{what} {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise ProfilerError(f"{what} {path} is empty")
+        return json.loads(text, parse_constant=_reject)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ProfilerError(f"{what} {path} is not valid JSON (truncated or corrupt?): "
+                            f"{' '.join(str(exc).split())}") from None
+
+
+def _reject(name: str) -> Any:
+    raise ValueError(f"non-finite number {name}")
+
+
+@contextlib.contextmanager
+def locked(path: "str | Path") -> Iterator[None]:
+    """Exclusive advisory lock for a read-modify-write of ``path`` across processes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a+") as fh:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - non-POSIX: the atomic rename still protects readers
+            yield
+            return
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def read_table(path: "str | Path") -> dict[str, Any]:
+    d = read_json(path, "device table")
+    if not isinstance(d, Mapping) or d.get("kind") != KIND:
+        raise ProfilerError(f"device table {path} is not an hwnas device table "
+                            f"(kind {KIND!r} missing)")
+    if d.get("schema") != SCHEMA:
+        raise ProfilerError(f"device table {path} has schema {d.get('schema')!r}; "
+                            f"these profilers write schema {SCHEMA}")
+    if not isinstance(d.get("entries"), Mapping) or not isinstance(d.get("meta"), Mapping):
+        raise ProfilerError(f"device table {path}: 'entries' and 'meta' must be mappings")
+    return dict(d)
+
+
+def identity_of(meta: Mapping[str, Any]) -> dict[str, Any]:
+    dev = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
+    return {k: meta.get(k) for k in IDENTITY} | {"target": dev.get("target"),
+                                                  "machine": dev.get("name")}
+
+
+def check_compatible(path: "str | Path", on_disk: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    """Refuse to mix measurements of another space, backend, device, precision or machine."""
+    a, b = identity_of(on_disk.get("meta", {})), identity_of(meta)
+    diff = [f"{k}: {a[k]!r} on disk vs {b[k]!r} now" for k in a if a[k] != b[k]]
+    if diff:
+        raise ProfilerError(f"device table {path} was measured differently ({'; '.join(diff)}); "
+                            "use another --out, or remove the file to start again")
+
+
+def merge_write(path: "str | Path", base: Mapping[str, Any], entries: Mapping[str, Any] | None = None,
+                meta_updates: Mapping[str, Any] | None = None,
+                top: Mapping[str, Any] | None = None,
+                meta_maps: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Under the lock: read the table on disk (or start from ``base``), add ``entries``
+    (keeping whichever of two ok measurements has more samples; ok beats failed), merge the
+    mappings ``meta_maps`` into meta key by key the same way, update meta and top-level
+    fields, write atomically. Returns the table now on disk."""
+    path = Path(path)
+    with locked(path):
+        if path.exists():
+            current = read_table(path)
+            check_compatible(path, current, base["meta"])
+        else:
+            current = json.loads(json.dumps(base))
+        merged = dict(current.get("entries", {}))
+        for key, new in (entries or {}).items():
+            old = merged.get(key)
+            if old is None or _better(new, old):
+                merged[key] = new
+        current["entries"] = {k: merged[k] for k in sorted(merged)}
+        meta = dict(current.get("meta", {}))
+        meta.update(meta_updates or {})
+        for name, new_map in (meta_maps or {}).items():
+            sub = dict(meta.get(name) or {})
+            for key, new in new_map.items():
+                if key not in sub or _better(new, sub[key]):
+                    sub[key] = new
+            meta[name] = sub
+        current["meta"] = meta
+        current.update(top or {})
+        _check_finite(current)
+        write_json_atomic(path, current)
+        return current
+
+
+def _better(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    if old.get("status") != "ok":
+        return new.get("status") == "ok"
+    return new.get("status") == "ok" and int(new.get("n", 0)) > int(old.get("n", 0))
+
+
+def _check_finite(obj: Any) -> None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ValueError(f"refusing to write non-finite number {obj!r}")
+    if isinstance(obj, Mapping):
+        for v in obj.values():
+            _check_finite(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _check_finite(v)
