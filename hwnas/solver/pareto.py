@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 # Pairwise dominance checks run in blocks of this many rows (memory ~ block x kept).
-_BLOCK = 512
+_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,31 @@ class ParetoSet:
 
     def __len__(self) -> int:
         return int(self.latency.shape[0])
+
+
+_EARLIER = np.triu(np.ones((_BLOCK, _BLOCK), dtype=bool), k=1)  # [j, i]: j before i
+
+
+def _dominated_by(ref_s: np.ndarray, ref_r: np.ndarray, s: np.ndarray, r: np.ndarray
+                  ) -> np.ndarray:
+    """Which of the points (s, r) some reference point weakly dominates."""
+    dom = np.zeros(s.shape[0], dtype=bool)
+    if ref_s.shape[0] == 0 or s.shape[0] == 0:
+        return dom
+    # only references scoring at least the block's lowest score can dominate
+    order = np.argsort(-ref_s, kind="stable")
+    ref_s, ref_r = ref_s[order], ref_r[order]
+    reach = int(np.searchsorted(-ref_s, -s.min(), side="right"))
+    for lo in range(0, reach, _BLOCK):
+        open_ = np.nonzero(~dom)[0]
+        if open_.shape[0] == 0:
+            break
+        hi = min(lo + _BLOCK, reach)
+        m = ref_s[lo:hi, None] >= s[None, open_]
+        for j in range(r.shape[1]):
+            m &= ref_r[lo:hi, j, None] <= r[None, open_, j]
+        dom[open_] = m.any(axis=0)
+    return dom
 
 
 def _nondominated(lat: np.ndarray, score: np.ndarray, res: np.ndarray, lex: np.ndarray
@@ -71,29 +96,36 @@ def _nondominated(lat: np.ndarray, score: np.ndarray, res: np.ndarray, lex: np.n
         return order[keep]
     r = res[order]
     n = s.shape[0]
-    kept: list[int] = []
-    kept_s = np.empty(0)
-    kept_r = np.empty((0, r.shape[1]))
+    kept: list[np.ndarray] = []
+    # Earlier kept points are no slower, so only their (score, resources) projection
+    # matters; comparing against the non-dominated part of that projection ("front")
+    # plus the points kept since it was last rebuilt ("pending") is exact by transitivity.
+    front_s, front_r = np.empty(0), np.empty((0, r.shape[1]))
+    pend_s, pend_r = [front_s], [front_r]
+    n_pend = 0
     for lo in range(0, n, _BLOCK):
         hi = min(lo + _BLOCK, n)
         bs, br = s[lo:hi], r[lo:hi]
-        # dominated by an earlier-kept point (which is no slower by the sort order)
-        dom = np.zeros(hi - lo, dtype=bool)
-        if kept_s.shape[0]:
-            ge = kept_s[:, None] >= bs[None, :]
-            le = np.all(kept_r[:, None, :] <= br[None, :, :], axis=2)
-            dom = np.any(ge & le, axis=0)
-        # dominated by an earlier point of the same block; transitivity makes it safe to
-        # compare against dominated points too
-        ge = bs[:, None] >= bs[None, :]
-        le = np.all(br[:, None, :] <= br[None, :, :], axis=2)
-        earlier = np.tri(hi - lo, k=-1, dtype=bool).T  # [j, i] true when j < i
-        dom |= np.any(ge & le & earlier, axis=0)
+        ref_s = np.concatenate([front_s] + pend_s)
+        ref_r = np.concatenate([front_r] + pend_r)
+        dom = _dominated_by(ref_s, ref_r, bs, br)
+        # earlier points of the same block (dominated ones too: transitivity again)
+        m = (bs[:, None] >= bs[None, :]) & _EARLIER[:hi - lo, :hi - lo]
+        for j in range(br.shape[1]):
+            m &= br[:, j, None] <= br[None, :, j]
+        dom |= m.any(axis=0)
         idx = np.nonzero(~dom)[0]
-        kept.extend((lo + idx).tolist())
-        kept_s = np.concatenate([kept_s, bs[idx]])
-        kept_r = np.concatenate([kept_r, br[idx]])
-    return order[np.asarray(kept, dtype=np.int64)]
+        kept.append(lo + idx)
+        pend_s.append(bs[idx])
+        pend_r.append(br[idx])
+        n_pend += idx.shape[0]
+        if n_pend > max(_BLOCK, front_s.shape[0]):
+            all_s = np.concatenate([front_s] + pend_s)
+            all_r = np.concatenate([front_r] + pend_r)
+            f = _nondominated(all_r[:, 0], all_s, all_r[:, 1:], np.arange(all_s.shape[0]))
+            front_s, front_r = all_s[f], all_r[f]
+            pend_s, pend_r, n_pend = [], [], 0
+    return order[np.concatenate(kept)]
 
 
 def pareto_frontier(costs: Sequence[np.ndarray], scores: Sequence[np.ndarray],

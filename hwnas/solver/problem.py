@@ -1,0 +1,210 @@
+"""The knapsack instance: per layer and candidate its latency, score and resources.
+
+Built from an accuracy table and a device table (the device table's end-to-end model,
+fixed parts included, so a solution's latency equals ``DeviceTable.predict``). Every
+check on bad input lives here, so the solver and the searchers share one set of rules
+and one set of messages.
+
+Limits:
+
+- ``max_params``: parameters of the whole network (stem, fixed blocks and head included);
+- ``max_flops``: multiply-accumulates of one forward pass at batch 1, whole network;
+- ``max_memory``: peak live activation *elements* of any one block (multiply by the bytes
+  per element for bytes). A peak is a maximum, not a sum, so it is applied exactly as a
+  filter on candidates rather than as a knapsack dimension.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import UserError
+from ..spaces import SearchSpace
+from ..tables.accuracy import AccuracyTable
+from ..tables.device import DeviceTable
+
+OBJECTIVES = ("accuracy", "latency", "loss")
+LIMITS = ("max_params", "max_flops", "max_memory")
+
+
+class SolverError(UserError):
+    """The search cannot run on this input, or nothing meets the budget and limits."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Extra limits besides latency; ``None`` means unlimited."""
+
+    max_params: float | None = None
+    max_flops: float | None = None
+    max_memory: float | None = None
+
+    @classmethod
+    def from_kwargs(cls, limits: Mapping[str, Any]) -> "Limits":
+        """Validate limit keywords by name and value; a typo is an error, never ignored."""
+        values: dict[str, float | None] = {}
+        for name, val in limits.items():
+            if name not in LIMITS:
+                near = difflib.get_close_matches(name, LIMITS, n=1)
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                raise SolverError(f"unknown limit {name!r}{hint}; known limits: "
+                                  f"{', '.join(LIMITS)}")
+            if val is None:
+                values[name] = None
+                continue
+            if isinstance(val, bool) or not isinstance(val, (int, float)) \
+                    or not math.isfinite(val) or val <= 0:
+                raise SolverError(f"limit {name} must be a positive finite number, got {val!r}")
+            values[name] = float(val)
+        return cls(**values)
+
+    def active(self) -> dict[str, float]:
+        return {n: v for n in LIMITS if (v := getattr(self, n)) is not None}
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Arrays aligned with ``space.layers[l].choices``; ``inf`` latency = never chosen.
+
+    ``scores`` are what the objective maximises (raw scores, or minus the relative loss
+    for ``loss``); ``raw_scores`` and ``loss`` are kept for reporting.
+    """
+
+    space: SearchSpace
+    space_id: str  # cached: SearchSpace.id hashes every block key on each call
+    objective: str
+    limits: Limits
+    const_ms: float
+    costs: tuple[np.ndarray, ...]
+    scores: tuple[np.ndarray, ...]
+    raw_scores: tuple[np.ndarray, ...]
+    loss: tuple[np.ndarray, ...]
+    params: tuple[np.ndarray, ...]
+    flops: tuple[np.ndarray, ...]
+    fixed_params: int
+    fixed_flops: int
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.costs)
+
+    def resource_columns(self) -> tuple[list[np.ndarray], list[float], list[str]]:
+        """Per layer an (candidates, d) array of the limited additive resources, the d
+        caps left once the fixed blocks are paid for, and their names."""
+        names, cols, caps = [], [], []
+        if self.limits.max_params is not None:
+            names.append("max_params")
+            cols.append(self.params)
+            caps.append(self.limits.max_params - self.fixed_params)
+        if self.limits.max_flops is not None:
+            names.append("max_flops")
+            cols.append(self.flops)
+            caps.append(self.limits.max_flops - self.fixed_flops)
+        per_layer = [np.stack([c[l] for c in cols], axis=1).astype(float) if cols
+                     else np.zeros((len(self.costs[l]), 0)) for l in range(self.n_layers)]
+        return per_layer, caps, names
+
+    def figures(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Exact figures of solutions given as candidate indices (rows x layers)."""
+        idx = np.atleast_2d(idx)
+        def total(arrays: tuple[np.ndarray, ...], start: float = 0.0) -> np.ndarray:
+            acc = np.full(idx.shape[0], start, dtype=float)
+            for l, arr in enumerate(arrays):
+                acc = acc + arr[idx[:, l]]
+            return acc
+        return {"latency_ms": total(self.costs, self.const_ms), "score": total(self.raw_scores),
+                "objective": total(self.scores), "relative_loss": total(self.loss),
+                "params": total(self.params, self.fixed_params),
+                "flops": total(self.flops, self.fixed_flops)}
+
+    def feasible(self, idx: np.ndarray, budget_ms: float | None) -> np.ndarray:
+        """Which rows of candidate indices meet the latency budget and every limit."""
+        f = self.figures(idx)
+        ok = np.isfinite(f["latency_ms"])
+        if budget_ms is not None:
+            ok &= f["latency_ms"] <= budget_ms + tolerance(budget_ms)
+        if self.limits.max_params is not None:
+            ok &= f["params"] <= self.limits.max_params
+        if self.limits.max_flops is not None:
+            ok &= f["flops"] <= self.limits.max_flops
+        return ok
+
+
+def tolerance(ms: float) -> float:
+    """Slack for comparing a float sum with a budget: summation order differs by ulps."""
+    return 1e-9 * max(1.0, abs(ms))
+
+
+def _check_latencies(space: SearchSpace, table: DeviceTable) -> None:
+    for b in space.unique_blocks():
+        stat = table.entries.get(b.key())
+        if stat is None or not stat.ok:
+            continue  # missing: layer_costs raises the table's own error; failed: inf
+        med = stat.median_ms
+        if med is None or not math.isfinite(med) or med < 0:
+            raise SolverError(f"device table latency of block {b.key()} is {med!r}; latencies "
+                              "must be finite and >= 0")
+    cal = table.calibration
+    if not (math.isfinite(cal.scale) and math.isfinite(cal.offset_ms) and cal.scale > 0
+            and math.isfinite(table.overhead_ms) and table.overhead_ms >= 0):
+        raise SolverError("device table calibration/overhead must be finite (scale > 0, "
+                          "overhead >= 0)")
+
+
+def build_problem(accuracy: AccuracyTable, device: DeviceTable, objective: str = "accuracy",
+                  limits: Mapping[str, Any] | Limits | None = None) -> Problem:
+    """Validate the inputs and lay them out as arrays; raises ``UserError`` on bad input."""
+    if objective not in OBJECTIVES:
+        raise SolverError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
+    lim = limits if isinstance(limits, Limits) else Limits.from_kwargs(dict(limits or {}))
+    space = accuracy.space
+    if device.space_id and device.space_id != space.id and device.covers(space):
+        raise SolverError(
+            f"device table is for space {device.space or '?'} (id {device.space_id}) and lacks "
+            f"{len(device.covers(space))} block(s) of accuracy table space {space.name} "
+            f"(id {space.id}), e.g. {device.covers(space)[0]}")
+    _check_latencies(space, device)
+    const, costs = device.layer_costs(space)  # raises its TableError for missing blocks
+    raw = accuracy.matrix()
+    best = [float(r.max()) for r in raw]
+    loss = [(b - r) / b if b else np.zeros_like(r) for r, b in zip(raw, best)]
+    params = [np.asarray([b.params() for b in layer.candidates], dtype=np.int64)
+              for layer in space.layers]
+    flops = [np.asarray([b.macs() for b in layer.candidates], dtype=np.int64)
+             for layer in space.layers]
+    fixed = space.fixed_blocks()
+    if lim.max_memory is not None:
+        worst = max(fixed, key=lambda b: b.activation_elems())
+        if worst.activation_elems() > lim.max_memory:
+            raise SolverError(f"max_memory {lim.max_memory:g} is below the peak activation of "
+                              f"fixed block {worst.key()} ({worst.activation_elems()} elements)")
+        costs = [np.where([b.activation_elems() <= lim.max_memory for b in layer.candidates],
+                          c, math.inf) for c, layer in zip(costs, space.layers)]
+    for i, c in enumerate(costs):
+        if not np.isfinite(c).any():
+            why = " within max_memory" if lim.max_memory is not None else " (all failed on the device)"
+            raise SolverError(f"layer {i} has no feasible candidate{why}; candidates: "
+                              f"{', '.join(space.layers[i].choices)}")
+    scores = [-l for l in loss] if objective == "loss" else raw
+    problem = Problem(space, space.id, objective, lim, float(const), tuple(costs), tuple(scores),
+                      tuple(raw), tuple(loss), tuple(params), tuple(flops),
+                      sum(b.params() for b in fixed), sum(b.macs() for b in fixed))
+    _check_limits_reachable(problem)
+    return problem
+
+
+def _check_limits_reachable(p: Problem) -> None:
+    for name, arrays, fixed in (("max_params", p.params, p.fixed_params),
+                                ("max_flops", p.flops, p.fixed_flops)):
+        cap = getattr(p.limits, name)
+        if cap is None:
+            continue
+        least = fixed + sum(int(a[np.isfinite(c)].min()) for a, c in zip(arrays, p.costs))
+        if least > cap:
+            raise SolverError(f"{name} {cap:g} is unreachable: the smallest architecture "
+                              f"needs {least}")
