@@ -192,6 +192,8 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
     path = Path(onnx_path)
     if not path.is_file():
         raise ProfilerError(f"model {path} does not exist")
+    if path.suffix.lower() != ".onnx":
+        raise ProfilerError(f"model {path} is not an .onnx file")
     protocol = protocol or Protocol()
     prof = profiler or get_profiler(backend, settings)
     with tempfile.TemporaryDirectory(prefix="hwnas-measure-") as tmp:

@@ -1,0 +1,74 @@
+"""``hwnas profile``: measure every block of a space on one runtime into a device table."""
+
+from __future__ import annotations
+
+from ._output import add_json_flag, console, emit, progress_bar
+
+
+def add_runtime_args(p) -> None:
+    p.add_argument("--backend", required=True, help="profiler backend: onnxruntime, openvino, "
+                   "torch, tensorrt, or a third-party one")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, tensorrt, gpu, npu ...")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads (default 1: steadier on shared machines; 0: one per core)")
+    p.add_argument("--quick", action="store_true", help="short protocol for smoke runs (noisier)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("profile", help="measure every block of a space into a device table")
+    p.add_argument("--space", required=True, metavar="NAME|FILE")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted table; finished blocks are not re-measured")
+    p.add_argument("--calibration-nets", type=int, default=12, metavar="N",
+                   help="whole networks measured end to end to calibrate (default 12)")
+    add_runtime_args(p)
+    add_json_flag(p)
+    p.set_defaults(func=cmd_profile)
+
+
+def cmd_profile(args) -> int:
+    from ..errors import UserError
+    from ..profiling import profile_space
+    from ..spaces import load_space
+
+    sp = load_space(args.space)
+    if args.calibration_nets < 0:
+        raise UserError("--calibration-nets must be >= 0")
+    prog, task = progress_bar(f"exporting {sp.name}", len(sp.unique_blocks()) + args.calibration_nets)
+    with prog:
+        def on_export(i: int, n: int) -> None:
+            prog.update(task, completed=i, total=n)
+
+        def on_profile(i: int, n: int, label: str) -> None:
+            prog.update(task, description=f"profiling {sp.name} on {args.backend}",
+                        completed=i, total=n)
+
+        table = profile_space(sp, args.backend, args.out, args.device, args.precision,
+                              args.threads, args.resume, args.calibration_nets, args.quick,
+                              export_progress=on_export, progress=on_profile)
+    cal = table.get("calibration", {})
+    entries = table["entries"]
+    summary = {"out": str(args.out), "space": sp.name, "space_id": sp.id,
+               "backend": args.backend, "status": table["meta"].get("status"),
+               "blocks": len(entries),
+               "failed": sorted(k for k, e in entries.items() if e.get("status") != "ok"),
+               "overhead_ms": table.get("overhead_ms"),
+               "calibration": {k: v for k, v in cal.items() if k != "networks"}}
+    emit(args, summary, _human)
+    return 0
+
+
+def _human(d) -> None:
+    c = console()
+    cal = d["calibration"]
+    c.print(f"wrote {d['out']}: {d['blocks']} blocks of {d['space']} on {d['backend']} "
+            f"({len(d['failed'])} failed), status {d['status']}")
+    for k in d["failed"]:
+        c.print(f"  failed: {k}")
+    if cal.get("fitted_on"):
+        c.print(f"calibration ({cal.get('method')}, {cal['fitted_on']} networks): scale "
+                f"{cal['scale']:.3f}, offset {cal['offset_ms']:.3f} ms; held-out median error "
+                f"{cal.get('loo_median_abs_err_pct', float('nan')):.1f}%, within 10%: "
+                f"{100 * cal.get('loo_within_10pct', 0):.0f}%")
