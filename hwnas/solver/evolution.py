@@ -50,7 +50,8 @@ class _Sampler:
 def _check_budget(problem: Problem, budget_ms: float) -> None:
     if not np.isfinite(budget_ms) or budget_ms <= 0:
         raise SolverError(f"latency budget must be a positive number of ms, got {budget_ms!r}")
-    fastest = problem.const_ms + sum(float(c[np.isfinite(c)].min()) for c in problem.costs)
+    fastest = float(problem.latency.value(
+        sum(float(c[np.isfinite(c)].min()) for c in problem.costs), problem.const_ms))
     if fastest > budget_ms:
         raise SolverError(f"no architecture meets a latency budget of {budget_ms:g} ms; the "
                           f"smallest latency any architecture reaches is {fastest:.6g} ms")

@@ -42,11 +42,11 @@ class Frontier:
 
     @property
     def latency_ms(self) -> np.ndarray:
-        return self.pareto.latency + self.problem.const_ms
+        return self.problem.latency.value(self.pareto.latency, self.problem.const_ms)
 
     @property
     def objective(self) -> np.ndarray:
-        return self.pareto.score
+        return self.problem.objective_q.value(self.pareto.score)
 
     def __len__(self) -> int:
         return len(self.pareto)
@@ -116,7 +116,9 @@ class Frontier:
 def compute_frontier(problem: Problem, budget_ms: float | None = None) -> Frontier:
     """The exact frontier of a built problem (optionally only up to ``budget_ms``)."""
     cols, caps, _ = problem.resource_columns()
-    cap = None if budget_ms is None else budget_ms - problem.const_ms + tolerance(budget_ms)
+    # the cap only prunes; the budget itself is applied on real figures by the lookups
+    cap = None if budget_ms is None else \
+        (budget_ms - problem.const_ms + 2 * tolerance(budget_ms)) / problem.latency.quantum
     pareto = pareto_frontier(problem.costs, problem.scores, cols, caps, latency_cap=cap)
     return Frontier(problem, pareto)
 

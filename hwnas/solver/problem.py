@@ -67,12 +67,44 @@ class Limits:
         return {n: v for n in LIMITS if (v := getattr(self, n)) is not None}
 
 
+# Figures are summed as integers in units of a power-of-two quantum ~2**-40 of the
+# largest magnitude (a relative 1e-12): integer-valued float64 sums below 2**53 are exact,
+# so a total no longer depends on the order of summation and equal figures really tie.
+_BITS = 40
+
+
+@dataclass(frozen=True, eq=False)
+class Quantised:
+    """Per-layer figures as integer multiples of ``quantum`` (``inf`` kept as is)."""
+
+    units: tuple[np.ndarray, ...]
+    quantum: float
+
+    @classmethod
+    def of(cls, arrays: list[np.ndarray]) -> "Quantised":
+        finite = [np.abs(a[np.isfinite(a)]) for a in arrays]
+        top = max((float(f.max()) for f in finite if f.size), default=0.0)
+        quantum = 2.0 ** (math.frexp(top)[1] - _BITS) if top > 0 else 1.0
+        return cls(tuple(np.round(np.asarray(a, dtype=float) / quantum) for a in arrays), quantum)
+
+    def value(self, units: np.ndarray, start: float = 0.0) -> np.ndarray:
+        """Real figures of unit totals: one formula for the solver and for reports."""
+        return start + self.quantum * units
+
+    def total(self, idx: np.ndarray, start: float = 0.0) -> np.ndarray:
+        acc = np.zeros(idx.shape[0])
+        for l, arr in enumerate(self.units):
+            acc = acc + arr[idx[:, l]]
+        return self.value(acc, start)
+
+
 @dataclass(frozen=True, eq=False)
 class Problem:
     """Arrays aligned with ``space.layers[l].choices``; ``inf`` latency = never chosen.
 
-    ``scores`` are what the objective maximises (raw scores, or minus the relative loss
-    for ``loss``); ``raw_scores`` and ``loss`` are kept for reporting.
+    ``latency`` (ms beyond ``const_ms``) and ``objective`` (what is maximised: raw
+    scores, or minus the relative loss for ``loss``) are quantised (see ``Quantised``);
+    ``raw`` and ``loss`` are kept for reporting.
     """
 
     space: SearchSpace
@@ -80,10 +112,10 @@ class Problem:
     objective: str
     limits: Limits
     const_ms: float
-    costs: tuple[np.ndarray, ...]
-    scores: tuple[np.ndarray, ...]
-    raw_scores: tuple[np.ndarray, ...]
-    loss: tuple[np.ndarray, ...]
+    latency: Quantised
+    objective_q: Quantised
+    raw: Quantised
+    loss: Quantised
     params: tuple[np.ndarray, ...]
     flops: tuple[np.ndarray, ...]
     fixed_params: int
@@ -91,7 +123,17 @@ class Problem:
 
     @property
     def n_layers(self) -> int:
-        return len(self.costs)
+        return len(self.latency.units)
+
+    @property
+    def costs(self) -> tuple[np.ndarray, ...]:
+        """Latency units per layer and candidate (``inf``: never chosen)."""
+        return self.latency.units
+
+    @property
+    def scores(self) -> tuple[np.ndarray, ...]:
+        """Objective units per layer and candidate (higher is better)."""
+        return self.objective_q.units
 
     def resource_columns(self) -> tuple[list[np.ndarray], list[float], list[str]]:
         """Per layer an (candidates, d) array of the limited additive resources, the d
@@ -112,15 +154,17 @@ class Problem:
     def figures(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         """Exact figures of solutions given as candidate indices (rows x layers)."""
         idx = np.atleast_2d(idx)
-        def total(arrays: tuple[np.ndarray, ...], start: float = 0.0) -> np.ndarray:
-            acc = np.full(idx.shape[0], start, dtype=float)
+
+        def count(arrays: tuple[np.ndarray, ...], start: int) -> np.ndarray:
+            acc = np.full(idx.shape[0], start, dtype=np.int64)
             for l, arr in enumerate(arrays):
                 acc = acc + arr[idx[:, l]]
             return acc
-        return {"latency_ms": total(self.costs, self.const_ms), "score": total(self.raw_scores),
-                "objective": total(self.scores), "relative_loss": total(self.loss),
-                "params": total(self.params, self.fixed_params),
-                "flops": total(self.flops, self.fixed_flops)}
+        return {"latency_ms": self.latency.total(idx, self.const_ms),
+                "score": self.raw.total(idx), "objective": self.objective_q.total(idx),
+                "relative_loss": self.loss.total(idx),
+                "params": count(self.params, self.fixed_params),
+                "flops": count(self.flops, self.fixed_flops)}
 
     def feasible(self, idx: np.ndarray, budget_ms: float | None) -> np.ndarray:
         """Which rows of candidate indices meet the latency budget and every limit."""
@@ -190,9 +234,11 @@ def build_problem(accuracy: AccuracyTable, device: DeviceTable, objective: str =
             why = " within max_memory" if lim.max_memory is not None else " (all failed on the device)"
             raise SolverError(f"layer {i} has no feasible candidate{why}; candidates: "
                               f"{', '.join(space.layers[i].choices)}")
-    scores = [-l for l in loss] if objective == "loss" else raw
-    problem = Problem(space, space.id, objective, lim, float(const), tuple(costs), tuple(scores),
-                      tuple(raw), tuple(loss), tuple(params), tuple(flops),
+    raw_q, loss_q = Quantised.of(raw), Quantised.of(loss)
+    obj_q = Quantised(tuple(-u for u in loss_q.units), loss_q.quantum) if objective == "loss" \
+        else raw_q
+    problem = Problem(space, space.id, objective, lim, float(const), Quantised.of(costs), obj_q,
+                      raw_q, loss_q, tuple(params), tuple(flops),
                       sum(b.params() for b in fixed), sum(b.macs() for b in fixed))
     _check_limits_reachable(problem)
     return problem
