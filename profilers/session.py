@@ -190,12 +190,12 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
                   profiler: Profiler | None = None) -> dict[str, Any]:
     """One model end to end with the bundle protocol; the figure includes the per-call cost."""
     path = Path(onnx_path)
+    prof = profiler or get_profiler(backend, settings)
     if not path.is_file():
         raise ProfilerError(f"model {path} does not exist")
     if path.suffix.lower() != ".onnx":
         raise ProfilerError(f"model {path} is not an .onnx file")
     protocol = protocol or Protocol()
-    prof = profiler or get_profiler(backend, settings)
     with tempfile.TemporaryDirectory(prefix="hwnas-measure-") as tmp:
         try:
             runner = prof.load(path, input_shape)

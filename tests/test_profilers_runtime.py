@@ -1,0 +1,116 @@
+"""Real measurements of small tiny-32 blocks on the installed runtimes.
+
+Each backend test skips with a reason when its runtime (or a GPU) is absent. The bundle
+is a one-choice-per-layer shrink of tiny-32 (9 blocks, 2 networks), exported once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from profilers import Protocol, Settings, get_profiler, measure_model, profile_bundle
+
+QUICK = Protocol.quick()
+
+
+def _has(mod: str) -> bool:
+    return importlib.util.find_spec(mod) is not None
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from hwnas.bundle import export_bundle
+    from hwnas.spaces import load_space
+
+    full = load_space("tiny-32")
+    space = full.shrink([[layer.choices[0]] for layer in full.layers], name="tiny-32-one")
+    out = tmp_path_factory.mktemp("bundle")
+    export_bundle(space, out, calibration_nets=2)
+    return out, space
+
+
+def _cuda() -> bool:
+    if not _has("torch"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+BACKENDS = [
+    pytest.param("onnxruntime", "cpu", marks=pytest.mark.skipif(not _has("onnxruntime"),
+                                                              reason="onnxruntime not installed")),
+    pytest.param("openvino", "cpu", marks=pytest.mark.skipif(not _has("openvino"),
+                                                           reason="openvino not installed")),
+    pytest.param("torch", "cpu", marks=pytest.mark.skipif(not (_has("torch") and _has("onnx")),
+                                                        reason="torch/onnx not installed")),
+]
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_profile_small_bundle(bundle, tmp_path, backend, device):
+    from hwnas.arch import Architecture
+    from hwnas.tables.device import load_device_table
+
+    root, space = bundle
+    out = tmp_path / "t.json"
+    t = profile_bundle(root, backend, out, Settings(device=device, threads=1), QUICK)
+    assert t["meta"]["status"] == "complete"
+    assert t["meta"]["backend"] == backend and t["meta"]["runtime_version"]
+    assert all(e["status"] == "ok" and e["median_ms"] > 0 for e in t["entries"].values())
+    table = load_device_table(out)
+    assert not table.covers(space)
+    pred = table.predict(space, Architecture.of(space, [layer.choices[0] for layer in space.layers]))
+    assert pred.latency_ms > 0
+    assert table.calibration.fitted_on == 2
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_measure_one_network(bundle, backend, device):
+    root, _ = bundle
+    r = measure_model(root / "networks" / "net000.onnx", backend,
+                      Settings(device=device, threads=1), QUICK)
+    assert r["median_ms"] > 0 and r["n"] >= 4 and r["overhead_ms"] >= 0
+    json.dumps(r)
+
+
+@pytest.mark.skipif(not _has("onnxruntime"), reason="onnxruntime not installed")
+def test_onnxruntime_session_settings():
+    p = get_profiler("onnxruntime", Settings(threads=2))
+    so = p._options()
+    assert so.intra_op_num_threads == 2 and so.inter_op_num_threads == 1
+    assert so.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+@pytest.mark.skipif(not _has("onnxruntime"), reason="onnxruntime not installed")
+def test_unsupported_combination_is_a_clear_error():
+    from profilers import Unsupported
+
+    with pytest.raises(Unsupported, match="fp16"):
+        get_profiler("onnxruntime", Settings(precision="fp16"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (_has("onnxruntime") and _has("onnx")), reason="onnxruntime/onnx absent")
+def test_onnxruntime_int8_from_qdq(bundle, tmp_path):
+    root, _ = bundle
+    r = measure_model(root / "networks" / "net000.onnx", "onnxruntime",
+                      Settings(precision="int8"), QUICK)
+    assert r["median_ms"] > 0 and r["meta"]["precision"] == "int8"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda(), reason="no CUDA GPU")
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_gpu_paths(bundle, backend):
+    root, _ = bundle
+    prof = get_profiler(backend, Settings(device="cuda"))
+    if "cuda" not in prof.devices():
+        pytest.skip(f"{backend} has no CUDA device here")
+    r = measure_model(root / "networks" / "net000.onnx", backend, Settings(device="cuda"), QUICK)
+    assert r["median_ms"] > 0
