@@ -1,0 +1,160 @@
+"""``hwnas search``: the best architecture per latency budget from an accuracy and a
+device table (exact knapsack by default; evolutionary or random search to compare)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._output import add_json_flag, console, emit, table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("search", help="best architecture per latency budget (exact knapsack)",
+                       description="Pick one candidate per layer: the highest summed accuracy "
+                       "score within each latency budget, predicted by the device table.")
+    p.add_argument("--accuracy", required=True, metavar="A",
+                   help="accuracy table: JSON, or CSV 'layer,choice,score' (then --space)")
+    p.add_argument("--table", required=True, metavar="T",
+                   help="device table: a file or the name of a shipped table")
+    p.add_argument("--budget-ms", metavar="X[,Y,...]",
+                   help="latency budget(s) in ms, comma-separated: one architecture each")
+    p.add_argument("--objective", choices=("accuracy", "latency", "loss"), default="accuracy",
+                   help="accuracy: highest score within the budget; loss: least relative "
+                   "accuracy loss (PONAS) within the budget; latency: fastest reaching --min-score")
+    p.add_argument("--min-score", metavar="S[,S,...]",
+                   help="score floor(s) for --objective latency")
+    p.add_argument("--max-params", type=float, metavar="N", help="most parameters, whole network")
+    p.add_argument("--max-flops", type=float, metavar="N", help="most MACs, whole network")
+    p.add_argument("--max-memory", type=float, metavar="N",
+                   help="most peak activation elements of any one block")
+    p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
+                   help="a limit by name (max_params, max_flops, max_memory); repeatable")
+    p.add_argument("--method", choices=("exact", "evolution", "random"), default="exact",
+                   help="exact knapsack (default), or a baseline to compare")
+    p.add_argument("--seed", type=int, default=0, help="seed of the evolution/random baselines")
+    p.add_argument("--frontier", metavar="FILE", help="write the whole Pareto frontier (JSON)")
+    p.add_argument("--out", metavar="ARCH.json",
+                   help="write the architecture; with several budgets one file each, "
+                   "suffixed with the budget (ARCH_8ms.json)")
+    p.add_argument("--space", metavar="NAME|FILE",
+                   help="the space of a CSV accuracy table (default: the table's own space)")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_search)
+
+
+def _numbers(text: str | None, what: str) -> list[float]:
+    from ..errors import UserError
+
+    if text is None:
+        return []
+    out = []
+    for part in str(text).split(","):
+        try:
+            out.append(float(part.strip()))
+        except ValueError:
+            raise UserError(f"{what}: cannot read {part.strip()!r} as a number") from None
+    if not out:
+        raise UserError(f"{what}: give at least one number")
+    return out
+
+
+def _limits(args) -> dict[str, float]:
+    from ..errors import UserError
+
+    limits = {k: v for k in ("max_params", "max_flops", "max_memory")
+              if (v := getattr(args, k)) is not None}
+    for item in args.limit:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--limit {item!r}: expected NAME=N, e.g. max_params=5e6")
+        limits[name.strip().replace("-", "_")] = _numbers(value, f"--limit {name}")[0]
+    return limits
+
+
+def _out_path(out: str, target: float, many: bool, unit: str) -> Path:
+    p = Path(out)
+    if not many:
+        return p
+    tag = f"{target:g}{unit}" if unit == "ms" else f"{unit}{target:g}"
+    return p.with_name(f"{p.stem}_{tag}{p.suffix or '.json'}")
+
+
+def _frontier_doc(front) -> dict:
+    problem = front.problem
+    pts = front.architectures()
+    return {"schema": 1, "kind": "hwnas.frontier", "space": problem.space.name,
+            "space_id": problem.space_id, "objective": problem.objective,
+            "limits": problem.limits.active(),
+            "points": [{"latency_ms": a.latency_ms, "score": a.score,
+                        "objective": float(o), "flops": a.flops, "params": a.params,
+                        "choices": list(a.choices)} for a, o in zip(pts, front.objective)]}
+
+
+def cmd_search(args) -> int:
+    from ..errors import UserError
+    from ..fileio import write_json_atomic
+    from ..solver import SolverError, build_frontier, evolutionary_search, random_search, solve_many
+    from ..tables import load_accuracy_table, load_device_table
+
+    limits = _limits(args)
+    if args.objective == "latency":
+        targets = _numbers(args.min_score, "--min-score")
+        if not targets:
+            raise UserError("--objective latency needs --min-score")
+        cap = _numbers(args.budget_ms, "--budget-ms")
+        if len(cap) > 1:
+            raise UserError("--objective latency takes one --budget-ms (a cap), not a list")
+        if args.method != "exact":
+            raise UserError(f"--method {args.method} supports the accuracy and loss objectives")
+    else:
+        targets = _numbers(args.budget_ms, "--budget-ms")
+        if not targets:
+            raise UserError(f"--objective {args.objective} needs --budget-ms")
+        if args.min_score is not None:
+            raise UserError("--min-score goes with --objective latency")
+        cap = []
+    acc = load_accuracy_table(args.accuracy, args.space)
+    dev = load_device_table(args.table)
+    if args.method == "exact":
+        archs = solve_many(acc, dev, targets, objective=args.objective,
+                           budget_ms=cap[0] if cap else None, **limits)
+    else:
+        searcher = evolutionary_search if args.method == "evolution" else random_search
+        archs = [searcher(acc, dev, t, objective=args.objective, seed=args.seed,
+                          **limits).architecture for t in targets]
+    results = []
+    unit = "score" if args.objective == "latency" else "ms"
+    for target, arch in zip(targets, archs):
+        row = {("min_score" if unit == "score" else "budget_ms"): target,
+               "choices": list(arch.choices), "notation": arch.notation(),
+               "latency_ms": arch.latency_ms, "score": arch.score, "flops": arch.flops,
+               "params": arch.params, "relative_loss": dict(arch.extra).get("relative_loss")}
+        if args.out:
+            row["out"] = str(arch.save(_out_path(args.out, target, len(targets) > 1, unit)))
+        results.append(row)
+    doc = {"space": acc.space.name, "space_id": acc.space.id, "device": dev.describe_source(),
+           "objective": args.objective, "method": args.method, "limits": limits,
+           "results": results}
+    if args.frontier:
+        try:
+            front = build_frontier(acc, dev, objective=args.objective, **limits)
+        except SolverError as exc:  # pragma: no cover - the solve above already checked
+            raise UserError(str(exc)) from None
+        write_json_atomic(args.frontier, _frontier_doc(front))
+        doc["frontier"] = {"file": str(args.frontier), "points": len(front)}
+
+    def human(d) -> None:
+        key = "min_score" if unit == "score" else "budget_ms"
+        table(f"{d['space']} on {d['device']} ({d['objective']}, {d['method']})",
+              [key, "latency ms", "score", "MFLOPs", "M params", "choices"],
+              [[r[key], f"{r['latency_ms']:.4f}", f"{r['score']:.6g}", f"{r['flops'] / 1e6:.1f}",
+                f"{r['params'] / 1e6:.3f}", " ".join(r["choices"])] for r in d["results"]])
+        for r in d["results"]:
+            if "out" in r:
+                console().print(f"wrote {r['out']}")
+        if "frontier" in d:
+            console().print(f"wrote {d['frontier']['points']} frontier points to "
+                            f"{d['frontier']['file']}")
+
+    emit(args, doc, human)
+    return 0

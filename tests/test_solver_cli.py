@@ -1,0 +1,101 @@
+"""``hwnas search``: JSON output, files written, exit status 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_solver_helpers import make_tables
+
+from hwnas.arch import Architecture
+from hwnas.cli import main
+from hwnas.solver import build_frontier, solve
+
+
+@pytest.fixture()
+def tables(tmp_path):
+    acc, dev = make_tables("tiny-32", 5)
+    acc.save(tmp_path / "acc.json")
+    acc.save(tmp_path / "acc.csv")
+    dev.save(tmp_path / "dev.json")
+    return acc, dev, tmp_path
+
+
+def run_json(capsys, *argv):
+    rc = main(list(argv) + ["--json"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    return json.loads(out)
+
+
+def test_search_json_several_budgets_with_files(tables, capsys):
+    acc, dev, tmp = tables
+    front = build_frontier(acc, dev)
+    b = [round(float(x), 3) for x in front.latency_ms[[5, len(front) // 2, -1]]]
+    d = run_json(capsys, "search", "--accuracy", str(tmp / "acc.json"), "--table",
+                 str(tmp / "dev.json"), "--budget-ms", ",".join(map(str, b)),
+                 "--out", str(tmp / "arch.json"), "--frontier", str(tmp / "front.json"))
+    assert [r["budget_ms"] for r in d["results"]] == b
+    for r, budget in zip(d["results"], b):
+        best = solve(acc, dev, budget)
+        assert r["choices"] == list(best.choices)
+        assert r["latency_ms"] == pytest.approx(best.latency_ms) and r["latency_ms"] <= budget
+        assert r["score"] == pytest.approx(best.score)
+        assert r["flops"] == best.flops and r["params"] == best.params
+        saved = Architecture.from_dict(json.loads(open(r["out"]).read()))
+        assert saved.choices == best.choices and saved.latency_ms == pytest.approx(r["latency_ms"])
+    assert (tmp / f"arch_{b[0]:g}ms.json").is_file()
+    f = json.loads((tmp / "front.json").read_text())
+    assert f["kind"] == "hwnas.frontier" and len(f["points"]) == len(front) == d["frontier"]["points"]
+
+
+def test_search_csv_accuracy_limits_and_objectives(tables, capsys):
+    acc, dev, tmp = tables
+    budget = float(build_frontier(acc, dev).latency_ms[-1])
+    cap = solve(acc, dev, budget).params - 1
+    d = run_json(capsys, "search", "--accuracy", str(tmp / "acc.csv"), "--space", "tiny-32",
+                 "--table", str(tmp / "dev.json"), "--budget-ms", str(budget),
+                 "--max-params", str(cap))
+    assert d["results"][0]["params"] <= cap
+    assert d["results"][0]["choices"] == list(solve(acc, dev, budget, max_params=cap).choices)
+    d = run_json(capsys, "search", "--accuracy", str(tmp / "acc.json"), "--table",
+                 str(tmp / "dev.json"), "--budget-ms", str(budget), "--limit", "max_flops=3e6",
+                 "--objective", "loss")
+    assert d["results"][0]["flops"] <= 3e6 and d["objective"] == "loss"
+    floor = solve(acc, dev, budget).score - 0.05
+    d = run_json(capsys, "search", "--accuracy", str(tmp / "acc.json"), "--table",
+                 str(tmp / "dev.json"), "--objective", "latency", "--min-score", str(floor))
+    assert d["results"][0]["score"] >= floor
+    d = run_json(capsys, "search", "--accuracy", str(tmp / "acc.json"), "--table",
+                 str(tmp / "dev.json"), "--budget-ms", str(budget), "--method", "random")
+    assert d["results"][0]["latency_ms"] <= budget
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--budget-ms", "0.001"], "smallest latency any architecture reaches"),
+    (["--budget-ms", "1", "--limit", "max_parms=5"], "unknown limit 'max_parms'"),
+    (["--budget-ms", "fast"], "cannot read 'fast'"),
+    (["--budget-ms", "1", "--max-params", "10"], "unreachable"),
+    (["--objective", "latency"], "needs --min-score"),
+    ([], "needs --budget-ms"),
+])
+def test_search_bad_input_exits_2_with_one_line(tables, capsys, extra, message):
+    _, _, tmp = tables
+    rc = main(["search", "--accuracy", str(tmp / "acc.json"), "--table", str(tmp / "dev.json"),
+               *extra])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and err.count("\n") == 1
+
+
+def test_search_foreign_tables_exit_2(tables, capsys):
+    _, _, tmp = tables
+    acc2, _ = make_tables("proxyless-mobile", 0)
+    acc2.save(tmp / "other.json")
+    rc = main(["search", "--accuracy", str(tmp / "other.json"), "--table", str(tmp / "dev.json"),
+               "--budget-ms", "5"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no latency for block" in err and err.count("\n") == 1
+    rc = main(["search", "--accuracy", str(tmp / "acc.csv"), "--table", str(tmp / "dev.json"),
+               "--budget-ms", "5"])
+    assert rc == 2 and "--space" in capsys.readouterr().err
