@@ -4,7 +4,8 @@ accuracy-latency frontier at once) and, for comparison, evolutionary and random 
 No runtime is imported here: only numpy and the tables.
 """
 
-from .exact import Frontier, FrontierPoint, build_frontier, compute_frontier, frontier, solve, solve_many
+from .exact import (Frontier, FrontierPoint, build_frontier, compute_frontier, frontier, solve,
+                    solve_many)
 from .evolution import SearchResult, evolutionary_search, random_search
 from .problem import LIMITS, OBJECTIVES, Limits, Problem, SolverError, build_problem
 

@@ -171,13 +171,17 @@ def solve_many(accuracy_table: AccuracyTable, device_table: DeviceTable,
         front = compute_frontier(problem, budget_ms)
         if budget_ms is not None and not len(front):
             raise SolverError(compute_frontier(problem)._infeasible(f"{budget_ms:g} ms"))
-        idx = [front.index_for_floor(float(t), budget_ms) for t in targets]  # type: ignore[arg-type]
+        idx = [front.index_for_floor(float(t), budget_ms)  # type: ignore[arg-type]
+               for t in targets]
     else:
         if any(t is None for t in targets):
             raise SolverError(f"the {objective} objective needs a latency budget (budget_ms)")
-        front = compute_frontier(problem, max(targets) if len(targets) == 1 else None)  # type: ignore[type-var]
+        # one budget: prune by it while merging; several: one whole frontier serves all
+        cap = float(targets[0]) if len(targets) == 1 else None  # type: ignore[arg-type]
+        front = compute_frontier(problem, cap)
         if not len(front) and len(targets) == 1:
             front = compute_frontier(problem)  # for the message: the fastest reachable
         idx = [front.index_for_budget(float(t)) for t in targets]  # type: ignore[arg-type]
     key = "min_score" if objective == "latency" else "budget_ms"
-    return [replace(a, extra=a.extra + ((key, t),)) for a, t in zip(front.architectures(idx), targets)]
+    return [replace(a, extra=a.extra + ((key, t),))
+            for a, t in zip(front.architectures(idx), targets)]

@@ -21,8 +21,10 @@ Two reductions keep the sets small without losing optimality:
 
 Ties are broken deterministically: among partial solutions with identical figures the
 one whose choice indices come first lexicographically survives, so the final answer for
-a budget is the highest score, then the lowest latency, then the smallest choice
-indices. Pure numpy; no runtime, no tables (see :mod:`hwnas.solver.problem`).
+a budget is the highest score, then the lowest latency, then (without extra limits) the
+lexicographically smallest choice indices. Figures should be integer-valued floats
+(``hwnas.solver.problem.Quantised``) so that sums are exact and ties are real.
+Pure numpy; no runtime, no tables.
 """
 
 from __future__ import annotations
@@ -165,7 +167,8 @@ def pareto_frontier(costs: Sequence[np.ndarray], scores: Sequence[np.ndarray],
         k = c.shape[0]
         cand_lat = (lat[:, None] + c[None, :]).ravel()
         cand_sc = (sc[:, None] + np.asarray(scores[l], dtype=float)[None, :]).ravel()
-        cand_used = (used[:, None, :] + res[l][None, :, :]).reshape(-1, d) if d else np.zeros((lat.shape[0] * k, 0))
+        cand_used = ((used[:, None, :] + res[l][None, :, :]).reshape(-1, d) if d
+                     else np.zeros((lat.shape[0] * k, 0)))
         cand_lex = (lex[:, None] * k + np.arange(k)[None, :]).ravel()
         ok = np.isfinite(cand_lat)
         if latency_cap is not None:

@@ -228,7 +228,8 @@ def build_problem(accuracy: AccuracyTable, device: DeviceTable, objective: str =
                           c, math.inf) for c, layer in zip(costs, space.layers)]
     for i, c in enumerate(costs):
         if not np.isfinite(c).any():
-            why = " within max_memory" if lim.max_memory is not None else " (all failed on the device)"
+            why = (" within max_memory" if lim.max_memory is not None
+                   else " (all failed on the device)")
             raise SolverError(f"layer {i} has no feasible candidate{why}; candidates: "
                               f"{', '.join(space.layers[i].choices)}")
     raw_q, loss_q = Quantised.of(raw), Quantised.of(loss)
