@@ -1,0 +1,275 @@
+"""PONAS two-stage training of a supernet into an accuracy table.
+
+Stage 1 (meta-training): the whole supernet is trained with uniform single-path sampling.
+Optional PWSNAS shrinking rounds follow (drop the weakest operator per layer by the angle
+metric, train on). Stage 2 (layer-wise fine-tuning): for layer ``l`` the earlier layers are
+fixed to their chosen (best) blocks; each candidate of ``l`` is fine-tuned briefly (a copy
+of the supernet: the candidate, the later layers and the head learn, the prefix is frozen)
+while the later layers sample paths; it is scored by the mean validation accuracy over a
+few later paths, the same paths for every candidate of the layer. The scores form the
+:class:`~hwnas.tables.AccuracyTable`.
+
+Everything the run decides is written to the output folder as it goes (checkpoint after
+every epoch and round, stage-2 scores after every layer), so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from ..errors import UserError
+from ..fileio import read_json, write_json_atomic
+from ..spaces import SearchSpace, save_space
+from ..tables.accuracy import AccuracyTable
+from .checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
+from .data import DataSplit
+from .loop import accuracy, make_loader, recalibrate_bn, sgd, train_epoch, train_steps
+from .proxy import Proxy
+from .shrink import angle_scores, shrink_keep, shrink_supernet
+from .supernet import Supernet, extract_subnet, sample_path
+
+TABLE_NAME = "accuracy_table.json"
+SPACE_NAME = "space.json"
+STAGE2_NAME = "stage2.json"
+
+# (stage description, done, total): the CLI turns it into progress bars
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10             # meta-training epochs of the full setting
+    batch_size: int = 64
+    lr: float = 0.1
+    finetune_steps: int = 10     # stage 2, per candidate
+    finetune_lr: float = 0.02
+    later_paths: int = 3         # stage 2, later paths each candidate is scored on
+    bn_batches: int = 4          # batch-norm recalibration batches before each evaluation
+    shrink_rounds: int = 0
+    shrink_epochs: int = 1       # training after each shrinking round
+    angle_paths: int = 16
+    val_fraction: float = 0.2
+    seed: int = 0
+    proxy: Proxy = field(default_factory=Proxy)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "later_paths"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name in ("finetune_steps", "bn_batches", "shrink_rounds", "shrink_epochs"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not (self.lr > 0 and self.finetune_lr > 0):
+            raise UserError("learning rates must be positive")
+
+    @property
+    def meta_epochs(self) -> int:
+        return max(1, int(round(self.epochs * self.proxy.epochs)))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["proxy"] = self.proxy.to_dict()
+        return d
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    table: AccuracyTable
+    table_path: Path
+    checkpoint_path: Path
+    space_path: Path | None      # the shrunk space file, when shrinking ran
+    chosen: tuple[str, ...]      # the per-layer best blocks of stage 2
+    seconds: Mapping[str, float]
+
+
+def _lr(cfg: TrainConfig, epoch: int, total: int) -> float:
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / max(total, 1)))
+
+
+def evaluate_path(net: Supernet, choices: Sequence[str], data: DataSplit, cfg: TrainConfig,
+                  seed: int) -> float:
+    """Validation accuracy of one path with inherited weights and recalibrated BN."""
+    sub = extract_subnet(net, choices)
+    recalibrate_bn(sub, data.train_x, cfg.batch_size, cfg.bn_batches, seed)
+    return accuracy(sub, data.val_x, data.val_y)
+
+
+class _Run:
+    """State of one training run in one output folder (never global, never on the net)."""
+
+    def __init__(self, target: SearchSpace, data: DataSplit, out: Path, cfg: TrainConfig,
+                 progress: ProgressFn | None) -> None:
+        self.target, self.data, self.out, self.cfg = target, data, out, cfg
+        self.progress = progress or (lambda *_: None)
+        self.ck_path = out / CHECKPOINT_NAME
+        self.seconds: dict[str, float] = {}
+        self.train = data.subsample(cfg.proxy.samples, cfg.seed)
+
+    # ------------------------------------------------------------ checkpoint
+    def start(self) -> tuple[Supernet, dict[str, torch.Tensor], dict[str, Any], dict | None]:
+        space = self.cfg.proxy.apply(self.target)
+        if self.ck_path.exists():
+            ck = load_checkpoint(self.ck_path)
+            if ck.target.id != self.target.id and ck.progress.get("base_target") != self.target.id:
+                raise UserError(f"{self.ck_path} is a checkpoint for space {ck.target.name} (id "
+                                f"{ck.target.id}), not {self.target.name} (id {self.target.id}); "
+                                "use another --out folder")
+            if dict(ck.config) != self.cfg.to_dict():
+                raise UserError(f"{self.ck_path} was trained with other settings; resume with the "
+                                "same options or use another --out folder")
+            self.target = ck.target
+            net = Supernet(ck.space)
+            net.load_state_dict(ck.model)
+            return net, dict(ck.init), dict(ck.progress), dict(ck.optimizer or {}) or None
+        torch.manual_seed(self.cfg.seed)
+        net = Supernet(space)
+        init = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        return net, init, {"meta_epoch": 0, "shrink_round": 0, "base_target": self.target.id}, None
+
+    def save(self, net: Supernet, init: Mapping[str, torch.Tensor], progress: Mapping[str, Any],
+             opt: torch.optim.Optimizer | None) -> None:
+        save_checkpoint(self.ck_path, Checkpoint(net.space, self.target, self.cfg.to_dict(),
+                                                 dict(progress), net.state_dict(), dict(init),
+                                                 opt.state_dict() if opt is not None else None))
+
+    # --------------------------------------------------------------- stage 1
+    def meta_train(self, net: Supernet, init: Mapping[str, torch.Tensor], prog: dict[str, Any],
+                   opt_state: dict | None) -> None:
+        cfg, total = self.cfg, self.cfg.meta_epochs
+        opt = sgd(net.parameters(), cfg.lr)
+        if opt_state:
+            opt.load_state_dict(opt_state)
+        steps = len(make_loader(self.train.train_x, self.train.train_y, cfg.batch_size, True, 0))
+        done = prog["meta_epoch"] * steps
+        t0 = time.perf_counter()
+        for epoch in range(prog["meta_epoch"], total):
+            for g in opt.param_groups:
+                g["lr"] = _lr(cfg, epoch, total)
+            loader = make_loader(self.train.train_x, self.train.train_y, cfg.batch_size, True,
+                                 cfg.seed, epoch)
+
+            def tick(n: int) -> None:
+                nonlocal done
+                done += n
+                self.progress("meta-training", done, total * steps)
+
+            train_epoch(net, loader, opt, lambda r: sample_path(net.space, r), cfg.seed, epoch,
+                        progress=tick)
+            prog["meta_epoch"] = epoch + 1
+            self.save(net, init, prog, opt)
+        self.seconds["meta_train"] = time.perf_counter() - t0
+
+    # -------------------------------------------------------------- shrinking
+    def shrink(self, net: Supernet, init: dict[str, torch.Tensor], prog: dict[str, Any]
+               ) -> Supernet:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        for rnd in range(prog["shrink_round"], cfg.shrink_rounds):
+            scores = angle_scores(net, init, cfg.angle_paths, cfg.seed + rnd)
+            keep = shrink_keep(net.space, scores)
+            net, self.target = shrink_supernet(net, keep, self.target)
+            init = {k: init[k] for k in net.state_dict()}
+            opt = sgd(net.parameters(), cfg.lr * 0.1)
+            for e in range(cfg.shrink_epochs):
+                epoch = 10_000 + rnd * 100 + e
+                loader = make_loader(self.train.train_x, self.train.train_y, cfg.batch_size,
+                                     True, cfg.seed, epoch)
+                train_epoch(net, loader, opt, lambda r: sample_path(net.space, r), cfg.seed, epoch)
+            prog["shrink_round"] = rnd + 1
+            self.save(net, init, prog, None)
+            self.progress("shrinking", rnd + 1, cfg.shrink_rounds)
+        self.seconds["shrink"] = time.perf_counter() - t0
+        return net
+
+    # --------------------------------------------------------------- stage 2
+    def layerwise(self, net: Supernet) -> tuple[list[dict[str, float]], list[str]]:
+        cfg, space = self.cfg, net.space
+        state_path = self.out / STAGE2_NAME
+        key = {"space_id": space.id, "config": cfg.to_dict()}
+        rows: list[dict[str, float]] = []
+        chosen: list[str] = []
+        if state_path.exists():
+            saved = read_json(state_path, "stage-2 progress")
+            if isinstance(saved, dict) and saved.get("key") == key:
+                rows, chosen = list(saved["rows"]), list(saved["chosen"])
+        total = sum(len(layer.choices) for layer in space.layers)
+        done = sum(len(r) for r in rows)
+        t0 = time.perf_counter()
+        for l in range(len(rows), len(space.layers)):
+            rng = random.Random(f"later:{cfg.seed}:{l}")
+            later = [sample_path(space, rng)[l + 1:] for _ in range(cfg.later_paths)]
+            row: dict[str, float] = {}
+            for c in space.layers[l].choices:
+                row[c] = self._score_candidate(net, chosen, l, c, later)
+                done += 1
+                self.progress("layer-wise fine-tuning", done, total)
+            best = max(space.layers[l].choices, key=lambda c: (row[c], -space.layers[l].choices.index(c)))
+            rows.append(row)
+            chosen.append(best)
+            write_json_atomic(state_path, {"key": key, "rows": rows, "chosen": chosen})
+        self.seconds["layerwise"] = time.perf_counter() - t0
+        return rows, chosen
+
+    def _score_candidate(self, net: Supernet, prefix: Sequence[str], l: int, c: str,
+                         later: Sequence[Sequence[str]]) -> float:
+        cfg = self.cfg
+        fixed = tuple(prefix) + (c,)
+        tuned = copy.deepcopy(net)
+        if cfg.finetune_steps > 0:
+            frozen = [tuned.stem, tuned.fixed] + [tuned.layers[i][prefix[i]] for i in range(l)]
+            for m in frozen:
+                m.requires_grad_(False)
+            opt = sgd([p for p in tuned.parameters() if p.requires_grad], cfg.finetune_lr)
+            seed = cfg.seed * 1000 + l + 1  # the same batches for every candidate of layer l
+            train_steps(tuned, self.train.train_x, self.train.train_y, opt,
+                        lambda r: sample_path(tuned.space, r, fixed), cfg.finetune_steps,
+                        cfg.batch_size, seed)
+        return sum(evaluate_path(tuned, fixed + tuple(p), self.data, cfg, cfg.seed + k)
+                   for k, p in enumerate(later)) / len(later)
+
+
+def train_accuracy_table(space: SearchSpace, data: DataSplit, out_dir: "str | Path",
+                         cfg: TrainConfig = TrainConfig(),
+                         progress: ProgressFn | None = None) -> TrainResult:
+    """The whole run: meta-train, shrink (optional), layer-wise fine-tune, write the table.
+
+    ``data`` must be at the proxy space's input size (see :func:`data_for`).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run = _Run(space, data, out, cfg, progress)
+    net, init, prog, opt_state = run.start()
+    run.meta_train(net, init, prog, opt_state)
+    net = run.shrink(net, init, prog)
+    rows, chosen = run.layerwise(net)
+    space_path = save_space(run.target, out / SPACE_NAME) if cfg.shrink_rounds else None
+    provenance = {
+        "method": "ponas-two-stage", "data": data.source, "train_samples": len(run.train.train_y),
+        "val_samples": len(data.val_y), "proxy": cfg.proxy.to_dict(), "proxy_tag": cfg.proxy.tag(),
+        "epochs": cfg.meta_epochs, "finetune_steps": cfg.finetune_steps,
+        "later_paths": cfg.later_paths, "shrink_rounds": cfg.shrink_rounds, "seed": cfg.seed,
+        "space": run.target.name, "space_id": run.target.id, "trained_space_id": net.space.id,
+        "score": "validation accuracy (fraction), mean over later paths",
+        "chosen": chosen, "seconds": {k: round(v, 2) for k, v in run.seconds.items()},
+        "torch": torch.__version__,
+    }
+    table = AccuracyTable.from_rows(run.target, rows, provenance)
+    table_path = table.save(out / TABLE_NAME)
+    return TrainResult(table, table_path, run.ck_path, space_path, tuple(chosen),
+                       dict(run.seconds))
+
+
+def data_for(space: SearchSpace, ref: str, cfg: TrainConfig) -> DataSplit:
+    """Load ``ref`` at the input size of the space ``cfg``'s proxy trains on."""
+    from .data import load_data
+
+    trained = cfg.proxy.apply(space)
+    return load_data(ref, trained.input, trained.classes, cfg.seed, cfg.val_fraction)
