@@ -29,7 +29,7 @@ class Protocol:
     max_samples: int = 300
     stable_rel: float = 0.01  # the median moved less than 1% ...
     stable_rounds: int = 3    # ... in this many consecutive rounds ...
-    se_rel: float = 0.02      # ... and its standard error is below 2% of it
+    se_rel: float = 0.01      # ... and its standard error is below 1% of it
     item_cap_s: float = 15.0  # sampling time cap per item
     total_cap_s: float = 0.0  # cap for a whole run (0: none); unfinished items stay pending
 
