@@ -12,14 +12,18 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
 from ..errors import UserError
 from ..spaces import SearchSpace, space_from_dict
+
+if TYPE_CHECKING:
+    from .supernet import Supernet
 
 CHECKPOINT_KIND = "hwnas.supernet_checkpoint"
 CHECKPOINT_SCHEMA = 1
@@ -35,6 +39,19 @@ class Checkpoint:
     model: Mapping[str, torch.Tensor]
     init: Mapping[str, torch.Tensor] = field(default_factory=dict)
     optimizer: Mapping[str, Any] | None = None
+
+    def supernet(self) -> "Supernet":
+        """The supernet of ``space`` with these weights."""
+        from .supernet import Supernet
+
+        net = Supernet(self.space)
+        try:
+            net.load_state_dict(dict(self.model), strict=True)
+        except RuntimeError as exc:
+            first = (str(exc).strip().splitlines() or ["?"])[0]
+            raise UserError(f"checkpoint weights do not fit space {self.space.name}: "
+                            f"{first[:200]}") from None
+        return net
 
 
 def save_checkpoint(path: "str | Path", ck: Checkpoint) -> Path:
@@ -67,7 +84,9 @@ def load_checkpoint(path: "str | Path", space: SearchSpace | None = None) -> Che
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle protocol is refused below anyway
+            warnings.simplefilter("ignore")
+            d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unreadable or unsafe file is bad input, not a bug
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
         raise UserError(f"checkpoint {path} cannot be read safely: {first[:200]}") from None

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-PathFn = Callable[[random.Random], Sequence[str]]
+PathFn = Callable[[random.Random], "Sequence[str] | None"]  # None: a plain network
 Progress = Callable[[int], None]
 
 
@@ -51,7 +51,7 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
             break
         path = path_fn(step_rng(seed, epoch, step))
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xb, path), yb)
+        loss = loss_fn(model(xb) if path is None else model(xb, path), yb)
         loss.backward()
         optimizer.step()
         total += float(loss.detach()) * len(yb)
@@ -68,16 +68,11 @@ def train_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     done, epoch = 0, 0
     while done < steps:
         loader = make_loader(x, y, batch_size, True, seed, epoch)
-        before = done
-        done += _count(train_epoch(model, loader, optimizer, path_fn, seed, epoch,
-                                   max_steps=steps - done), loader, steps - done)
-        epoch += 1
-        if done == before:  # pragma: no cover - empty data
+        if len(loader) == 0:  # pragma: no cover - empty data
             break
-
-
-def _count(_loss: float, loader: DataLoader, left: int) -> int:
-    return min(len(loader), left)
+        train_epoch(model, loader, optimizer, path_fn, seed, epoch, max_steps=steps - done)
+        done += min(len(loader), steps - done)
+        epoch += 1
 
 
 @torch.no_grad()

@@ -126,9 +126,7 @@ class _Run:
                 raise UserError(f"{self.ck_path} was trained with other settings; resume with the "
                                 "same options or use another --out folder")
             self.target = ck.target
-            net = Supernet(ck.space)
-            net.load_state_dict(ck.model)
-            return net, dict(ck.init), dict(ck.progress), dict(ck.optimizer or {}) or None
+            return ck.supernet(), dict(ck.init), dict(ck.progress), dict(ck.optimizer or {}) or None
         torch.manual_seed(self.cfg.seed)
         net = Supernet(space)
         init = {k: v.detach().clone() for k, v in net.state_dict().items()}

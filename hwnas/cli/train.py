@@ -1,0 +1,181 @@
+"""``hwnas train``, ``hwnas proxy-rank`` and ``hwnas validate-table``."""
+
+from __future__ import annotations
+
+from ._output import add_json_flag, console, emit, table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a supernet (PONAS two stages) into an accuracy table")
+    p.add_argument("--space", required=True, metavar="NAME|FILE")
+    p.add_argument("--data", default="digits", metavar="digits|DIR|FILE.npz",
+                   help="'digits' (built in), an image folder (one sub-folder per class) or a "
+                        ".npz with arrays x, y")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="writes supernet.pt and accuracy_table.json; a re-run resumes")
+    p.add_argument("--proxy", default="full", metavar="SETTING",
+                   help="EcoNAS reduced setting, e.g. 'channels=0.5,resolution=16,samples=0.5,"
+                        "epochs=0.5' (default: full)")
+    p.add_argument("--shrink", type=int, default=0, metavar="ROUNDS",
+                   help="PWSNAS shrinking rounds after meta-training (each drops one operator "
+                        "per layer, keeping at least one); writes DIR/space.json")
+    p.add_argument("--epochs", type=int, default=10, help="meta-training epochs (default 10)")
+    p.add_argument("--finetune-steps", type=int, default=10,
+                   help="stage-2 fine-tuning steps per candidate (default 10)")
+    p.add_argument("--later-paths", type=int, default=3,
+                   help="later paths each candidate is scored on (default 3)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("proxy-rank", help="rank consistency of a proxy table against the full one")
+    r.add_argument("proxy_table", metavar="PROXY_TABLE")
+    r.add_argument("full_table", metavar="FULL_TABLE")
+    r.add_argument("--space", metavar="NAME|FILE", help="the space, for CSV tables")
+    add_json_flag(r)
+    r.set_defaults(func=cmd_proxy_rank)
+
+    v = sub.add_parser("validate-table",
+                       help="table-predicted vs real accuracy of random sub-networks (Kendall tau)")
+    v.add_argument("--checkpoint", required=True, metavar="supernet.pt")
+    v.add_argument("--table", required=True, metavar="TABLE")
+    v.add_argument("--data", default="digits", metavar="digits|DIR|FILE.npz")
+    v.add_argument("--samples", type=int, default=20, help="random sub-networks (default 20)")
+    v.add_argument("--finetune-steps", type=int, default=0,
+                   help="also measure after this many fine-tuning steps (default 0: off)")
+    v.add_argument("--seed", type=int, default=None,
+                   help="sampling seed (default: the checkpoint's; the data split is always the "
+                        "checkpoint's)")
+    v.add_argument("--threads", type=int, default=None)
+    add_json_flag(v)
+    v.set_defaults(func=cmd_validate)
+
+
+def _threads(n: int | None) -> None:
+    import torch
+
+    from ..errors import UserError
+
+    if n is not None:
+        if n < 1:
+            raise UserError("--threads must be >= 1")
+        torch.set_num_threads(n)
+
+
+def cmd_train(args) -> int:
+    from ..errors import require
+    from ..spaces import load_space
+
+    space = load_space(args.space)
+    require("torch", "torch")
+    require("sklearn", "torch")
+    from ..train.ponas import TrainConfig, data_for, train_accuracy_table
+    from ..train.proxy import Proxy
+
+    _threads(args.threads)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      finetune_steps=args.finetune_steps, later_paths=args.later_paths,
+                      shrink_rounds=args.shrink, seed=args.seed, proxy=Proxy.parse(args.proxy))
+    data = data_for(space, args.data, cfg)
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
+
+    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    tasks: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = prog.add_task(stage, total=total)
+        prog.update(tasks[stage], completed=done, total=total)
+
+    with prog:
+        result = train_accuracy_table(space, data, args.out, cfg, progress)
+    t = result.table
+    d = {"out": args.out, "table": str(result.table_path), "checkpoint": str(result.checkpoint_path),
+         "space": t.space.name, "space_id": t.space.id,
+         "shrunk_space": str(result.space_path) if result.space_path else None,
+         "chosen": list(result.chosen), "data": data.describe(),
+         "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
+         "layers": [dict(row) for row in t.scores]}
+
+    def human(d) -> None:
+        rows = [[i, c, f"{v:.4f}", f"{t.relative_loss()[i][c]:.4f}", "*" if c == d["chosen"][i] else ""]
+                for i, row in enumerate(t.scores) for c, v in row]
+        table(f"accuracy table ({d['space']}, id {d['space_id']})",
+              ["layer", "choice", "val acc", "rel. loss", "best"], rows)
+        console().print(f"wrote {d['table']} and {d['checkpoint']}"
+                        + (f"; shrunk space {d['shrunk_space']}" if d["shrunk_space"] else ""))
+
+    emit(args, d, human)
+    return 0
+
+
+def cmd_proxy_rank(args) -> int:
+    from ..tables import load_accuracy_table
+
+    proxy = load_accuracy_table(args.proxy_table, args.space)
+    full = load_accuracy_table(args.full_table, args.space)
+    from ..train.validate import rank_consistency
+
+    d = rank_consistency(proxy, full)
+
+    def human(d) -> None:
+        table(f"rank consistency: {d['proxy']} vs {d['full']}", ["layer", "Kendall tau", "Spearman"],
+              [[r["layer"], f"{r['kendall_tau']:.3f}", f"{r['spearman_rho']:.3f}"]
+               for r in d["layers"]])
+        m, p = d["mean_per_layer"], d["pooled"]
+        console().print(f"mean per layer: tau {m['kendall_tau']:.3f}, rho {m['spearman_rho']:.3f}; "
+                        f"pooled relative loss: tau {p['kendall_tau']:.3f}, rho {p['spearman_rho']:.3f}")
+
+    emit(args, d, human)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from ..errors import UserError, require
+    from ..tables import load_accuracy_table
+
+    if args.samples < 2:
+        raise UserError("--samples must be >= 2")
+    if args.finetune_steps < 0:
+        raise UserError("--finetune-steps must be >= 0")
+    tab = load_accuracy_table(args.table)
+    require("torch", "torch")
+    from ..train.checkpoint import load_checkpoint
+    from ..train.data import load_data
+    from ..train.validate import EvalSettings, validate_table
+
+    _threads(args.threads)
+    ck = load_checkpoint(args.checkpoint, tab.space)
+    net = ck.supernet()
+    seed = int(ck.config.get("seed", 0))
+    data = load_data(args.data, ck.space.input, ck.space.classes, seed,
+                     float(ck.config.get("val_fraction", 0.2)))
+    settings = EvalSettings(batch_size=int(ck.config.get("batch_size", 64)),
+                            bn_batches=int(ck.config.get("bn_batches", 4)),
+                            finetune_steps=args.finetune_steps,
+                            seed=seed if args.seed is None else args.seed)
+    from ._output import progress_bar
+
+    prog, task = progress_bar("validating", args.samples)
+    with prog:
+        d = validate_table(net, tab, data, args.samples, settings,
+                           lambda i, n: prog.update(task, completed=i, total=n))
+
+    def human(d) -> None:
+        table("table-predicted vs real accuracy", ["choices", "predicted", "inherited", "fine-tuned"],
+              [[",".join(r["choices"]), f"{r['predicted']:.4f}", f"{r['inherited']:.4f}",
+                "-" if r["finetuned"] is None else f"{r['finetuned']:.4f}"] for r in d["rows"]])
+        line = f"{d['samples']} sub-networks: Kendall tau {d['inherited']['kendall_tau']:.3f} " \
+               f"(inherited weights)"
+        if "finetuned" in d:
+            line += f", {d['finetuned']['kendall_tau']:.3f} (after {d['finetune_steps']} steps)"
+        console().print(line)
+
+    emit(args, d, human)
+    return 0
