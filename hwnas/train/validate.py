@@ -16,7 +16,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..arch import Architecture
 from ..errors import UserError, require
 from ..tables.accuracy import AccuracyTable
 from .data import DataSplit
@@ -187,3 +186,11 @@ def macs_latency(table: AccuracyTable) -> LatencyFn:
     per = [{b.choice(): b.macs() for b in layer.candidates} for layer in space.layers]
     fixed = sum(b.macs() for b in space.fixed_blocks())
     return lambda choices: float(fixed + sum(p[c] for p, c in zip(per, choices)))
+
+
+def device_latency(table: AccuracyTable, device_table: Any) -> LatencyFn:
+    """Predicted milliseconds from a :class:`~hwnas.tables.DeviceTable` (additive model)."""
+    const, costs = device_table.layer_costs(table.space)
+    index = [{c: j for j, c in enumerate(layer.choices)} for layer in table.space.layers]
+    return lambda choices: float(const + sum(float(cost[ix[c]])
+                                             for cost, ix, c in zip(costs, index, choices)))

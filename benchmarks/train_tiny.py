@@ -1,0 +1,124 @@
+"""Benchmark: the whole PONAS two-stage run on tiny-32 / digits, and how good its table is.
+
+Prints: wall time of the two-stage run (meta-training + layer-wise fine-tuning + table);
+Kendall tau / Spearman between table-predicted and real validation accuracy of random
+sub-networks (inherited weights, and after a short fine-tune); the table's best
+architecture against the mean of 20 random architectures of no larger latency (latency
+from the shipped tiny-32 device table when it covers the space, else additive MACs).
+
+    python benchmarks/train_tiny.py [--out DIR] [--epochs N] [--proxy SETTING] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+
+from hwnas.spaces import load_space
+from hwnas.train import TrainConfig, data_for, load_checkpoint, train_accuracy_table
+from hwnas.train.proxy import Proxy
+from hwnas.train.validate import (EvalSettings, best_vs_random, device_latency, macs_latency,
+                                  validate_table)
+
+
+def latency_fn(table):
+    from hwnas.errors import UserError
+    from hwnas.tables import load_device_table
+
+    try:
+        dt = load_device_table("tiny-32_onnxruntime_cpu_fp32")
+        fn = device_latency(table, dt)
+        fn(table.space.sample(0))
+        return fn, "ms, shipped device table tiny-32_onnxruntime_cpu_fp32"
+    except (UserError, KeyError, ValueError):
+        return macs_latency(table), "MACs (additive)"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--finetune-steps", type=int, default=10)
+    ap.add_argument("--later-paths", type=int, default=3)
+    ap.add_argument("--proxy", default="full")
+    ap.add_argument("--samples", type=int, default=24)
+    ap.add_argument("--val-finetune-steps", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+
+    space = load_space("tiny-32")
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      finetune_steps=args.finetune_steps, later_paths=args.later_paths,
+                      seed=args.seed, proxy=Proxy.parse(args.proxy))
+    out = args.out or tempfile.mkdtemp(prefix="hwnas-train-tiny-")
+    t0 = time.perf_counter()
+    data = data_for(space, "digits", cfg)
+    result = train_accuracy_table(space, data, out, cfg)
+    train_s = time.perf_counter() - t0
+    print(f"two-stage run: {train_s:.1f} s (meta {result.seconds['meta_train']:.1f} s, "
+          f"layer-wise {result.seconds['layerwise']:.1f} s), chosen {','.join(result.chosen)}",
+          file=sys.stderr)
+
+    net = load_checkpoint(result.checkpoint_path).supernet()
+    table = result.table
+    settings = EvalSettings(batch_size=cfg.batch_size, bn_batches=cfg.bn_batches,
+                            finetune_steps=args.val_finetune_steps, seed=args.seed + 1)
+    t1 = time.perf_counter()
+    val = validate_table(net, table, data, args.samples, settings)
+    val_s = time.perf_counter() - t1
+    lat, lat_unit = latency_fn(table)
+    t2 = time.perf_counter()
+    top = best_vs_random(net, table, data, lat, None, 20, settings)
+    rand_lats = sorted(lat(table.space.sample(10_000 + i)) for i in range(200))
+    budget = statistics.median(rand_lats)
+    mid = best_vs_random(net, table, data, lat, budget, 20, settings)
+    cmp_s = time.perf_counter() - t2
+
+    figures = {
+        "space": space.name, "data": data.source, "proxy": cfg.proxy.tag(),
+        "config": cfg.to_dict(), "torch_threads": torch.get_num_threads(),
+        "two_stage_seconds": round(train_s, 1),
+        "stage_seconds": {k: round(v, 1) for k, v in result.seconds.items()},
+        "validation_seconds": round(val_s, 1), "comparison_seconds": round(cmp_s, 1),
+        "samples": val["samples"],
+        "kendall_tau_inherited": round(val["inherited"]["kendall_tau"], 3),
+        "spearman_inherited": round(val["inherited"]["spearman_rho"], 3),
+        "kendall_tau_finetuned": round(val["finetuned"]["kendall_tau"], 3),
+        "spearman_finetuned": round(val["finetuned"]["spearman_rho"], 3),
+        "val_finetune_steps": args.val_finetune_steps,
+        "mean_real_acc_inherited": round(statistics.mean(r["inherited"] for r in val["rows"]), 4),
+        "latency_unit": lat_unit,
+        "best": top, "best_at_median_budget": {**mid, "budget": budget},
+        "out": out,
+    }
+    if args.json:
+        print(json.dumps(figures, indent=1))
+        return 0
+    print(f"tiny-32 / {data.source}, proxy {cfg.proxy.tag()}, {torch.get_num_threads()} threads")
+    print(f"two-stage run + table: {train_s:.1f} s  ({figures['stage_seconds']})")
+    print(f"table vs real accuracy, {val['samples']} random sub-networks: Kendall tau "
+          f"{figures['kendall_tau_inherited']} (inherited), {figures['kendall_tau_finetuned']} "
+          f"(after {args.val_finetune_steps} fine-tune steps); Spearman "
+          f"{figures['spearman_inherited']} / {figures['spearman_finetuned']}")
+    for name, d in (("table best", top), ("table best @ median latency", mid)):
+        for k in ("inherited", "finetuned"):
+            s = d[k]
+            print(f"{name} [{','.join(d['best'])}] latency {d['best_latency']:.4g} ({lat_unit}): "
+                  f"{k} acc {s['best']:.4f} vs mean of {d['randoms']} random no slower "
+                  f"{s['random_mean']:.4f} (max {s['random_max']:.4f})")
+    print(f"validation {val_s:.1f} s, comparisons {cmp_s:.1f} s; outputs in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
