@@ -20,9 +20,12 @@ def emit(args, data: Any, human: Callable[[Any], None] | None = None) -> None:
 
 
 def console():
+    import sys
+
     from rich.console import Console
 
-    return Console()
+    # piped output (CI logs, files) gets a wide fixed width instead of rich's 80 columns
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
