@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 
-import torch
+# On a shared 2-core machine another process often holds a core; OpenMP's default spin-wait
+# then turns each parallel region into a busy wait (a 1-second epoch took 47-118 s here).
+# Passive waiting must be set before torch loads its OpenMP runtime.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from hwnas.spaces import load_space
+import torch  # noqa: E402
+
+from hwnas.spaces import load_space  # noqa: E402
 from hwnas.train import TrainConfig, data_for, load_checkpoint, train_accuracy_table
-from hwnas.train.proxy import Proxy
+from hwnas.train.proxy import Proxy  # noqa: E402
 from hwnas.train.validate import (EvalSettings, best_vs_random, device_latency, macs_latency,
                                   validate_table)
 
@@ -48,6 +54,8 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--finetune-steps", type=int, default=10)
     ap.add_argument("--later-paths", type=int, default=3)
+    ap.add_argument("--bn-batches", type=int, default=16)
+    ap.add_argument("--val-fraction", type=float, default=0.2)
     ap.add_argument("--proxy", default="full")
     ap.add_argument("--samples", type=int, default=24)
     ap.add_argument("--val-finetune-steps", type=int, default=20)
@@ -59,6 +67,7 @@ def main() -> int:
     space = load_space("tiny-32")
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       finetune_steps=args.finetune_steps, later_paths=args.later_paths,
+                      bn_batches=args.bn_batches, val_fraction=args.val_fraction,
                       seed=args.seed, proxy=Proxy.parse(args.proxy))
     out = args.out or tempfile.mkdtemp(prefix="hwnas-train-tiny-")
     t0 = time.perf_counter()
@@ -87,6 +96,7 @@ def main() -> int:
     figures = {
         "space": space.name, "data": data.source, "proxy": cfg.proxy.tag(),
         "config": cfg.to_dict(), "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "two_stage_seconds": round(train_s, 1),
         "stage_seconds": {k: round(v, 1) for k, v in result.seconds.items()},
         "validation_seconds": round(val_s, 1), "comparison_seconds": round(cmp_s, 1),

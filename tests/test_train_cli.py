@@ -11,6 +11,18 @@ pytest.importorskip("sklearn")
 TINY = "c0.25,r8,s0.15,e1"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny models gain nothing from a second thread, and a busy shared core makes
+    # OpenMP's spin-wait very slow; restore the setting for other test modules
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
     from hwnas.cli import main
