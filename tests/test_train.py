@@ -244,3 +244,13 @@ def test_validate_and_rank_consistency(trained):
     assert best_within(res.table, lat, 1.0) is None
     cmp = best_vs_random(net, res.table, data, lat, randoms=2, settings=EvalSettings(bn_batches=1))
     assert cmp["randoms"] == 2 and 0.0 <= cmp["inherited"]["best"] <= 1.0
+
+
+def test_sampled_prefix_variant(space, tmp_path):
+    with pytest.raises(UserError, match="prefix"):
+        TrainConfig(prefix="best")
+    cfg = TrainConfig(epochs=1, batch_size=32, finetune_steps=1, later_paths=2, bn_batches=1,
+                      prefix="sampled", proxy=TINY)
+    res = train_accuracy_table(space, data_for(space, "digits", cfg), tmp_path, cfg)
+    assert res.table.provenance["prefix"] == "sampled"
+    assert len(res.chosen) == len(space.layers)

@@ -24,6 +24,9 @@ def register(sub) -> None:
                    help="stage-2 fine-tuning steps per candidate (default 10)")
     p.add_argument("--later-paths", type=int, default=3,
                    help="later paths each candidate is scored on (default 3)")
+    p.add_argument("--prefix", choices=("chosen", "sampled"), default="chosen",
+                   help="stage-2 earlier layers: fixed to their chosen blocks (PONAS, default) "
+                        "or sampled (a marginal score that ranks arbitrary architectures)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
@@ -82,7 +85,8 @@ def cmd_train(args) -> int:
 
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       finetune_steps=args.finetune_steps, later_paths=args.later_paths,
-                      shrink_rounds=args.shrink, seed=args.seed, proxy=Proxy.parse(args.proxy))
+                      prefix=args.prefix, shrink_rounds=args.shrink, seed=args.seed,
+                      proxy=Proxy.parse(args.proxy))
     data = data_for(space, args.data, cfg)
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
