@@ -3,20 +3,22 @@
 Every table and manifest goes through here: a write lands in a temporary file in the
 same folder, is fsynced and renamed over the target, so a reader sees the old file or
 the new one, never half of one. ``locked`` serialises read-modify-write cycles of
-several processes on one file (POSIX advisory lock on a side file).
+several processes on one file (POSIX advisory lock on a side file). Both come from the
+device-side package ``profilers``, which cannot import hwnas.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from profilers.tablefile import locked, write_text_atomic  # one implementation, shared
 
 from .errors import TableError
+
+__all__ = ["locked", "read_json", "write_json_atomic", "write_text_atomic"]
 
 
 def _finite(obj: Any) -> Any:
@@ -28,23 +30,6 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
-
-
-def write_text_atomic(path: "str | Path", text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def write_json_atomic(path: "str | Path", obj: Any) -> Path:
@@ -70,25 +55,3 @@ def read_json(path: "str | Path", what: str = "file") -> Any:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name} is not allowed")
-
-
-@contextlib.contextmanager
-def locked(path: "str | Path") -> Iterator[None]:
-    """Exclusive advisory lock for a read-modify-write of ``path`` across processes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.with_name(f".{path.name}.lock")
-    with open(lock_path, "a+") as fh:
-        try:
-            import fcntl
-
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - non-POSIX: atomic rename still protects readers
-            pass
-        try:
-            yield
-        finally:
-            with contextlib.suppress(Exception):
-                import fcntl
-
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

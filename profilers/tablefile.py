@@ -29,9 +29,13 @@ IDENTITY = ("space_id", "backend", "precision", "threads", "batch", "runtime_ver
 
 
 def write_json_atomic(path: "str | Path", obj: Any) -> Path:
+    return write_text_atomic(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
+
+
+def write_text_atomic(path: "str | Path", text: str) -> Path:
+    """Temporary file in the target's folder, fsync, rename: never a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(obj, indent=1, allow_nan=False) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
