@@ -47,3 +47,19 @@ def test_shipped_measured_tables_against_milp(name):
     pts = frontier(acc, dev)
     for budget in np.linspace(pts[0].latency_ms, pts[-1].latency_ms, 4):
         assert check_budget(acc, dev, float(budget)) == 1
+
+
+def test_cli_csv_accuracy_takes_the_device_tables_space(run_cli, tmp_path):
+    import json
+
+    acc, _ = make_tables("proxyless-mobile", seed=2)
+    acc.save(tmp_path / "acc.csv")
+    rc, out, err = run_cli("search", "--accuracy", tmp_path / "acc.csv", "--table",
+                           "proxylessnas_pixel1_tflite_fp32", "--budget-ms", "60,90", "--json")
+    assert rc == 0, err
+    res = json.loads(out)["results"]
+    assert [r["latency_ms"] <= b for r, b in zip(res, (60, 90))] == [True, True]
+    assert len(res[0]["choices"]) == 21
+    rc, _, err = run_cli("search", "--accuracy", tmp_path / "acc.csv", "--table",
+                         "ofa_note10_tflite_fp32", "--budget-ms", "60")
+    assert rc == 2 and "--space" in err and len(err.strip().splitlines()) == 1

@@ -95,6 +95,7 @@ def cmd_search(args) -> int:
     from ..fileio import write_json_atomic
     from ..solver import SolverError, build_frontier, evolutionary_search, random_search, solve_many
     from ..tables import load_accuracy_table, load_device_table
+    from ..spaces import find_space_by_id
 
     limits = _limits(args)
     if args.objective == "latency":
@@ -113,8 +114,15 @@ def cmd_search(args) -> int:
         if args.min_score is not None:
             raise UserError("--min-score goes with --objective latency")
         cap = []
-    acc = load_accuracy_table(args.accuracy, args.space)
     dev = load_device_table(args.table)
+    space = args.space
+    if space is None and str(args.accuracy).lower().endswith(".csv"):
+        # a CSV carries no space: take the device table's own (built-in) space
+        space = find_space_by_id(dev.space_id) if dev.space_id else None
+        if space is None:
+            raise UserError(f"{args.accuracy}: a CSV accuracy table needs its space (--space); "
+                            f"the device table {args.table} names no built-in space")
+    acc = load_accuracy_table(args.accuracy, space)
     if args.method == "exact":
         archs = solve_many(acc, dev, targets, objective=args.objective,
                            budget_ms=cap[0] if cap else None, **limits)
