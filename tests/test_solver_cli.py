@@ -99,4 +99,5 @@ def test_search_foreign_tables_exit_2(tables, capsys):
     rc = main(["search", "--accuracy", str(tmp / "acc.csv"), "--table", str(tmp / "dev.json"),
                "--budget-ms", "5"])
     # a CSV carries no space; the device table's built-in space (tiny-32) serves
-    assert rc in (0, 2) and "--space" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--space" not in err and (rc == 0 or "smallest latency" in err)
