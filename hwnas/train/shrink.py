@@ -81,10 +81,14 @@ def shrink_supernet(supernet: Supernet, keep: Sequence[Sequence[str]],
                     target: SearchSpace) -> tuple[Supernet, SearchSpace]:
     """A supernet over the kept operators, its weights taken from ``supernet``, and the
     matching shrunk target space."""
-    space = supernet.space.shrink(keep, name=f"{supernet.space.name}-shrunk")
-    new_target = target.shrink(keep, name=f"{target.name}-shrunk")
+    space = supernet.space.shrink(keep, name=_shrunk_name(supernet.space.name))
+    new_target = target.shrink(keep, name=_shrunk_name(target.name))
     with torch.random.fork_rng(devices=[]):
         net = Supernet(space)
     src = supernet.state_dict()
     net.load_state_dict({k: src[k] for k in net.state_dict()}, strict=True)
     return net, new_target
+
+
+def _shrunk_name(name: str) -> str:
+    return name if name.endswith("-shrunk") else f"{name}-shrunk"
