@@ -34,7 +34,11 @@ def _budgets(text: str) -> tuple[float, ...]:
 
 
 def cmd_run(args) -> int:
+    import os
     import sys
+
+    # passive OpenMP waiting on shared cores (see hwnas.cli.train); only before torch loads
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from ..pipeline import RunConfig, run_pipeline
 
