@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .base import Profiler, ProfilerError, Settings
+from .base import Profiler, ProfilerError, Runner, Settings
 from .calibration import fit_calibration
 from .fingerprint import fingerprint
 from .onnxgraph import write_identity_model
@@ -187,36 +187,51 @@ def finalize(out: Path, base: Mapping[str, Any], manifest: Mapping[str, Any]) ->
 
 def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | None = None,
                   protocol: Protocol | None = None, input_shape: Sequence[int] | None = None,
-                  profiler: Profiler | None = None) -> dict[str, Any]:
-    """One model end to end with the bundle protocol; the figure includes the per-call cost."""
+                  profiler: Profiler | None = None, sessions: int = 3) -> dict[str, Any]:
+    """One model end to end with the bundle protocol; the figure includes the per-call cost.
+
+    The model is loaded ``sessions`` times and the sessions are measured in the same
+    interleaved rounds; the figure is the fastest session's median. Why: on the shared
+    CI-class host one model's fresh ONNX Runtime sessions settled at either 0.176 or
+    0.24 ms (tight within each session), a placement effect of the session, not of the
+    model; the fastest of a few sessions is the repeatable figure.
+    """
     path = Path(onnx_path)
     prof = profiler or get_profiler(backend, settings)
     if not path.is_file():
         raise ProfilerError(f"model {path} does not exist")
     if path.suffix.lower() != ".onnx":
         raise ProfilerError(f"model {path} is not an .onnx file")
+    if sessions < 1:
+        raise ProfilerError("sessions must be >= 1")
     protocol = protocol or Protocol()
+    runners: dict[str, Runner] = {}
     with tempfile.TemporaryDirectory(prefix="hwnas-measure-") as tmp:
         try:
-            runner = prof.load(path, input_shape)
-        except ProfilerError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the runtime's own error: bad model file
-            raise ProfilerError(f"{backend} cannot load {path}: {_reason(exc)}") from None
-        ident = prof.load(write_identity_model(Path(tmp) / "identity.onnx"), (1, 1, 1, 1))
-        try:
-            res = measure_interleaved({"model": runner, OVERHEAD: ident}, protocol)
+            for i in range(sessions):
+                try:
+                    runners[f"model#{i}"] = prof.load(path, input_shape)
+                except ProfilerError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the runtime's own error: bad model
+                    raise ProfilerError(f"{backend} cannot load {path}: {_reason(exc)}") from None
+            runners[OVERHEAD] = prof.load(write_identity_model(Path(tmp) / "identity.onnx"),
+                                          (1, 1, 1, 1))
+            res = measure_interleaved(runners, protocol)
         finally:
-            runner.close()
-            ident.close()
-    model = res["model"]
-    if not isinstance(model, Stats):
-        raise ProfilerError(f"{backend} cannot run {path}: {model}")
+            for r in runners.values():
+                r.close()
+    stats = [res[k] for k in runners if k != OVERHEAD]
+    bad = [s for s in stats if not isinstance(s, Stats)]
+    if bad:
+        raise ProfilerError(f"{backend} cannot run {path}: {bad[0]}")
+    model = min(stats, key=lambda s: s.median_ms)
     over = res[OVERHEAD]
     meta = table_meta(prof, protocol, {})
     for k in ("space", "space_id", "status"):
         meta.pop(k, None)
     return {"model": str(path), **model.entry(),
+            "session_medians_ms": [round(s.median_ms, 6) for s in stats],
             "overhead_ms": over.median_ms if isinstance(over, Stats) else None, "meta": meta}
 
 
