@@ -14,7 +14,9 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--budget-ms", default="", metavar="X[,Y...]",
                    help="latency budgets (default: three spread over the frontier)")
-    p.add_argument("--epochs", type=int, default=10, help="supernet meta-training epochs")
+    p.add_argument("--epochs", type=int, default=20, help="supernet meta-training epochs")
+    p.add_argument("--later-paths", type=int, default=12,
+                   help="stage-2 context paths per layer (accuracy-table quality vs time)")
     p.add_argument("--finetune-steps", type=int, default=150,
                    help="fine-tuning steps of each chosen network")
     p.add_argument("--seed", type=int, default=0)
@@ -42,8 +44,10 @@ def cmd_run(args) -> int:
 
     from ..pipeline import RunConfig, run_pipeline
 
-    cfg = RunConfig(args.space, args.data, args.backend, args.threads, _budgets(args.budget_ms),
-                    args.epochs, args.finetune_steps, args.seed, args.quick)
+    cfg = RunConfig(space=args.space, data=args.data, backend=args.backend,
+                    threads=args.threads, budgets_ms=_budgets(args.budget_ms),
+                    epochs=args.epochs, later_paths=args.later_paths,
+                    finetune_steps=args.finetune_steps, seed=args.seed, quick=args.quick)
     c = console()
     say = (lambda s: None) if args.json else (lambda s: c.print(f"[bold cyan]hwnas run[/]: {s}"))
     last: dict[str, int] = {}
