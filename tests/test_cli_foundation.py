@@ -76,3 +76,17 @@ def test_import_is_light():
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_space_export_round_trips_and_edits(run_cli, tmp_path, suffix):
+    from hwnas.spaces import load_space
+
+    out = tmp_path / f"s{suffix}"
+    rc, o, e = run_cli("space", "export", "proxyless-mobile", "--out", out, "--json")
+    assert rc == 0, e
+    assert load_space(out).id == load_space("proxyless-mobile").id == json.loads(o)["id"]
+    rc, o, e = run_cli("space", "export", "tiny-32", "--classes", "3", "--out", out)
+    assert rc == 0 and load_space(out).classes == 3 and load_space(out).head.classes == 3
+    rc, _, e = run_cli("space", "export", "tiny-32", "--out", tmp_path / "s.txt")
+    assert rc == 2 and len(e.strip().splitlines()) == 1

@@ -15,6 +15,13 @@ def register(sub) -> None:
     sh.add_argument("space", metavar="NAME|FILE")
     add_json_flag(sh)
     sh.set_defaults(func=cmd_show)
+    ex = s.add_parser("export", help="write a space as an editable JSON/YAML space file")
+    ex.add_argument("space", metavar="NAME|FILE")
+    ex.add_argument("--out", required=True, metavar="FILE.json|FILE.yaml")
+    ex.add_argument("--classes", type=int, help="change the class count (your data's)")
+    ex.add_argument("--name", help="name of the written space")
+    add_json_flag(ex)
+    ex.set_defaults(func=cmd_export)
 
 
 def cmd_list(args) -> int:
@@ -51,4 +58,34 @@ def cmd_show(args) -> int:
         c.print(f"head  {d['head']}")
 
     emit(args, d, human)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from ..errors import UserError
+    from ..fileio import write_text_atomic
+    from ..spaces import load_space, space_from_dict
+
+    d = load_space(args.space).to_dict()
+    if args.classes is not None:
+        d["classes"] = args.classes
+    if args.name:
+        d["name"] = args.name
+    sp = space_from_dict(d)  # validates the edit
+    out = Path(args.out)
+    if out.suffix.lower() in (".yaml", ".yml"):
+        text = yaml.safe_dump(d, sort_keys=False)
+    elif out.suffix.lower() == ".json":
+        import json
+
+        text = json.dumps(d, indent=1) + "\n"
+    else:
+        raise UserError(f"--out must end in .json, .yaml or .yml, got {out.name}")
+    write_text_atomic(out, text)
+    emit(args, {"out": str(out), "name": sp.name, "id": sp.id},
+         lambda r: console().print(f"wrote space {r['name']} (id {r['id']}) to {r['out']}"))
     return 0
