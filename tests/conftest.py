@@ -29,3 +29,15 @@ def run_cli(capsys):
         return rc, out, err
 
     return _run
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One torch thread for a module's tiny models, restored afterwards: tiny models gain
+    nothing from a second thread, and a busy shared core makes OpenMP's spin-wait slow."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

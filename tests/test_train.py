@@ -20,15 +20,8 @@ TINY = Proxy(channels=0.25, resolution=8, samples=0.15, epochs=1.0)
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models gain nothing from a second thread, and a busy shared core makes
-    # OpenMP's spin-wait very slow; restore the setting for other test modules
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(torch_one_thread):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,8 @@ TINY = "c0.25,r8,s0.15,e1"
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models gain nothing from a second thread, and a busy shared core makes
-    # OpenMP's spin-wait very slow; restore the setting for other test modules
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(torch_one_thread):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
