@@ -95,12 +95,13 @@ def test_unsupported_combination_is_a_clear_error():
         get_profiler("onnxruntime", Settings(precision="fp16"))
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not (_has("onnxruntime") and _has("onnx")), reason="onnxruntime/onnx absent")
-def test_onnxruntime_int8_from_qdq(bundle, tmp_path):
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_int8_from_qdq(bundle, tmp_path, backend):
+    if not (_has(backend) and _has("onnx")):
+        pytest.skip(f"{backend}/onnx absent")
     root, _ = bundle
-    r = measure_model(root / "networks" / "net000.onnx", "onnxruntime",
-                      Settings(precision="int8"), QUICK)
+    r = measure_model(root / "networks" / "net000.onnx", backend, Settings(precision="int8"),
+                      QUICK)
     assert r["median_ms"] > 0 and r["meta"]["precision"] == "int8"
 
 
