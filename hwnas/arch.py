@@ -12,10 +12,11 @@ from typing import Any, Mapping, Sequence
 
 from .blocks import Block
 from .errors import ArchitectureError, UserError
-from .fileio import read_json, write_json_atomic
+from .fileio import check_header, read_json, write_json_atomic
 from .spaces import SearchSpace, find_space_by_id, load_space
 
 ARCH_SCHEMA = 1
+ARCH_KIND = "hwnas.architecture"
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class Architecture:
 
     # -------------------------------------------------------------- encoding
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"schema": ARCH_SCHEMA, "kind": "hwnas.architecture",
+        d: dict[str, Any] = {"schema": ARCH_SCHEMA, "kind": ARCH_KIND,
                              "space": self.space_name, "space_id": self.space_id,
                              "choices": list(self.choices)}
         for k in ("latency_ms", "score", "flops", "params"):
@@ -88,15 +89,11 @@ class Architecture:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Architecture":
-        if not isinstance(d, Mapping) or d.get("kind") != "hwnas.architecture":
-            raise ArchitectureError("not an hwnas architecture (missing kind 'hwnas.architecture')")
-        if d.get("schema") != ARCH_SCHEMA:
-            raise ArchitectureError(f"architecture schema {d.get('schema')!r} is not supported "
-                                    f"(this hwnas reads schema {ARCH_SCHEMA})")
+    def from_dict(cls, d: Mapping[str, Any], source: str = "architecture") -> "Architecture":
+        check_header(d, ARCH_KIND, ARCH_SCHEMA, source, "architecture", ArchitectureError)
         choices = d.get("choices")
         if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
-            raise ArchitectureError("architecture 'choices' must be a list of strings")
+            raise ArchitectureError(f"{source}: 'choices' must be a list of strings")
         extra = d.get("extra", {})
         return cls(str(d.get("space_id", "")), tuple(choices), str(d.get("space", "")),
                    d.get("latency_ms"), d.get("score"), d.get("flops"), d.get("params"),
@@ -116,9 +113,10 @@ def load_architecture(ref: "str | Path", space: "str | SearchSpace | None" = Non
     sp = load_space(space) if space is not None else None
     if Path(ref_s).suffix.lower() == ".json" or Path(ref_s).is_file():
         try:
-            arch = Architecture.from_dict(read_json(ref_s, "architecture file"))
-        except UserError as exc:
-            raise ArchitectureError(f"{ref_s}: {exc}") from None
+            raw = read_json(ref_s, "architecture file")
+        except UserError as exc:  # the message names the file already
+            raise ArchitectureError(str(exc)) from None
+        arch = Architecture.from_dict(raw, f"architecture file {ref_s}")
         if sp is None:
             sp = find_space_by_id(arch.space_id)
             if sp is None:

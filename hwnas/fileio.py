@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from profilers.tablefile import locked, write_text_atomic  # one implementation, shared
 
 from .errors import TableError
 
-__all__ = ["locked", "read_json", "write_json_atomic", "write_text_atomic"]
+__all__ = ["check_header", "locked", "read_json", "write_json_atomic", "write_text_atomic"]
 
 
 def _finite(obj: Any) -> Any:
@@ -55,3 +55,13 @@ def read_json(path: "str | Path", what: str = "file") -> Any:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name} is not allowed")
+
+
+def check_header(d: Any, kind: str, schema: int, source: str, noun: str,
+                 error: type[Exception] = TableError) -> None:
+    """Refuse a decoded file that is not ``kind`` at schema version ``schema``."""
+    if not isinstance(d, Mapping) or d.get("kind") != kind:
+        raise error(f"{source} is not an hwnas {noun} (kind {kind!r} missing)")
+    if d.get("schema") != schema:
+        raise error(f"{source} has schema version {d.get('schema')!r}; this hwnas reads "
+                    f"schema {schema}")

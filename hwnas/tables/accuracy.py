@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import TableError, UserError
-from ..fileio import read_json, write_json_atomic, write_text_atomic
+from ..fileio import check_header, read_json, write_json_atomic, write_text_atomic
 from ..spaces import SearchSpace, find_space_by_id, load_space, space_from_dict
 
 ACCURACY_SCHEMA = 1
@@ -95,11 +95,7 @@ class AccuracyTable:
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "accuracy table") -> "AccuracyTable":
-        if not isinstance(d, Mapping) or d.get("kind") != KIND:
-            raise TableError(f"{source} is not an hwnas accuracy table (kind {KIND!r} missing)")
-        if d.get("schema") != ACCURACY_SCHEMA:
-            raise TableError(f"{source} has schema version {d.get('schema')!r}; this hwnas reads "
-                             f"schema {ACCURACY_SCHEMA}")
+        check_header(d, KIND, ACCURACY_SCHEMA, source, "accuracy table")
         try:
             if isinstance(d.get("space_spec"), Mapping):
                 space = space_from_dict(d["space_spec"])

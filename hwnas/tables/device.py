@@ -22,7 +22,7 @@ import numpy as np
 from ..arch import Architecture
 from ..blocks import Block
 from ..errors import TableError, UserError
-from ..fileio import read_json, write_json_atomic
+from ..fileio import check_header, read_json, write_json_atomic
 from ..spaces import SearchSpace
 
 DEVICE_SCHEMA = 1
@@ -195,11 +195,7 @@ class DeviceTable:
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "device table") -> "DeviceTable":
-        if not isinstance(d, Mapping) or d.get("kind") != KIND:
-            raise TableError(f"{source} is not an hwnas device table (kind {KIND!r} missing)")
-        if d.get("schema") != DEVICE_SCHEMA:
-            raise TableError(f"{source} has schema version {d.get('schema')!r}; this hwnas reads "
-                             f"schema {DEVICE_SCHEMA}")
+        check_header(d, KIND, DEVICE_SCHEMA, source, "device table")
         raw = d.get("entries")
         if not isinstance(raw, Mapping):
             raise TableError(f"{source}: 'entries' must be a mapping of block keys")

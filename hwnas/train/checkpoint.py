@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 
 from ..errors import UserError
+from ..fileio import check_header
 from ..spaces import SearchSpace, space_from_dict
 
 if TYPE_CHECKING:
@@ -90,11 +91,8 @@ def load_checkpoint(path: "str | Path", space: SearchSpace | None = None) -> Che
     except Exception as exc:  # any unreadable or unsafe file is bad input, not a bug
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
         raise UserError(f"checkpoint {path} cannot be read safely: {first[:200]}") from None
-    if not isinstance(d, dict) or d.get("kind") != CHECKPOINT_KIND:
-        raise UserError(f"{path} is not an hwnas supernet checkpoint")
-    if d.get("schema") != CHECKPOINT_SCHEMA:
-        raise UserError(f"checkpoint {path} has schema {d.get('schema')!r}; this hwnas reads "
-                        f"schema {CHECKPOINT_SCHEMA}")
+    check_header(d, CHECKPOINT_KIND, CHECKPOINT_SCHEMA, f"checkpoint {path}",
+                 "supernet checkpoint", UserError)
     try:
         ck_space = space_from_dict(json.loads(d["space_spec"]))
         target = space_from_dict(json.loads(d["target_spec"]))
