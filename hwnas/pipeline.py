@@ -115,7 +115,7 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
     require("torch", "torch")
     require("onnxruntime", "onnxruntime")
     from .profiling import profile_space
-    from .solver import frontier, solve
+    from .solver import build_frontier
     from .tables.device import load_device_table
     from .train.checkpoint import load_checkpoint
 
@@ -131,7 +131,8 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
                   resume=table_path.exists(), quick=cfg.quick)
     dev = load_device_table(table_path)
 
-    points = frontier(acc, dev)
+    front = build_frontier(acc, dev)  # one exact frontier serves every budget
+    points = front.points()
     write_json_atomic(out / "frontier.json", [
         {"latency_ms": p.latency_ms, "score": p.score, "choices": list(p.architecture.choices)}
         for p in points])
@@ -139,10 +140,10 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
     say(f"frontier: {len(points)} Pareto-optimal architectures from "
         f"{points[0].latency_ms:.3f} to {points[-1].latency_ms:.3f} ms; budgets {budgets}")
 
+    chosen = front.architectures([front.index_for_budget(b) for b in budgets])
     supernet = load_checkpoint(ck_path, space).supernet().eval()
     results = []
-    for budget in budgets:
-        arch = solve(acc, dev, budget)
+    for budget, arch in zip(budgets, chosen):
         name = f"budget_{budget:g}ms"
         say(f"{name}: {arch.notation()} predicted {arch.latency_ms:.3f} ms; fine-tuning, "
             "exporting and measuring")
