@@ -1,23 +1,28 @@
-"""The main job (``hwnas run``): accuracy table, device table, frontier, deployable networks.
+"""The main job (``hwnas run``): accuracy table, device table, frontier, engine files.
 
 One call does what a deployment engineer does by hand, on the embedded default or their
 own data:
 
+0. check every argument that can be checked before training: the engine backend is
+   registered and installed and supports the precision, the data is readable, the
+   budgets are numbers (and reachable, when a shipped table for this backend exists);
 1. train a weight-sharing supernet and its PONAS accuracy table (reused if present);
-2. profile every block of the space on this machine's runtime (resumed if present);
+2. profile every block of the space on this machine's runtime, in the engine's precision
+   (resumed or reused if present);
 3. compute the whole accuracy-latency frontier (exact knapsack) and pick one
    architecture per budget;
-4. for each: extract the sub-network with inherited weights, fine-tune it briefly,
-   export ONNX, measure it end to end on the same runtime, check ONNX/PyTorch output
-   parity, and write a manifest with predicted beside measured latency.
+4. for each: build the engine (:mod:`hwnas.engines`: inherited weights, fine-tuning, QAT
+   for int8, the runtime's engine file, parity, measurement, manifest). A finished engine
+   whose manifest matches the request is reused, not rebuilt.
 
 Every step writes its result atomically under the output folder, so a rerun resumes.
+Engine folders and summaries carry the backend and precision in their names, so runs of
+several backends share one ``--out`` (and one trained supernet) without mixing.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import platform
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -34,24 +39,75 @@ class RunConfig:
     space: str = "tiny-32"
     data: str = "digits"
     backend: str = "onnxruntime"
+    precision: str = "fp32"
+    int8: str = "qat"                    # int8 by QAT (default) or post-training ("ptq")
     threads: int = 1
     budgets_ms: tuple[float, ...] = ()   # empty: three budgets spread over the frontier
     epochs: int = 20
     later_paths: int = 12                # stage-2 context paths per layer
     finetune_steps: int = 150            # final fine-tune of each chosen network
+    qat_steps: int = 100
     seed: int = 0
     quick: bool = False                  # short measurement protocol (noisier figures)
 
     def __post_init__(self) -> None:
-        if self.finetune_steps < 0 or min(self.epochs, self.threads, self.later_paths) < 1:
-            raise UserError("epochs, threads and later paths must be >= 1, finetune steps >= 0")
-        if any(not b > 0 for b in self.budgets_ms):
-            raise UserError("budgets must be positive numbers of milliseconds")
+        if self.finetune_steps < 0 or self.qat_steps < 1 or \
+                min(self.epochs, self.threads, self.later_paths) < 1:
+            raise UserError("epochs, threads, later paths and QAT steps must be >= 1, "
+                            "finetune steps >= 0")
+        if any(not (math.isfinite(b) and b > 0) for b in self.budgets_ms):
+            raise UserError("budgets must be positive, finite numbers of milliseconds")
+        if self.int8 not in ("qat", "ptq"):
+            raise UserError(f"--int8 takes qat or ptq, not {self.int8!r}")
+
+    @property
+    def tag(self) -> str:
+        return f"{self.backend}_{self.precision}"
+
+    def request(self) -> Any:
+        from .engines import EngineRequest
+
+        return EngineRequest(backend=self.backend, precision=self.precision, device="cpu",
+                             threads=self.threads, finetune_steps=self.finetune_steps,
+                             qat=self.precision == "int8" and self.int8 == "qat",
+                             qat_steps=self.qat_steps, seed=self.seed, quick=self.quick)
 
 
 def _default_budgets(points: Sequence[Any]) -> list[float]:
+    # rounded up to 0.1 us so that the last budget admits the most accurate point
     lo, hi = points[0].latency_ms, points[-1].latency_ms
-    return sorted({round(lo + q * (hi - lo), 4) for q in (0.15, 0.5, 1.0)})
+    return sorted({math.ceil((lo + q * (hi - lo)) * 1e4) / 1e4 for q in (0.15, 0.5, 1.0)})
+
+
+def check_run(cfg: RunConfig) -> tuple[Any, Any]:
+    """Everything that can fail before training fails here (one line, exit 2)."""
+    from .errors import require
+
+    require("torch", "torch")
+    space = load_space(cfg.space)
+    emitter = cfg.request().emitter()  # registered, installed, precision supported
+    from profilers import ProfilerError, Settings, get_profiler
+
+    try:
+        get_profiler(emitter.profiler, Settings(device="cpu", precision=cfg.precision,
+                                                threads=cfg.threads))
+    except ProfilerError as exc:
+        raise UserError(f"profiling {cfg.backend} {cfg.precision}: {exc}") from None
+    if cfg.budgets_ms:
+        from .engines import default_table
+
+        table = default_table(space, cfg.backend, "cpu", cfg.precision)
+        if table is not None:
+            const, costs = table.layer_costs(space)
+            lo = const + sum(float(c.min()) for c in costs)
+            if min(cfg.budgets_ms) < 0.5 * lo:  # tables of other hosts differ; be lenient
+                raise UserError(f"budget {min(cfg.budgets_ms)} ms is far below the fastest "
+                                f"{space.name} network on {cfg.backend} {cfg.precision} "
+                                f"({lo:.4f} ms in the shipped table)")
+    if cfg.data != "digits" and not Path(cfg.data).exists():
+        raise UserError(f"data {cfg.data} does not exist (give 'digits', an image folder or "
+                        "a .npz)")
+    return space, emitter
 
 
 def _train(cfg: RunConfig, space, out: Path, say: Say, progress):
@@ -74,100 +130,99 @@ def _train(cfg: RunConfig, space, out: Path, say: Say, progress):
     return res.table, res.checkpoint_path, data
 
 
-def _deploy(cfg: RunConfig, space, arch, supernet, data, path: Path) -> dict[str, Any]:
-    """Fine-tune the inherited sub-network, export ONNX, check parity, measure."""
-    import numpy as np
-    import torch
+def _device_table(cfg: RunConfig, space, emitter, out: Path, say: Say, progress):
+    from .profiling import profile_space
+    from .tables.device import load_device_table
 
-    from .nn.export import export_architecture
-    from .profiling import measure_onnx
-    from .train.loop import accuracy, recalibrate_bn, sgd, train_steps
-    from .train.supernet import extract_subnet
+    path = out / f"device_table_{emitter.profiler}_{cfg.precision}.json"
+    if path.exists():
+        table = load_device_table(path)
+        if table.meta.get("status") == "complete":
+            say(f"device table: reusing {path}")
+            return table, path
+        say(f"device table: resuming {path}")
+    else:
+        say(f"device table: profiling {len(space.unique_blocks())} blocks of {space.name} on "
+            f"{emitter.profiler} {cfg.precision} ({cfg.threads} thread(s))")
+    profile_space(space, emitter.profiler, path, precision=cfg.precision, threads=cfg.threads,
+                  resume=path.exists(), quick=cfg.quick,
+                  progress=(lambda i, n, label: progress("profiling", i, n)) if progress else None)
+    return load_device_table(path), path
 
-    sub = extract_subnet(supernet, arch)
-    recalibrate_bn(sub, data.train_x, 64, 4, cfg.seed)
-    inherited = accuracy(sub, data.val_x, data.val_y)
-    if cfg.finetune_steps:
-        train_steps(sub, data.train_x, data.train_y, sgd(sub.parameters(), 0.01), lambda r: None,
-                    cfg.finetune_steps, 64, cfg.seed)
-    sub.eval()
-    tuned = accuracy(sub, data.val_x, data.val_y)
-    onnx_path = export_architecture(space, arch, path / "model.onnx", model=sub)
-    import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    x = data.val_x[:16].numpy().astype(np.float32)
-    with torch.no_grad():
-        ref = sub(torch.from_numpy(x)).numpy()
-    got = np.concatenate([sess.run(None, {"input": x[i:i + 1]})[0] for i in range(len(x))])
-    parity = float(np.max(np.abs(ref - got)))
-    meas = measure_onnx(onnx_path, cfg.backend, threads=cfg.threads, quick=cfg.quick)
-    return {"onnx": str(onnx_path), "val_accuracy_inherited": inherited,
-            "val_accuracy": tuned, "finetune_steps": cfg.finetune_steps,
-            "parity_max_abs_diff": parity, "measured_ms": meas["median_ms"],
-            "measured_spread_ms": meas.get("spread_ms"), "measured_n": meas.get("n")}
+def _reusable(folder: Path, arch, req) -> dict[str, Any] | None:
+    from dataclasses import asdict
+
+    from .engines import read_manifest
+    from .errors import UserError as _UE
+
+    if not (folder / "manifest.json").is_file():
+        return None
+    try:
+        m = read_manifest(folder / "manifest.json")
+    except _UE:
+        return None
+    same = (list(m.get("architecture", {}).get("choices", [])) == list(arch.choices)
+            and m.get("request") == asdict(req))
+    return m if same else None
 
 
 def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: None,
                  progress=None) -> dict[str, Any]:
-    from .errors import require
-
-    require("torch", "torch")
-    require("onnxruntime", "onnxruntime")
-    from .profiling import profile_space
+    from .engines import build_engine
     from .solver import build_frontier
-    from .tables.device import load_device_table
     from .train.checkpoint import load_checkpoint
 
-    space = load_space(cfg.space)
-    out = Path(out_dir)
+    space, emitter = check_run(cfg)
+    out = Path(out_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
     acc, ck_path, data = _train(cfg, space, out, say, progress)
-
-    table_path = out / f"device_table_{cfg.backend}.json"
-    say(f"device table: profiling {len(space.unique_blocks())} blocks of {space.name} on "
-        f"{cfg.backend} ({cfg.threads} thread(s))")
-    profile_space(space, cfg.backend, table_path, threads=cfg.threads,
-                  resume=table_path.exists(), quick=cfg.quick)
-    dev = load_device_table(table_path)
+    dev, table_path = _device_table(cfg, space, emitter, out, say, progress)
 
     front = build_frontier(acc, dev)  # one exact frontier serves every budget
     points = front.points()
-    write_json_atomic(out / "frontier.json", [
+    write_json_atomic(out / f"frontier_{cfg.tag}.json", [
         {"latency_ms": p.latency_ms, "score": p.score, "choices": list(p.architecture.choices)}
         for p in points])
     budgets = list(cfg.budgets_ms) or _default_budgets(points)
+    if budgets and min(budgets) < points[0].latency_ms:
+        raise UserError(f"budget {min(budgets)} ms is below the fastest network of the "
+                        f"frontier ({points[0].latency_ms:.4f} ms on {cfg.tag}); the trained "
+                        f"supernet and device table stay in {out}")
     say(f"frontier: {len(points)} Pareto-optimal architectures from "
-        f"{points[0].latency_ms:.3f} to {points[-1].latency_ms:.3f} ms; budgets {budgets}")
+        f"{points[0].latency_ms:.4f} to {points[-1].latency_ms:.4f} ms; budgets {budgets}")
 
     chosen = front.architectures([front.index_for_budget(b) for b in budgets])
     supernet = load_checkpoint(ck_path, space).supernet().eval()
+    req = cfg.request()
     results = []
     for budget, arch in zip(budgets, chosen):
-        name = f"budget_{budget:g}ms"
-        say(f"{name}: {arch.notation()} predicted {arch.latency_ms:.3f} ms; fine-tuning, "
-            "exporting and measuring")
-        deployed = _deploy(cfg, space, arch, supernet, data, out / name)
-        err = (arch.latency_ms - deployed["measured_ms"]) / deployed["measured_ms"]
-        manifest = {
-            "kind": "hwnas.engine_manifest", "schema": 1, "budget_ms": budget,
-            "architecture": arch.to_dict(), "engine": {"format": "onnx", "runtime": cfg.backend,
-                                                       **deployed},
-            "predicted_ms": arch.latency_ms, "prediction_error": err,
-            "device_table": str(table_path), "accuracy_table": str(out / "train"),
-            "host": {"machine": platform.machine(), "processor": platform.processor(),
-                     "python": platform.python_version()},
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        write_json_atomic(out / name / "manifest.json", manifest)
-        arch.save(out / name / "arch.json")
+        folder = out / f"budget_{budget:g}ms_{cfg.tag}"
+        m = _reusable(folder, arch, req)
+        if m is not None:
+            say(f"{folder.name}: reusing the engine built on {m.get('date')}")
+        else:
+            say(f"{folder.name}: {arch.notation()} predicted {arch.latency_ms:.4f} ms; "
+                f"building the {cfg.backend} {cfg.precision} engine")
+            m = build_engine(space, arch, supernet, data, req, folder, dev, force=True,
+                             say=lambda s: say(f"  {s}"),
+                             extra={"budget_ms": budget, "device_table": str(table_path),
+                                    "accuracy_table": str(out / "train" / "accuracy_table.json"),
+                                    "supernet": str(ck_path)})
+            arch.save(folder / "arch.json")
+        lat, accs = m["latency"], m.get("accuracy") or {}
         results.append({"budget_ms": budget, "choices": list(arch.choices),
-                        "score": arch.score, "predicted_ms": arch.latency_ms,
-                        "measured_ms": deployed["measured_ms"], "prediction_error": err,
-                        "val_accuracy": deployed["val_accuracy"],
-                        "parity_max_abs_diff": deployed["parity_max_abs_diff"],
-                        "manifest": str(out / name / "manifest.json")})
+                        "score": arch.score, "predicted_ms": lat.get("predicted_ms"),
+                        "measured_ms": lat.get("measured_ms"),
+                        "measured_spread_ms": lat.get("measured_spread_ms"),
+                        "prediction_error": lat.get("prediction_error"),
+                        "val_accuracy": accs.get("val_engine"),
+                        "parity_max_abs_diff": m["parity"]["max_abs_diff"],
+                        "top1_agreement": m["parity"]["top1_agreement"],
+                        "engine": m["engine"]["path"],
+                        "manifest": str(folder / "manifest.json")})
     summary = {"space": space.name, "space_id": space.id, "data": cfg.data,
-               "backend": cfg.backend, "frontier_points": len(points), "results": results}
-    write_json_atomic(out / "summary.json", summary)
+               "backend": cfg.backend, "precision": cfg.precision,
+               "frontier_points": len(points), "results": results}
+    write_json_atomic(out / f"summary_{cfg.tag}.json", summary)
     return summary

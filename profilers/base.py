@@ -76,6 +76,7 @@ class Profiler(abc.ABC):
     name: ClassVar[str] = ""
     extra: ClassVar[str] = ""  # the pip extra that installs the runtime
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    model_suffixes: ClassVar[tuple[str, ...]] = (".onnx",)  # files ``load`` accepts
 
     def __post_init__(self) -> None:
         self.check()

@@ -20,15 +20,17 @@ def _entry_points(group: str) -> Iterable[metadata.EntryPoint]:
     return metadata.entry_points(group=group)
 
 
-def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None
-                  ) -> dict[str, metadata.EntryPoint]:
-    """Name -> entry point. A duplicate name (two distributions, or two lines) is an error."""
-    eps = list(_entry_points(GROUP) if entry_points is None else entry_points)
+def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None,
+                  group: str = GROUP, noun: str = "profiler backends",
+                  error: type[Exception] = ProfilerError) -> dict[str, metadata.EntryPoint]:
+    """Name -> entry point of ``group`` (hwnas's emitters use the same loader). A duplicate
+    name (two distributions, or two lines) is an error."""
+    eps = list(_entry_points(group) if entry_points is None else entry_points)
     reg: dict[str, metadata.EntryPoint] = {}
     for ep in eps:
         if ep.name in reg and reg[ep.name].value != ep.value:
-            raise ProfilerError(f"two profiler backends are registered as {ep.name!r}: "
-                                f"{reg[ep.name].value} and {ep.value}")
+            raise error(f"two {noun} are registered as {ep.name!r}: "
+                        f"{reg[ep.name].value} and {ep.value}")
         reg[ep.name] = ep
     return dict(sorted(reg.items()))
 

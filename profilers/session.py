@@ -200,8 +200,9 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
     prof = profiler or get_profiler(backend, settings)
     if not path.is_file():
         raise ProfilerError(f"model {path} does not exist")
-    if path.suffix.lower() != ".onnx":
-        raise ProfilerError(f"model {path} is not an .onnx file")
+    if path.suffix.lower() not in prof.model_suffixes:
+        raise ProfilerError(f"backend {prof.name!r} cannot load {path.name}: it reads "
+                            f"{', '.join(prof.model_suffixes)} files")
     if sessions < 1:
         raise ProfilerError("sessions must be >= 1")
     protocol = protocol or Protocol()

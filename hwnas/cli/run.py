@@ -6,11 +6,17 @@ from ._output import add_json_flag, console, emit, table
 
 
 def register(sub) -> None:
-    p = sub.add_parser("run", help="main job: accuracy table, device table, frontier, deployable "
-                       "ONNX networks with predicted vs measured latency")
+    p = sub.add_parser("run", help="main job: accuracy table, device table, frontier, engine "
+                       "files with predicted vs measured latency")
     p.add_argument("--space", default="tiny-32", metavar="NAME|FILE")
     p.add_argument("--data", default="digits", metavar="digits|FOLDER|FILE.npz")
-    p.add_argument("--backend", default="onnxruntime", metavar="B")
+    p.add_argument("--backend", default="onnxruntime", metavar="B",
+                   help="engine backend: onnxruntime (default), openvino, tensorrt, torch-aoti")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"),
+                   help="engine precision; the device table is profiled in the same one")
+    p.add_argument("--int8", default="qat", choices=("qat", "ptq"),
+                   help="int8 by quantization-aware fine-tuning (default) or post-training")
+    p.add_argument("--qat-steps", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--budget-ms", default="", metavar="X[,Y...]",
                    help="latency budgets (default: three spread over the frontier)")
@@ -35,6 +41,10 @@ def _budgets(text: str) -> tuple[float, ...]:
         raise UserError(f"--budget-ms takes numbers separated by commas, got {text!r}") from None
 
 
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
 def cmd_run(args) -> int:
     import os
     import sys
@@ -45,6 +55,7 @@ def cmd_run(args) -> int:
     from ..pipeline import RunConfig, run_pipeline
 
     cfg = RunConfig(space=args.space, data=args.data, backend=args.backend,
+                    precision=args.precision, int8=args.int8, qat_steps=args.qat_steps,
                     threads=args.threads, budgets_ms=_budgets(args.budget_ms),
                     epochs=args.epochs, later_paths=args.later_paths,
                     finetune_steps=args.finetune_steps, seed=args.seed, quick=args.quick)
@@ -52,26 +63,39 @@ def cmd_run(args) -> int:
     say = (lambda s: None) if args.json else (lambda s: c.print(f"[bold cyan]hwnas run[/]: {s}"))
     last: dict[str, int] = {}
 
+    import time
+
+    t0 = time.monotonic()
+    tty = sys.stderr.isatty()
+
     def progress(stage: str, done: int, total: int) -> None:
-        if args.json or not sys.stderr.isatty():
+        # a terminal gets a line redrawn in place; a log file or CI a plain line at most
+        # every 15 s (and at the end of a stage), so a long run is never silent
+        if last.get(stage) == done:
             return
-        if last.get(stage) != done:
-            last[stage] = done
-            sys.stderr.write(f"\r  {stage}: {done}/{total}   ")
-            if done >= total:
-                sys.stderr.write("\n")
+        last[stage] = done
+        if tty:
+            sys.stderr.write(f"\r  {stage}: {done}/{total}   " + ("\n" if done >= total else ""))
+        elif done >= total or time.monotonic() - last.get("_t", 0) >= 15:
+            last["_t"] = int(time.monotonic())
+            sys.stderr.write(f"hwnas run: {stage} {done}/{total} "
+                             f"({time.monotonic() - t0:.0f} s elapsed)\n")
+        sys.stderr.flush()
 
     summary = run_pipeline(cfg, args.out, say, progress)
 
     def human(d) -> None:
-        table(f"{d['space']} on {d['backend']}: chosen networks", [
-            "budget ms", "architecture", "predicted ms", "measured ms", "error", "val acc",
-            "ONNX parity"],
-            [[r["budget_ms"], ",".join(r["choices"]), f"{r['predicted_ms']:.3f}",
-              f"{r['measured_ms']:.3f}", f"{100 * r['prediction_error']:+.1f}%",
-              f"{100 * r['val_accuracy']:.1f}%", f"{r['parity_max_abs_diff']:.1e}"]
+        table(f"{d['space']} on {d['backend']} {d['precision']}: engines", [
+            "budget ms", "architecture", "predicted ms", "measured ms (IQR)", "error",
+            "val acc", "parity"],
+            [[r["budget_ms"], ",".join(r["choices"]), _ms(r["predicted_ms"]),
+              f"{_ms(r['measured_ms'])} ({_ms(r['measured_spread_ms'])})",
+              "-" if r["prediction_error"] is None else f"{100 * r['prediction_error']:+.1f}%",
+              "-" if r["val_accuracy"] is None else f"{100 * r['val_accuracy']:.1f}%",
+              f"{r['parity_max_abs_diff']:.1e} / {100 * r['top1_agreement']:.0f}% top-1"]
              for r in d["results"]])
-        c.print(f"manifests, ONNX files and tables under {args.out}")
+        for r in d["results"]:
+            c.print(f"  {r['engine']}")
 
     emit(args, summary, human)
     return 0

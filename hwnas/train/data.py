@@ -33,6 +33,19 @@ class DataSplit:
     val_y: torch.Tensor
     classes: int
     source: str
+    mean: float = 0.0   # normalisation applied: (x - mean) / std, from the training split
+    std: float = 1.0
+
+    def preprocessing(self, input_hwc: tuple[int, int, int]) -> dict[str, Any]:
+        """What a caller must do to an image before feeding an engine (for manifests)."""
+        h, w, c = input_hwc
+        return {"layout": "NCHW float32, batch 1", "input_shape": [1, c, h, w],
+                "scale": "pixel values to [0, 1] (8-bit images / 255; digits / 16)",
+                "resize": f"bilinear to {h}x{w}, align_corners=False",
+                "channels": f"grey repeated to {c}" if c != 1 else "grey (RGB averaged)",
+                "normalise": {"mean": self.mean, "std": self.std,
+                              "formula": "(x - mean) / std, one scalar for all channels"},
+                "source": self.source}
 
     def describe(self) -> dict[str, Any]:
         return {"source": self.source, "train": int(len(self.train_y)),
@@ -46,7 +59,7 @@ class DataSplit:
         n = max(self.classes, int(round(len(self.train_y) * ratio)))
         idx = torch.randperm(len(self.train_y), generator=torch.Generator().manual_seed(seed))[:n]
         return DataSplit(self.train_x[idx], self.train_y[idx], self.val_x, self.val_y,
-                         self.classes, f"{self.source} (train x{ratio:g})")
+                         self.classes, f"{self.source} (train x{ratio:g})", self.mean, self.std)
 
 
 # ----------------------------------------------------------------- sources
@@ -211,4 +224,5 @@ def load_data(ref: "str | Path", input_hwc: tuple[int, int, int], classes: int, 
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     mean, std = x[train_idx].mean(), x[train_idx].std().clamp_min(1e-6)
     x = (x - mean) / std
-    return DataSplit(x[train_idx], y[train_idx], x[val_idx], y[val_idx], classes, source)
+    return DataSplit(x[train_idx], y[train_idx], x[val_idx], y[val_idx], classes, source,
+                     float(mean), float(std))

@@ -1,22 +1,29 @@
 """Built-in backends, one module per runtime; each imports its runtime only inside itself.
 
-Shared by several backends: the input tensor every runner binds, and Q/DQ quantization of
-an ONNX file for int8 runs (through ``onnxruntime.quantization``, so int8 needs the
-``onnxruntime`` extra whatever the backend).
+Shared by several backends: the input tensor every runner binds, and the precision copies
+of a block's fp32 ONNX file that a bundle does not hold: an int8 Q/DQ copy (static
+quantization through ``onnxruntime.quantization``) and an fp16 copy (weights and
+activations fp16, input and output kept fp32, through ONNX Runtime's float16 converter).
+A file that is already in the asked precision (an engine's own Q/DQ or fp16 model) is
+measured as it is: precision lives in the model file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..base import MissingRuntime
+from ..base import MissingRuntime, ProfilerError
 
-_QDQ_CACHE = Path(tempfile.gettempdir()) / "hwnas-profilers-qdq"
+_CACHE = Path(tempfile.gettempdir()) / f"hwnas-profilers-{os.getuid() if hasattr(os, 'getuid') else 0}"
+_QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
+              "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger")
+FLOAT16 = 10  # TensorProto.FLOAT16
 
 
 def fixed_input(shape: Sequence[int], dtype: str = "float32") -> np.ndarray:
@@ -24,20 +31,51 @@ def fixed_input(shape: Sequence[int], dtype: str = "float32") -> np.ndarray:
     return np.random.default_rng(0).standard_normal(tuple(int(d) for d in shape)).astype(dtype)
 
 
+def _load_onnx(path: Path):
+    try:
+        import onnx
+    except ImportError as exc:
+        raise MissingRuntime(f"reading the precision of {path.name} needs the onnx package "
+                             f"({exc}); install it with: pip install onnx") from None
+    return onnx.load(str(path), load_external_data=False)
+
+
+def onnx_precision(path: "str | Path") -> str:
+    """``int8`` for a quantized graph, ``fp16`` for a float16 one, else ``fp32``."""
+    model = _load_onnx(Path(path))
+    ops = {n.op_type for n in model.graph.node}
+    if ops & set(_QUANT_OPS):
+        return "int8"
+    if any(t.data_type == FLOAT16 for t in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+def _cached(onnx_path: Path, tag: str, extra: str = "") -> tuple[Path, Path]:
+    data = Path(onnx_path).read_bytes()
+    digest = hashlib.sha256(data + extra.encode()).hexdigest()[:16]
+    _CACHE.mkdir(parents=True, exist_ok=True)
+    out = _CACHE / f"{Path(onnx_path).stem}-{digest}.{tag}.onnx"
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=_CACHE)
+    os.close(fd)
+    return out, Path(tmp)
+
+
 def qdq_model(onnx_path: Path, input_shape: Sequence[int]) -> Path:
-    """An int8 Q/DQ copy of ``onnx_path`` (static quantization, per-channel weights),
-    calibrated on a few deterministic inputs; cached by content hash."""
+    """An int8 Q/DQ copy of ``onnx_path`` (static quantization, per-channel symmetric
+    weights), calibrated on a few deterministic inputs; cached by content hash. A model
+    that is already quantized is returned as it is."""
+    if onnx_precision(onnx_path) == "int8":
+        return Path(onnx_path)
     try:
         from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                               quantize_static)
     except ImportError as exc:
         raise MissingRuntime(f"int8 needs onnxruntime.quantization to make Q/DQ models "
                              f"({exc}); install it with: pip install 'hwnas[onnxruntime]' onnx") from None
-    data = Path(onnx_path).read_bytes()
-    digest = hashlib.sha256(data + repr(tuple(input_shape)).encode()).hexdigest()[:16]
-    _QDQ_CACHE.mkdir(parents=True, exist_ok=True)
-    out = _QDQ_CACHE / f"{Path(onnx_path).stem}-{digest}.qdq.onnx"
+    out, tmp = _cached(onnx_path, "qdq", repr(tuple(input_shape)))
     if out.is_file():
+        tmp.unlink(missing_ok=True)
         return out
 
     class _Reader(CalibrationDataReader):
@@ -49,9 +87,46 @@ def qdq_model(onnx_path: Path, input_shape: Sequence[int]) -> Path:
         def get_next(self):
             return next(self._it, None)
 
-    tmp = out.with_name(f".{out.name}.{np.random.default_rng().integers(1 << 30)}.tmp")
-    quantize_static(str(onnx_path), str(tmp), _Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8)
-    tmp.replace(out)
+    try:
+        quantize_static(str(onnx_path), str(tmp), _Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
+
+
+def fp16_model(onnx_path: Path) -> Path:
+    """A float16 copy of ``onnx_path`` (input and output stay float32); cached. A model
+    that already holds float16 weights is returned as it is."""
+    if onnx_precision(onnx_path) != "fp32":
+        return Path(onnx_path)
+    try:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError as exc:
+        raise MissingRuntime(f"fp16 needs onnx and onnxruntime's float16 converter ({exc}); "
+                             "install them with: pip install 'hwnas[onnxruntime]' onnx") from None
+    out, tmp = _cached(onnx_path, "fp16")
+    if out.is_file():
+        tmp.unlink(missing_ok=True)
+        return out
+    try:
+        model = convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
+        onnx.save(model, str(tmp))
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def in_precision(path: Path, precision: str, input_shape: Sequence[int] | None) -> Path:
+    """``path`` as a model file of ``precision`` (the identity graph is measured as is)."""
+    if path.suffix.lower() != ".onnx" or path.name.startswith("identity") or precision == "fp32":
+        return path
+    if precision == "int8":
+        if input_shape is None and onnx_precision(path) != "int8":
+            raise ProfilerError(f"an int8 copy of {path.name} needs its input shape")
+        return qdq_model(path, input_shape or ())
+    return fp16_model(path)

@@ -6,9 +6,11 @@ measurement does not depend on idle threads burning the cores. GPU sessions bind
 and output on the device (I/O binding) and ORT synchronises the stream at the end of each
 run, so the host timer around ``run_with_iobinding`` covers the GPU work.
 
-Precisions: fp32 everywhere; int8 from a Q/DQ copy of the block (CPU and TensorRT EP);
-fp16 only on the TensorRT EP (``trt_fp16_enable``): the CPU and CUDA providers would need
-a float16 model, which the bundle does not hold.
+Precisions live in the model file: fp32 as exported; fp16 from a float16 copy of the block
+(ONNX Runtime's converter, fp32 input and output); int8 from a Q/DQ copy. A model that is
+already fp16 or Q/DQ (an engine file) is run as it is. The CPU provider runs fp16 models
+through its own cast insertion where it lacks float16 kernels: that cost is measured, not
+hidden. The TensorRT EP builds strongly typed from the same files (no fp16/int8 flags).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..base import Profiler, ProfilerError, Runner
-from . import fixed_input, qdq_model
+from . import fixed_input, in_precision
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
               "tensorrt": "TensorrtExecutionProvider"}
-_PRECISIONS = {"cpu": ("fp32", "int8"), "cuda": ("fp32",), "tensorrt": ("fp32", "fp16", "int8")}
+_PRECISIONS = {"cpu": ("fp32", "fp16", "int8"), "cuda": ("fp32", "fp16"),
+               "tensorrt": ("fp32", "fp16", "int8")}
 
 
 class _OrtRunner(Runner):
@@ -88,8 +91,7 @@ class OnnxRuntimeProfiler(Profiler):
             return ["CPUExecutionProvider"]
         if dev == "cuda":
             return [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
-        opts = {"device_id": 0, "trt_fp16_enable": self.settings.precision == "fp16",
-                "trt_int8_enable": False}  # int8 comes from the Q/DQ graph itself
+        opts = {"device_id": 0}  # precision comes from the (fp16 or Q/DQ) graph itself
         return [("TensorrtExecutionProvider", opts), "CPUExecutionProvider"]
 
     def load(self, onnx_path: Path, input_shape: Sequence[int] | None) -> Runner:
@@ -102,9 +104,7 @@ class OnnxRuntimeProfiler(Profiler):
             input_shape = probe.get_inputs()[0].shape
             if not all(isinstance(d, int) for d in input_shape):
                 raise ProfilerError(f"{path} has a dynamic input shape {input_shape}; give one")
-        if self.settings.precision == "int8" and path.suffix == ".onnx" and \
-                not path.name.startswith("identity"):
-            path = qdq_model(path, input_shape)
+        path = in_precision(path, self.settings.precision, input_shape)
         sess = ort.InferenceSession(str(path), sess_options=self._options(),
                                     providers=self._providers())
         used = sess.get_providers()[0]

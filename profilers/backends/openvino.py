@@ -8,6 +8,8 @@ One compiled model per block, one synchronous infer request, the input bound onc
 Precisions: fp32 pins ``INFERENCE_PRECISION_HINT=f32`` (OpenVINO would otherwise run bf16
 on CPUs that have it); fp16 asks for f16 and is refused unless the compiled model reports
 f16 execution; int8 runs a Q/DQ copy of the block, which OpenVINO executes in int8.
+An IR (``.xml`` beside its ``.bin``) or an already quantized ONNX file (an engine) is
+compiled as it is.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..base import Profiler, ProfilerError, Runner
-from . import fixed_input, qdq_model
+from . import fixed_input, in_precision
 
 
 class _OvRunner(Runner):
@@ -37,6 +39,7 @@ class OpenVinoProfiler(Profiler):
     name = "openvino"
     extra = "openvino"
     precisions = ("fp32", "fp16", "int8")
+    model_suffixes = (".onnx", ".xml")
 
     def check(self) -> None:
         try:
@@ -73,9 +76,9 @@ class OpenVinoProfiler(Profiler):
         path = Path(onnx_path)
         if not path.is_file():
             raise ProfilerError(f"model file {path} does not exist")
-        if self.settings.precision == "int8" and not path.name.startswith("identity"):
+        if self.settings.precision == "int8" and path.suffix.lower() == ".onnx":
             shape = input_shape or self._core.read_model(str(path)).inputs[0].get_shape()
-            path = qdq_model(path, list(shape))
+            path = in_precision(path, "int8", list(shape))
         model = self._core.read_model(str(path))
         if input_shape is None:
             ps = model.inputs[0].get_partial_shape()

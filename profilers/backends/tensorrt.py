@@ -6,8 +6,11 @@ Device memory and events come from the CUDA runtime library through ``ctypes`` (
 or without ``tensorrt``, the backend stops in ``check`` with a clear message: it never
 returns a number it did not measure.
 
-Precisions: fp32 (TF32 disabled), fp16 (``BuilderFlag.FP16``), int8 from a Q/DQ copy of
-the block (explicit quantization, ``BuilderFlag.INT8``).
+Precision lives in the model file: networks are built strongly typed (TensorRT 10 with the
+``STRONGLY_TYPED`` creation flag, TensorRT 11 always), fp32 from the fp32 graph (TF32
+disabled where the flag exists), fp16 from a float16 copy, int8 from a Q/DQ copy (explicit
+quantization). No ``BuilderFlag.FP16``/``INT8``: TensorRT 11 removed them. A serialized
+plan (``.plan``/``.engine``, an hwnas engine file) is deserialized and run as it is.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..base import Profiler, ProfilerError, Runner, Unsupported
-from . import fixed_input, qdq_model
+from . import fixed_input, in_precision
 
 
 def _cudart() -> ctypes.CDLL:
@@ -59,6 +62,10 @@ class _Cuda:
         self.check(self.lib.cudaMemcpy(ctypes.c_void_p(dst), arr.ctypes.data_as(ctypes.c_void_p),
                                        ctypes.c_size_t(arr.nbytes), 1), "cudaMemcpy")
 
+    def download(self, arr: Any, src: int) -> None:
+        self.check(self.lib.cudaMemcpy(arr.ctypes.data_as(ctypes.c_void_p), ctypes.c_void_p(src),
+                                       ctypes.c_size_t(arr.nbytes), 2), "cudaMemcpy")
+
     def handle(self, fn: str) -> int:
         h = ctypes.c_void_p()
         self.check(getattr(self.lib, fn)(ctypes.byref(h)), fn)
@@ -66,8 +73,10 @@ class _Cuda:
 
 
 class _TrtRunner(Runner):
-    def __init__(self, cuda: _Cuda, context: Any, buffers: list[int], engine: Any) -> None:
+    def __init__(self, cuda: _Cuda, context: Any, buffers: list[int], engine: Any,
+                 io: dict[str, tuple[int, Any, bool]] | None = None) -> None:
         self._c, self._ctx, self._bufs, self._engine = cuda, context, buffers, engine
+        self.io = io or {}  # name -> (device pointer, host array of its shape/dtype, is input)
         self._stream = cuda.handle("cudaStreamCreate")
         self._e0, self._e1 = cuda.handle("cudaEventCreate"), cuda.handle("cudaEventCreate")
 
@@ -83,10 +92,47 @@ class _TrtRunner(Runner):
                                                ctypes.c_void_p(self._e1)), "cudaEventElapsedTime")
         return float(ms.value)
 
+    def infer(self, x: Any) -> Any:
+        """Run on the host array ``x`` (the one input) and return the first output."""
+        import numpy as np
+
+        out = None
+        for ptr, host, is_input in self.io.values():
+            if is_input:
+                self._c.upload(ptr, np.ascontiguousarray(x, dtype=host.dtype).reshape(host.shape))
+        self.time_ms()
+        for ptr, host, is_input in self.io.values():
+            if not is_input and out is None:
+                self._c.download(host, ptr)
+                out = host.copy()
+        return out
+
     def close(self) -> None:
         for p in self._bufs:
             self._c.lib.cudaFree(ctypes.c_void_p(p))
         self._bufs = []
+
+
+def build_plan(trt: Any, logger: Any, onnx_path: Path, timing_cache: bytes | None = None
+               ) -> tuple[bytes, bytes]:
+    """A serialized plan from an ONNX file, strongly typed, and the updated timing cache."""
+    builder = trt.Builder(logger)
+    strong = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    network = builder.create_network(0 if strong is None else 1 << int(strong))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ProfilerError(f"tensorrt cannot parse {onnx_path.name}: {errs}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
+    if hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
+    cache = config.create_timing_cache(timing_cache or b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise ProfilerError(f"tensorrt could not build an engine for {onnx_path.name}")
+    return bytes(plan), bytes(config.get_timing_cache().serialize())
 
 
 @dataclass
@@ -94,6 +140,7 @@ class TensorRTProfiler(Profiler):
     name = "tensorrt"
     extra = "tensorrt"
     precisions = ("fp32", "fp16", "int8")
+    model_suffixes = (".onnx", ".plan", ".engine")
 
     def check(self) -> None:
         try:
@@ -123,39 +170,28 @@ class TensorRTProfiler(Profiler):
         path = Path(onnx_path)
         if not path.is_file():
             raise ProfilerError(f"model file {path} does not exist")
-        if self.settings.precision == "int8" and not path.name.startswith("identity"):
-            if input_shape is None:
-                raise ProfilerError("int8 on tensorrt needs the input shape")
-            path = qdq_model(path, input_shape)
-        builder = trt.Builder(self._logger)
-        network = builder.create_network(0)
-        parser = trt.OnnxParser(network, self._logger)
-        if not parser.parse(path.read_bytes()):
-            errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise ProfilerError(f"tensorrt cannot parse {path.name}: {errs}")
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
-        config.clear_flag(trt.BuilderFlag.TF32)
-        if self.settings.precision == "fp16":
-            config.set_flag(trt.BuilderFlag.FP16)
-        if self.settings.precision == "int8":
-            config.set_flag(trt.BuilderFlag.INT8)
-        plan = builder.build_serialized_network(network, config)
-        if plan is None:
-            raise ProfilerError(f"tensorrt could not build an engine for {path.name}")
+        if path.suffix.lower() in (".plan", ".engine"):
+            plan = path.read_bytes()
+        else:
+            path = in_precision(path, self.settings.precision, input_shape)
+            plan, _ = build_plan(trt, self._logger, path)
         engine = trt.Runtime(self._logger).deserialize_cuda_engine(plan)
+        if engine is None:
+            raise ProfilerError(f"tensorrt cannot deserialize {path.name} (built for another GPU "
+                                f"or TensorRT version than {trt.__version__}?)")
         context = engine.create_execution_context()
-        buffers = []
+        buffers, io = [], {}
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             shape = tuple(engine.get_tensor_shape(name))
             if any(d < 0 for d in shape):
                 raise ProfilerError(f"{path.name}: dynamic shape {shape} of {name}")
-            arr = fixed_input(shape)
-            size = arr.size * trt.nptype(engine.get_tensor_dtype(name))().itemsize
-            ptr = self._cuda.malloc(int(size))
-            if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+            arr = fixed_input(shape).astype(trt.nptype(engine.get_tensor_dtype(name)))
+            ptr = self._cuda.malloc(int(arr.nbytes))
+            is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            if is_input:
                 self._cuda.upload(ptr, arr)
             context.set_tensor_address(name, ptr)
             buffers.append(ptr)
-        return _TrtRunner(self._cuda, context, buffers, engine)
+            io[name] = (ptr, arr, is_input)
+        return _TrtRunner(self._cuda, context, buffers, engine, io)

@@ -11,6 +11,9 @@ with another op fails with a clear reason (recorded as a failed block, never as 
 Reading ONNX needs the ``onnx`` package: ``pip install 'hwnas[torch]'``.
 
 Precisions: fp32 (CPU, CUDA), fp16 on CUDA only; int8 is not a torch eager path here.
+
+An AOTInductor package (``.pt2``, the ``torch-aoti`` engine hwnas emits) is loaded with
+``torch._inductor.aoti_load_package`` and timed the same way: compiled code, not eager.
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ class TorchProfiler(Profiler):
     name = "torch"
     extra = "torch"
     precisions = ("fp32", "fp16")
+    model_suffixes = (".onnx", ".pt2")
 
     def check(self) -> None:
         try:
@@ -155,16 +159,37 @@ class TorchProfiler(Profiler):
         if not path.is_file():
             raise ProfilerError(f"model file {path} does not exist")
         torch, onnx = self._torch, self._onnx
+        dev = self.settings.device.lower()
+        if path.suffix.lower() == ".pt2":
+            return self._load_package(path, input_shape, dev)
         model = onnx.load(str(path))
         if input_shape is None:
             dims = model.graph.input[0].type.tensor_type.shape.dim
             input_shape = [d.dim_value for d in dims]
             if not all(input_shape):
                 raise ProfilerError(f"{path} has a dynamic input shape; give one")
-        dev = self.settings.device.lower()
         dtype = torch.float16 if self.settings.precision == "fp16" else torch.float32
         fn = compile_graph(model, torch, onnx, dev, dtype)
         x = torch.as_tensor(fixed_input(input_shape)).to(device=dev, dtype=dtype)
+
+        def call() -> Any:
+            with torch.inference_mode():
+                return fn(x)
+
+        return _TorchRunner(torch, call, dev == "cuda")
+
+    def _load_package(self, path: Path, input_shape: Sequence[int] | None, dev: str) -> Runner:
+        torch = self._torch
+        if input_shape is None:
+            raise ProfilerError(f"{path.name}: an AOTInductor package needs its input shape "
+                                "(hwnas engines record it in manifest.json)")
+        try:
+            fn = torch._inductor.aoti_load_package(str(path))
+        except Exception as exc:  # noqa: BLE001 - the runtime's own error: not a package here
+            raise ProfilerError(f"torch cannot load the AOTInductor package {path.name}: "
+                                f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}") from None
+        # engines take fp32 input whatever their precision (the cast is inside the package)
+        x = torch.as_tensor(fixed_input(input_shape)).to(device=dev)
 
         def call() -> Any:
             with torch.inference_mode():

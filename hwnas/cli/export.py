@@ -1,0 +1,78 @@
+"""``hwnas export``: one engine file (and its manifest) for an architecture of a supernet."""
+
+from __future__ import annotations
+
+from ._output import add_json_flag, console, emit
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="fine-tune a chosen network (QAT for int8) and emit a "
+                       "verified, measured engine file for a runtime")
+    p.add_argument("arch", metavar="ARCH", help="architecture file or SPACE:c1,c2,...")
+    p.add_argument("--supernet", required=True, metavar="CKPT", help="supernet.pt of hwnas train/run")
+    p.add_argument("--backend", required=True, metavar="B",
+                   help="engine: onnxruntime, openvino, tensorrt, torch-aoti (or a registered one)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, gpu ...")
+    p.add_argument("--threads", type=int, default=1, help="threads the engine is measured with")
+    p.add_argument("--data", default=None, metavar="digits|FOLDER|FILE.npz",
+                   help="data for fine-tuning, calibration, parity and accuracy")
+    p.add_argument("--finetune-epochs", type=float, default=0.0, metavar="N",
+                   help="fine-tune the inherited network for N epochs of --data (fp32)")
+    p.add_argument("--qat", action="store_true",
+                   help="int8 by quantization-aware fine-tuning (NNCF); default: post-training")
+    p.add_argument("--qat-epochs", type=float, default=2.0, metavar="N")
+    p.add_argument("--ptq", default="onnxruntime", choices=("onnxruntime", "nncf"),
+                   help="post-training quantizer for int8 without --qat")
+    p.add_argument("--table", default=None, metavar="T",
+                   help="device table for the predicted latency (default: the matching shipped one)")
+    p.add_argument("--no-measure", action="store_true", help="skip the latency measurement")
+    p.add_argument("--quick", action="store_true", help="short measurement protocol (noisier)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see hwnas.cli.train
+    from ..engines import EngineRequest, export_engine
+    from ..errors import UserError
+
+    if args.finetune_epochs < 0 or args.qat_epochs < 0:
+        raise UserError("--finetune-epochs and --qat-epochs must be >= 0")
+    if (args.finetune_epochs or args.qat) and not args.data:
+        raise UserError("fine-tuning and --qat need --data")
+    req = EngineRequest(backend=args.backend, precision=args.precision, device=args.device,
+                        threads=args.threads, finetune_epochs=args.finetune_epochs,
+                        qat=args.qat, qat_epochs=args.qat_epochs, ptq=args.ptq, seed=args.seed, quick=args.quick,
+                        measure=not args.no_measure)
+    c = console()
+    say = (lambda s: None) if args.json else (lambda s: c.print(f"[bold cyan]hwnas export[/]: {s}"))
+    m = export_engine(args.arch, args.supernet, req, args.out, args.data, args.table,
+                      args.force, say)
+    emit(args, m, _human)
+    return 0
+
+
+def _human(m) -> None:
+    c = console()
+    e, lat, par, acc = m["engine"], m["latency"], m["parity"], m.get("accuracy") or {}
+    c.print(f"wrote {e['path']} ({e['backend']} {e['precision']} on {e['device']})")
+    if lat.get("measured_ms") is not None:
+        pred = lat.get("predicted_ms")
+        c.print(f"  measured {lat['measured_ms']:.4f} ms (IQR {lat['measured_spread_ms']:.4f}, "
+                f"n {lat['measured_n']})" + (
+                    f"; predicted {pred:.4f} ms ({100 * lat['prediction_error']:+.1f}%)"
+                    if pred else f"; no prediction: {lat.get('note', '')}"))
+        for mm in lat.get("mismatch") or []:
+            c.print(f"  [yellow]table mismatch[/]: {mm}")
+    c.print(f"  parity vs PyTorch fp32: max |diff| {par['max_abs_diff']:.2e}, top-1 agreement "
+            f"{100 * par['top1_agreement']:.1f}% on {par['images']} images "
+            f"({'ok' if par['ok'] else 'NOT MET: ' + par['criterion']})")
+    if "val_engine" in acc:
+        c.print(f"  validation accuracy of the engine {100 * acc['val_engine']:.1f}% "
+                f"(fp32 PyTorch {100 * acc.get('val_fp32_torch', float('nan')):.1f}%)")

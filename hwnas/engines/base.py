@@ -1,0 +1,97 @@
+"""The one small interface every engine emitter implements.
+
+An emitter turns the precision-typed model files of one sub-network (:class:`ModelFiles`:
+an fp32 ONNX, the ONNX in the engine's precision, and the PyTorch module) into an engine
+file for one runtime, and can run that file for the parity check. Measuring the engine is
+not the emitter's job: the device-side ``profilers`` backend named by ``profiler`` loads
+the engine file and times it with the same protocol as the device tables, so a manifest's
+measured figure and a table's predicted one come from one protocol.
+
+Heavy runtimes are imported inside ``check``/``emit``/``session`` only.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+
+from ..errors import MissingDependency, UserError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class EngineError(UserError):
+    """An engine cannot be built as asked (precision, device, a failed build). Exit 2."""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The sources every emitter builds from; precision lives in ``onnx``."""
+
+    precision: str
+    fp32_onnx: Path                 # the fine-tuned network, BN folded, fp32
+    onnx: Path                      # the same network in ``precision`` (fp16 / Q/DQ int8)
+    module: Any                     # torch module (fp32, BN folded) for PyTorch-native emitters
+    input_shape: tuple[int, ...]    # NCHW at batch 1; input and output are float32
+
+
+Session = Callable[[np.ndarray], np.ndarray]  # one NCHW float32 batch-1 input -> logits
+
+
+@dataclass
+class Emitter(abc.ABC):
+    """An engine format for one runtime, on one device, at one precision."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    threads: int = 1
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    name: ClassVar[str] = ""
+    extra: ClassVar[str] = ""          # pip extra that installs the runtime
+    suffix: ClassVar[str] = ""         # the engine file's suffix
+    profiler: ClassVar[str] = ""       # the profilers backend that loads and times it
+    precisions: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",)}
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise EngineError(f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
+        dev = self.device.lower()
+        if dev not in self.precisions:
+            raise EngineError(f"{self.name} engines are built for {', '.join(self.precisions)}, "
+                              f"not device {self.device!r}")
+        if self.precision not in self.precisions[dev]:
+            raise EngineError(f"{self.name} on {dev} does not support precision {self.precision}; "
+                              f"supported: {', '.join(self.precisions[dev])}")
+        self.check()
+
+    # ---------------------------------------------------------------- hooks
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Import the runtime and check the device; raise MissingDependency / EngineError."""
+
+    @abc.abstractmethod
+    def runtime(self) -> dict[str, Any]:
+        """Versions (and device facts) the engine is tied to, for the manifest."""
+
+    @abc.abstractmethod
+    def emit(self, files: ModelFiles, out_dir: Path) -> dict[str, Any]:
+        """Write the engine into ``out_dir``; return ``{"file": name, "files": [...], ...}``."""
+
+    @abc.abstractmethod
+    def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
+        """A function running the engine file on one input (for the parity check)."""
+
+    # -------------------------------------------------------------- helpers
+    def missing(self, module: str, exc: BaseException) -> MissingDependency:
+        return MissingDependency(f"engine {self.name!r} needs {module}, which is not installed "
+                                 f"({exc.__class__.__name__}: {exc}); install it with: "
+                                 f"pip install 'hwnas[{self.extra}]'")
+
+    def failed(self, what: str, exc: BaseException) -> EngineError:
+        first = (" ".join(str(exc).split()) or exc.__class__.__name__)[:300]
+        return EngineError(f"{self.name} could not {what}: {exc.__class__.__name__}: {first}")

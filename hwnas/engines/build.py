@@ -1,0 +1,333 @@
+"""One engine, end to end: network, precision files, engine, parity, measurement, manifest.
+
+Everything is written into a fresh staging folder beside ``out`` and moved into place at
+the end (one ``os.replace``), so a failure at any step (a runtime's build error, a full
+disk, Ctrl-C) leaves no half-written engine and never touches an existing ``out``; with
+``force`` the old folder is swapped out only after the new one is complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..errors import UserError
+from ..fileio import write_json_atomic
+from .base import Emitter, EngineError, ModelFiles
+from .registry import get_emitter
+
+MANIFEST_KIND = "hwnas.engine_manifest"
+MANIFEST_SCHEMA = 2
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """What to build; every field is checked before any work starts."""
+
+    backend: str = "onnxruntime"
+    precision: str = "fp32"
+    device: str = "cpu"
+    threads: int = 1
+    finetune_steps: int = 0        # fine-tuning of the inherited network (fp32), in steps ...
+    finetune_epochs: float = 0.0   # ... or in epochs of the training split (batch 64)
+    qat: bool = False              # int8 by quantization-aware fine-tuning (else PTQ)
+    qat_steps: int = 0
+    qat_epochs: float = 2.0
+    ptq: str = "onnxruntime"       # post-training quantizer: onnxruntime | nncf
+    calibration_images: int = 128
+    parity_images: int = 256       # validation images compared (all, when fewer)
+    seed: int = 0
+    quick: bool = False            # short measurement protocol
+    measure: bool = True
+
+    def __post_init__(self) -> None:
+        if min(self.finetune_steps, self.qat_steps, self.threads, self.finetune_epochs,
+               self.qat_epochs) < 0 or \
+                min(self.calibration_images, self.parity_images) < 1:
+            raise UserError("steps and threads must be >= 0, calibration/parity images >= 1")
+        if self.qat and self.precision != "int8":
+            raise UserError("--qat makes an int8 engine; add --precision int8")
+        if self.ptq not in ("onnxruntime", "nncf"):
+            raise UserError(f"unknown post-training quantizer {self.ptq!r}; use onnxruntime or nncf")
+
+    def steps(self, data: Any) -> tuple[int, int]:
+        """(fine-tuning steps, QAT steps) for ``data``: explicit steps, else epochs."""
+        from .network import steps_per_epoch
+
+        spe = steps_per_epoch(data) if data is not None else 0
+        ft = self.finetune_steps or int(round(self.finetune_epochs * spe))
+        qs = self.qat_steps or max(1, int(round(self.qat_epochs * spe)))
+        return ft, qs
+
+    def emitter(self, calibration: Any = None) -> Emitter:
+        return get_emitter(self.backend, self.device, self.precision, self.threads,
+                           ptq=self.ptq, calibration=calibration)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _outputs(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.asarray(fn(x[i:i + 1]), np.float32).reshape(1, -1)
+                           for i in range(len(x))])
+
+
+def _parity(ref32: np.ndarray, got: np.ndarray, precision: str, labels: np.ndarray | None,
+            reference: str) -> dict[str, Any]:
+    d: dict[str, Any] = {"images": int(len(ref32)),
+                         "max_abs_diff": float(np.max(np.abs(ref32 - got))),
+                         "top1_agreement": float(np.mean(ref32.argmax(1) == got.argmax(1))),
+                         "reference": reference}
+    if labels is None:
+        d["inputs"] = "random (no --data): agreement on noise is a weak check"
+    d["criterion"] = ("max_abs_diff <= 1e-4" if precision == "fp32" else
+                      "top1_agreement >= 0.99 (int8/fp16 engines)")
+    d["ok"] = bool(d["max_abs_diff"] <= 1e-4 if precision == "fp32"
+                   else d["top1_agreement"] >= 0.99)
+    return d
+
+
+def prediction(table: Any, space: Any, arch: Any, emitter: Emitter, measured_meta: Mapping
+               ) -> dict[str, Any]:
+    """The table's figure for ``arch`` and, plainly, every way the table does not match."""
+    if table is None:
+        return {"predicted_ms": None, "note": "no device table given or shipped for this "
+                "space, backend, device and precision"}
+    meta = table.meta
+    pred = table.predict(space, arch)
+    mismatch = []
+    if meta.get("backend") != emitter.profiler:
+        mismatch.append(f"table backend {meta.get('backend')!r}, engine runs on {emitter.profiler!r}")
+    if meta.get("precision") != emitter.precision:
+        mismatch.append(f"table precision {meta.get('precision')!r}, engine {emitter.precision!r}")
+    dev = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
+    here = measured_meta.get("device") or {}
+    if dev.get("target", "cpu") != emitter.device.lower():
+        mismatch.append(f"table device {dev.get('target')!r}, engine {emitter.device!r}")
+    if here and dev.get("name") and dev.get("name") != here.get("name"):
+        mismatch.append(f"table measured on {dev.get('name')!r}, engine on {here.get('name')!r}")
+    if meta.get("threads") not in (None, emitter.threads) and emitter.threads:
+        mismatch.append(f"table threads {meta.get('threads')}, engine {emitter.threads}")
+    if emitter.name == "torch-aoti":
+        mismatch.append("the table times blocks eagerly; the engine is AOTInductor-compiled")
+    return {"predicted_ms": pred.latency_ms, "additive_ms": pred.additive_ms,
+            "table": table.describe_source(), "table_date": meta.get("date"),
+            "statistic": "median", "matches": not mismatch, "mismatch": mismatch}
+
+
+def build_engine(space: Any, arch: Any, supernet: Any, data: Any | None, req: EngineRequest,
+                 out: "str | Path", table: Any = None, force: bool = False,
+                 say: Say = lambda s: None, extra: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """Build, verify and measure one engine into ``out``; returns its manifest."""
+    import torch
+
+    from . import network as nw
+
+    out = Path(out).absolute()
+    if out.exists() and not force:
+        raise UserError(f"{out} exists; pass --force to replace it (the old engine is kept "
+                        "until the new one is complete), or choose another --out")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder")
+    if req.qat and data is None:
+        raise UserError("--qat fine-tunes on data: give --data")
+    arch.validate(space)
+    input_shape = (1, space.input[2], space.input[0], space.input[1])
+    calib = nw._calibration(data, input_shape, req.calibration_images, req.seed)
+    emitter = req.emitter(calib)  # missing runtime / unsupported precision: before any work
+    if req.qat or req.ptq == "nncf":
+        nw.quiet_nncf()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        stage.chmod(0o777 & ~umask)  # mkdtemp's 0700 would survive the rename
+    except OSError as exc:
+        raise UserError(f"cannot write under {out.parent}: {exc.strerror or exc}") from None
+    try:
+        manifest = _build(space, arch, supernet, data, req, emitter, stage, calib,
+                          input_shape, table, say, dict(extra or {}))
+        manifest["engine"]["path"] = str(out / manifest["engine"]["file"])
+        write_json_atomic(stage / "manifest.json", manifest)
+        _swap_in(stage, out)
+        return manifest
+    except OSError as exc:
+        raise UserError(f"writing the engine under {out.parent} failed: "
+                        f"{exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _swap_in(stage: Path, out: Path) -> None:
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(stage, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(stage, out)
+
+
+def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, stage: Path,
+           calib: np.ndarray, input_shape, table, say: Say, extra: dict) -> dict[str, Any]:
+    import torch
+
+    from . import network as nw
+
+    net = nw.standalone(supernet, arch, data, req.seed)
+    acc: dict[str, Any] = {}
+    ft_steps, qat_steps = req.steps(data)
+    if data is not None:
+        from ..train.loop import accuracy
+
+        acc["val_inherited"] = accuracy(net, data.val_x, data.val_y)
+        if ft_steps:
+            say(f"fine-tuning {arch.notation()} for {ft_steps} steps")
+        nw.finetune(net, data, ft_steps, req.seed)
+        acc["val_fp32_torch"] = accuracy(net, data.val_x, data.val_y)
+    folded = nw.fold_bn(net)
+    src = stage / "source"
+    src.mkdir()
+    fp32 = nw.export_fp32(folded, input_shape, src / "model_fp32.onnx")
+    quant: dict[str, Any] | None = None
+    if req.precision == "fp32":
+        onnx_path = fp32
+    elif req.precision == "fp16":
+        onnx_path = nw.export_fp16(fp32, src / "model_fp16.onnx")
+    elif req.qat:
+        steps = qat_steps
+        adapted, fq = nw.qat(folded, data, steps, req.seed, calib, say)
+        acc["val_int8_torch_fakequant"] = _torch_acc(fq, data)
+        acc["val_fp32_torch_qat_weights"] = _torch_acc(adapted, data)
+        folded = adapted  # the parity reference: the float network with the QAT weights
+        qat32 = nw.export_fp32(adapted, input_shape, src / "model_fp32_qat.onnx")
+        onnx_path = nw.ptq_onnx(qat32, src / "model_int8_qdq.onnx", calib, req.ptq)
+        quant = {"method": "quantization-aware fine-tuning (NNCF fake quantizers), Q/DQ "
+                 f"written by {req.ptq} calibrated on the same images",
+                 "steps": steps, "weights": "int8 symmetric per-channel",
+                 "activations": "int8", "bn": "folded before QAT",
+                 "calibration_images": int(len(calib))}
+    else:
+        if emitter.name == "openvino" and req.ptq == "nncf":
+            onnx_path = fp32  # the emitter quantizes the IR itself
+        else:
+            say(f"post-training quantization ({req.ptq}) on {len(calib)} images")
+            onnx_path = nw.ptq_onnx(fp32, src / "model_int8_qdq.onnx", calib, req.ptq)
+        quant = {"method": f"post-training quantization ({req.ptq})",
+                 "weights": "int8 symmetric per-channel", "activations": "int8",
+                 "bn": "folded", "calibration_images": int(len(calib)),
+                 "calibration_data": "training split" if data is not None else "random inputs"}
+    files = ModelFiles(req.precision, fp32, onnx_path, folded, input_shape)
+    say(f"emitting the {emitter.name} {req.precision} engine")
+    info = emitter.emit(files, stage)
+    engine = stage / info["file"]
+
+    # parity: the engine file loaded by its runtime against the fp32 PyTorch network
+    if data is not None:
+        x = data.val_x[:req.parity_images].numpy().astype(np.float32)
+        labels = data.val_y[:req.parity_images].numpy()
+    else:
+        x = np.random.default_rng(req.seed + 1).standard_normal(
+            (min(req.parity_images, 32), *input_shape[1:])).astype(np.float32)
+        labels = None
+    with torch.no_grad():
+        ref = folded(torch.from_numpy(x)).numpy()
+    sess = emitter.session(engine, input_shape)
+    got = _outputs(sess, x)
+    parity = _parity(ref, got, req.precision, labels,
+                     "the fp32 PyTorch network carrying the QAT-adapted weights (BN folded)"
+                     if req.qat else "the fine-tuned fp32 PyTorch network (BN folded)")
+    if labels is not None:
+        acc["val_engine"] = float(np.mean(got.argmax(1) == labels))
+        acc["val_images_engine"] = int(len(labels))
+        acc["split"] = ("validation split of the supernet's data (also used to pick the "
+                        "architecture: not a held-out test figure)")
+    del sess
+
+    measured: dict[str, Any] = {"measured_ms": None}
+    pred = {"predicted_ms": None}
+    if req.measure:
+        say(f"measuring {engine.name} on {emitter.profiler}")
+        measured = _measure(engine, emitter, req, input_shape)
+        pred = prediction(table, space, arch, emitter, measured.get("meta", {}))
+    err = None
+    if pred.get("predicted_ms") and measured.get("measured_ms"):
+        err = (pred["predicted_ms"] - measured["measured_ms"]) / measured["measured_ms"]
+
+    from .. import __version__
+
+    return {
+        "kind": MANIFEST_KIND, "schema": MANIFEST_SCHEMA,
+        "architecture": arch.to_dict(), "space": space.name, "space_id": space.id,
+        "engine": {"backend": emitter.name, "precision": req.precision,
+                   "device": emitter.device, "threads": req.threads, **info,
+                   "sha256": {f: _sha256(stage / f) for f in info["files"]},
+                   "input_shape": list(input_shape), "input_dtype": "float32",
+                   "output": f"logits [1, {space.classes}] float32"},
+        "runtime": emitter.runtime(),
+        "sources": {p.name: _sha256(p) for p in sorted(src.iterdir())},
+        "quantization": quant,
+        "finetune_steps": ft_steps,
+        "parity": parity, "accuracy": acc,
+        "latency": {**{k: v for k, v in measured.items() if k != "meta"}, **pred,
+                    "prediction_error": err,
+                    "protocol": (measured.get("meta") or {}).get("protocol")},
+        "device": (measured.get("meta") or {}).get("device"),
+        "preprocessing": data.preprocessing(space.input) if data is not None else None,
+        "request": asdict(req), **extra,
+        "tool": f"hwnas {__version__}",
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _torch_acc(module: Any, data: Any) -> float:
+    from ..train.loop import accuracy
+
+    return accuracy(module, data.val_x, data.val_y)
+
+
+def _measure(engine: Path, emitter: Emitter, req: EngineRequest, input_shape) -> dict[str, Any]:
+    from ..profiling import profiler_errors
+
+    with profiler_errors():
+        from profilers import Protocol, Settings, measure_model
+
+        r = measure_model(engine, emitter.profiler,
+                          Settings(device=emitter.device.lower(), precision=req.precision,
+                                   threads=req.threads),
+                          Protocol.quick() if req.quick else Protocol(),
+                          input_shape=input_shape)
+    return {"measured_ms": r["median_ms"], "measured_spread_ms": r["spread_ms"],
+            "measured_p25_ms": r["p25_ms"], "measured_p75_ms": r["p75_ms"],
+            "measured_min_ms": r["min_ms"], "measured_n": r["n"],
+            "measured_stable": r["stable"], "session_medians_ms": r["session_medians_ms"],
+            "overhead_ms": r["overhead_ms"], "meta": r["meta"]}
+
+
+def engine_dir_name(backend: str, precision: str, device: str = "cpu") -> str:
+    return f"{backend}_{device}_{precision}"
+
+
+def read_manifest(path: "str | Path") -> dict[str, Any]:
+    from ..fileio import check_header, read_json
+
+    d = read_json(path, "engine manifest")
+    check_header(d, MANIFEST_KIND, MANIFEST_SCHEMA, f"engine manifest {path}",
+                 "engine manifest", EngineError)
+    return d

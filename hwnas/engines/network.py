@@ -1,0 +1,219 @@
+"""The chosen network as a standalone model, and its precision-typed ONNX files.
+
+From a supernet and an architecture: the sub-network with inherited weights, its
+batch-norm statistics re-estimated on training data, optionally fine-tuned; then batch
+norm folded into the convolutions (``torch.nn.utils.fusion.fuse_conv_bn_eval``), so every
+engine and the quantizer see the network a deployment runs. Precision copies:
+
+- fp16: ONNX Runtime's float16 converter (weights and activations fp16, fp32 input and
+  output);
+- int8 by post-training quantization: ONNX Runtime static quantization to Q/DQ with
+  per-channel symmetric int8 weights and int8 activations calibrated on real training
+  images (the same recipe the profilers use for int8 blocks, so tables match engines),
+  or NNCF post-training quantization of the ONNX model;
+- int8 by quantization-aware fine-tuning (``qat``): NNCF inserts fake quantizers
+  (symmetric, per-channel int8 weights; initialised from calibration statistics) into the
+  folded network, which is fine-tuned with them (ProxylessNAS's quantization-aware
+  fine-tuning, Cai et al., ICCVW 2019, done with a maintained library instead of
+  hand-written fake-quant). The QAT-adapted weights are then written as Q/DQ through the
+  same ONNX Runtime recipe as post-training int8, calibrated on the same images.
+
+  Why not NNCF's own Q/DQ export (``nncf.strip(..., StripFormat.NATIVE)``, tried): it
+  places activation quantizers after Conv+Clip (OpenVINO's fusion pattern). ONNX Runtime
+  then fuses only some convolutions to QLinearConv and runs the rest in fp32 with layout
+  transposes between them: a tiny-32 int8 engine measured 3.85 ms against 0.43 ms for the
+  ONNX Runtime recipe and 0.50 ms for fp32. One int8 file that every runtime runs well,
+  and that matches the int8 blocks the device tables are profiled with, is worth more.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import require
+from .base import EngineError
+
+Say = Callable[[str], None]
+
+
+def standalone(supernet: Any, arch: Any, data: Any | None, seed: int = 0) -> Any:
+    """The sub-network with inherited weights, BN statistics re-estimated on ``data``."""
+    from ..train.loop import recalibrate_bn
+    from ..train.supernet import extract_subnet
+
+    net = extract_subnet(supernet, arch)
+    if data is not None:
+        recalibrate_bn(net, data.train_x, 64, 4, seed)
+    return net.eval()
+
+
+def finetune(net: Any, data: Any, steps: int, seed: int, lr: float = 0.01) -> Any:
+    """``steps`` SGD steps on the training split (no-op for 0)."""
+    if steps <= 0:
+        return net.eval()
+    from ..train.loop import sgd, train_steps
+
+    train_steps(net, data.train_x, data.train_y, sgd(net.parameters(), lr), lambda r: None,
+                steps, 64, seed)
+    return net.eval()
+
+
+def steps_per_epoch(data: Any, batch: int = 64) -> int:
+    return max(1, len(data.train_y) // batch)
+
+
+def fold_bn(net: Any) -> Any:
+    """A copy of ``net`` (eval) with every Conv2d+BatchNorm2d pair fused into one conv."""
+    import copy
+
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    net = copy.deepcopy(net).eval()
+    for mod in net.modules():
+        if isinstance(mod, nn.Sequential):
+            for i in range(len(mod) - 1):
+                if isinstance(mod[i], nn.Conv2d) and isinstance(mod[i + 1], nn.BatchNorm2d):
+                    mod[i] = fuse_conv_bn_eval(mod[i], mod[i + 1])
+                    mod[i + 1] = nn.Identity()
+    return net
+
+
+def _calibration(data: Any | None, input_shape: tuple[int, ...], n: int, seed: int
+                 ) -> np.ndarray:
+    """Up to ``n`` training images (NCHW, one per row); random ones only without data."""
+    if data is not None:
+        x = data.train_x.numpy()
+        idx = np.random.default_rng(seed).permutation(len(x))[:n]
+        return np.ascontiguousarray(x[idx], np.float32)
+    return np.random.default_rng(seed).standard_normal((n, *input_shape[1:])).astype(np.float32)
+
+
+def export_fp32(net: Any, input_shape: tuple[int, ...], path: Path) -> Path:
+    from ..nn.export import export_onnx
+
+    return export_onnx(net, tuple(input_shape[1:]), path)
+
+
+def export_fp16(fp32: Path, path: Path) -> Path:
+    onnx = require("onnx", "torch")
+    try:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError as exc:
+        raise EngineError(f"fp16 ONNX needs onnxruntime's float16 converter ({exc}); "
+                          "install it with: pip install 'hwnas[onnxruntime]'") from None
+    model = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+    _toposort(model.graph)  # the converter appends its input casts after their consumers
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def _toposort(graph: Any) -> None:
+    """Reorder ``graph.node`` topologically, in place (stable for already sorted parts)."""
+    known = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in known for i in n.input)]
+        if not ready:
+            raise EngineError("fp16 conversion produced a graph with a cycle")
+        for n in ready:
+            known.update(n.output)
+            ordered.append(n)
+        pending = [n for n in pending if n not in ready]
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def ptq_onnx(fp32: Path, path: Path, calib: np.ndarray, method: str = "onnxruntime") -> Path:
+    """Q/DQ int8 ONNX by post-training quantization calibrated on ``calib``."""
+    if method == "nncf":
+        nncf = require("nncf", "nncf")
+        onnx = require("onnx", "torch")
+        model = onnx.load(str(fp32))
+        name = model.graph.input[0].name
+        ds = nncf.Dataset([{name: x[None]} for x in calib])
+        q = nncf.quantize(model, ds, subset_size=len(calib),
+                          preset=nncf.QuantizationPreset.PERFORMANCE)
+        onnx.save(q, str(path))
+        return path
+    if method != "onnxruntime":
+        raise EngineError(f"unknown post-training quantizer {method!r}; use onnxruntime or nncf")
+    q = require("onnxruntime.quantization", "onnxruntime")
+
+    class _Reader(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{"input": x[None]} for x in calib])
+
+        def get_next(self) -> Any:
+            return next(self._it, None)
+
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its "consider pre-processing" advice is not for users here
+    try:
+        q.quantize_static(str(fp32), str(path), _Reader(), quant_format=q.QuantFormat.QDQ,
+                          per_channel=True, activation_type=q.QuantType.QInt8,
+                          weight_type=q.QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+    return path
+
+
+def qat(folded: Any, data: Any, steps: int, seed: int, calib: np.ndarray, say: Say
+        ) -> tuple[Any, Any]:
+    """Quantization-aware fine-tuning with NNCF; returns (the float network carrying the
+    QAT-adapted weights, the fake-quantized network as PyTorch native ops)."""
+    import copy
+
+    nncf = require("nncf", "nncf")
+    torch = require("torch", "torch")
+    from nncf.quantization.advanced_parameters import (AdvancedQuantizationParameters,
+                                                       OverflowFix)
+
+    from ..train.loop import sgd, train_steps
+
+    # NNCF's CPU default keeps weights in 7 bits against an old-CPU overflow ("half range");
+    # a Q/DQ export needs the plain int8 range, which VNNI and GPUs execute exactly.
+    adv = AdvancedQuantizationParameters(overflow_fix=OverflowFix.DISABLE)
+    ds = nncf.Dataset([torch.from_numpy(calib[i:i + 16]) for i in range(0, len(calib), 16)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qnet = nncf.quantize(copy.deepcopy(folded).eval(), ds, subset_size=len(calib),
+                             preset=nncf.QuantizationPreset.PERFORMANCE,
+                             advanced_parameters=adv, fast_bias_correction=True)
+    say(f"QAT: {steps} fine-tuning steps with NNCF fake quantizers")
+    train_steps(qnet, data.train_x, data.train_y, sgd(qnet.parameters(), 0.002, 0.0),
+                lambda r: None, steps, 64, seed)
+    qnet.eval()
+    x = torch.from_numpy(calib[:1])
+    fq = nncf.strip(qnet, do_copy=True, strip_format=nncf.StripFormat.NATIVE, example_input=x)
+    adapted = copy.deepcopy(folded).eval()
+    own = adapted.state_dict()
+    trained = {k: v for k, v in qnet.state_dict().items() if k in own}
+    if set(trained) != set(own):
+        raise EngineError("QAT: NNCF's network lost parameters of the original "
+                          f"({sorted(set(own) - set(trained))[:3]}...)")
+    adapted.load_state_dict(trained)
+    return adapted, fq
+
+
+def quiet_nncf() -> None:
+    """NNCF prints progress bars and INFO lines; hwnas reports its own progress."""
+    import logging
+
+    os.environ.setdefault("NNCF_TELEMETRY_DISABLE", "1")  # no network attempts either
+    logging.getLogger("torchao").setLevel(logging.ERROR)  # optional CUDA kernels it lacks
+    try:
+        import nncf
+
+        nncf.set_log_level(40)
+    except ImportError:
+        pass

@@ -1,0 +1,95 @@
+"""OpenVINO engine: an IR (``model.xml`` + ``model.bin``) from ``openvino.convert_model``.
+
+fp32 and int8 IRs keep fp32 weights (``save_model(compress_to_fp16=False)``), so the fp32
+engine matches PyTorch to float rounding; int8 comes from the Q/DQ ONNX (converted to
+FakeQuantize, executed in int8), or, with ``ptq="nncf"``, from NNCF post-training
+quantization of the IR itself. fp16 stores fp16 weights and is built only for a device
+that executes f16 (``OPTIMIZATION_CAPABILITIES`` lists FP16): elsewhere it would run in
+f32 and be an fp16 engine in name only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import EngineError, Emitter, ModelFiles, Session
+
+
+@dataclass
+class OpenVinoEmitter(Emitter):
+    name = "openvino"
+    extra = "openvino"
+    suffix = ".xml"
+    profiler = "openvino"
+    precisions = {"cpu": ("fp32", "fp16", "int8"), "gpu": ("fp32", "fp16", "int8"),
+                  "npu": ("fp16", "int8")}
+
+    def check(self) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise self.missing("openvino", exc) from None
+        self._ov, self._core = ov, ov.Core()
+        dev = self.device.upper()
+        if dev not in self._core.available_devices:
+            raise EngineError(f"openvino: device {dev} is not available here "
+                              f"(available: {', '.join(self._core.available_devices)})")
+        caps = [str(c) for c in self._core.get_property(dev, "OPTIMIZATION_CAPABILITIES")]
+        if self.precision == "fp16" and "FP16" not in caps:
+            raise EngineError(f"openvino {dev} here does not execute fp16 (capabilities: "
+                              f"{', '.join(caps)}); an fp16 IR would run in f32. Use fp32 or int8")
+
+    def runtime(self) -> dict[str, Any]:
+        dev = self.device.upper()
+        return {"runtime": "openvino", "version": self._ov.get_version(), "ov_device": dev,
+                "full_device_name": str(self._core.get_property(dev, "FULL_DEVICE_NAME")),
+                "weights": "fp16 (compressed)" if self.precision == "fp16" else "fp32 (not compressed)"}
+
+    def emit(self, files: ModelFiles, out_dir: Path) -> dict[str, Any]:
+        ov = self._ov
+        ptq = self.options.get("ptq", "onnxruntime")
+        src = files.fp32_onnx if (self.precision == "int8" and ptq == "nncf") else files.onnx
+        try:
+            model = ov.convert_model(str(src))
+            if self.precision == "int8" and ptq == "nncf":
+                model = self._nncf_quantize(model, files)
+            ov.save_model(model, str(out_dir / "model.xml"),
+                          compress_to_fp16=self.precision == "fp16")
+        except EngineError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self.failed(f"convert {src.name} to IR", exc) from None
+        return {"file": "model.xml", "files": ["model.xml", "model.bin"], "source": src.name,
+                "int8_from": (("nncf post-training quantization of the IR" if ptq == "nncf"
+                               else "the Q/DQ ONNX") if self.precision == "int8" else None)}
+
+    def _nncf_quantize(self, model: Any, files: ModelFiles) -> Any:
+        calib = self.options.get("calibration")
+        if calib is None:
+            raise EngineError("openvino int8 through NNCF needs calibration data (--data)")
+        try:
+            import nncf
+        except ImportError as exc:
+            raise self.missing("nncf", exc) from None
+        ds = nncf.Dataset([np.ascontiguousarray(x[None], np.float32) for x in calib])
+        return nncf.quantize(model, ds, subset_size=len(calib),
+                             preset=nncf.QuantizationPreset.PERFORMANCE)
+
+    def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
+        dev = self.device.upper()
+        cfg: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
+                               "INFERENCE_PRECISION_HINT": "f16" if self.precision == "fp16" else "f32"}
+        if dev == "CPU":
+            cfg["INFERENCE_NUM_THREADS"] = str(max(self.threads, 1))
+        compiled = self._core.compile_model(str(engine), dev, cfg)
+        req = compiled.create_infer_request()
+
+        def run(x: np.ndarray) -> np.ndarray:
+            req.infer({0: np.ascontiguousarray(x, np.float32)})
+            return np.array(req.get_output_tensor(0).data)
+
+        return run

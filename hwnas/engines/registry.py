@@ -1,0 +1,47 @@
+"""The emitter registry, filled only from the entry-point group ``hwnas.emitters``.
+
+The built-in emitters are declared in ``pyproject.toml`` exactly as a third party declares
+its own (one loading path, the profilers' loader); a duplicate name is an error.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+from .base import Emitter, EngineError
+
+GROUP = "hwnas.emitters"
+
+
+def load_registry() -> dict[str, metadata.EntryPoint]:
+    from profilers.registry import load_registry as load
+
+    return load(group=GROUP, noun="engine emitters", error=EngineError)
+
+
+def available_emitters() -> list[str]:
+    return list(load_registry())
+
+
+def emitter_class(name: str) -> type[Emitter]:
+    reg = load_registry()
+    if name not in reg:
+        raise EngineError(f"unknown engine backend {name!r}; registered: "
+                          f"{', '.join(reg) or 'none (is hwnas installed? pip install -e .)'}")
+    try:
+        cls = reg[name].load()
+    except ImportError as exc:
+        raise EngineError(f"engine backend {name!r} ({reg[name].value}) cannot be imported: "
+                          f"{exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Emitter)):
+        raise EngineError(f"entry point {name!r} ({reg[name].value}) is not an Emitter subclass")
+    return cls
+
+
+def get_emitter(name: str, device: str = "cpu", precision: str = "fp32", threads: int = 1,
+                **options: Any) -> Emitter:
+    """An emitter instance; raises (one line) for an unknown name, a missing runtime, or an
+    unsupported device/precision, before any work is done."""
+    return emitter_class(name)(device=device, precision=precision, threads=threads,
+                               options=options)

@@ -1,0 +1,69 @@
+"""TensorRT engine: a serialized plan built on the local GPU from the precision-typed ONNX.
+
+The network is strongly typed (``STRONGLY_TYPED`` on TensorRT 10; always on 11, which
+removed ``BuilderFlag.FP16``/``INT8``): fp16 comes from the float16 ONNX, int8 from the
+Q/DQ ONNX (explicit quantization). A timing cache is written beside the plan and reused
+by the next build in the same folder. A plan runs only on the GPU model and TensorRT
+version that built it; the manifest records both. Without tensorrt or without a GPU the
+emitter stops in ``check``, before any work and without writing anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import EngineError, Emitter, ModelFiles, Session
+
+
+@dataclass
+class TensorRTEmitter(Emitter):
+    name = "tensorrt"
+    extra = "tensorrt"
+    suffix = ".plan"
+    profiler = "tensorrt"
+    precisions = {"cuda": ("fp32", "fp16", "int8")}
+
+    def check(self) -> None:
+        from profilers import ProfilerError, Settings
+
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError as exc:
+            raise self.missing("tensorrt", exc) from None
+        from profilers.backends.tensorrt import TensorRTProfiler
+
+        try:
+            self._prof = TensorRTProfiler(Settings(device="cuda", precision=self.precision))
+        except ProfilerError as exc:
+            raise EngineError(str(exc)) from None
+
+    def runtime(self) -> dict[str, Any]:
+        from profilers.fingerprint import fingerprint
+
+        gpus = fingerprint().get("gpus") or [{}]
+        return {"runtime": "tensorrt", "version": self._prof._trt.__version__,
+                "gpu": gpus[0].get("name", "unknown"),
+                "tied_to": "this GPU model and this TensorRT version: rebuild the plan elsewhere"}
+
+    def emit(self, files: ModelFiles, out_dir: Path) -> dict[str, Any]:
+        from profilers import ProfilerError
+        from profilers.backends.tensorrt import build_plan
+
+        cache_path = Path(self.options.get("timing_cache") or out_dir / "timing.cache")
+        old = cache_path.read_bytes() if cache_path.is_file() else None
+        try:
+            plan, cache = build_plan(self._prof._trt, self._prof._logger, files.onnx, old)
+        except ProfilerError as exc:
+            raise EngineError(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001
+            raise self.failed(f"build a plan from {files.onnx.name}", exc) from None
+        (out_dir / "model.plan").write_bytes(plan)
+        (out_dir / "timing.cache").write_bytes(cache)
+        return {"file": "model.plan", "files": ["model.plan", "timing.cache"],
+                "source": files.onnx.name, "strongly_typed": True}
+
+    def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
+        runner = self._prof.load(engine, input_shape)
+        return runner.infer  # type: ignore[attr-defined]
