@@ -72,10 +72,12 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
 
 
 def measure_onnx(model: "str | Path", backend: str, device: str = "cpu", precision: str = "fp32",
-                 threads: int = 1, quick: bool = False) -> dict[str, Any]:
+                 threads: int = 1, quick: bool = False,
+                 input_shape: "tuple[int, ...] | None" = None) -> dict[str, Any]:
+    """One model or engine file (``.onnx``, ``.xml``, ``.plan``, ``.pt2``) end to end."""
     with profiler_errors():
         from profilers import Protocol, Settings, measure_model
 
         return measure_model(model, backend, Settings(device=device, precision=precision,
                                                       threads=threads),
-                             Protocol.quick() if quick else Protocol())
+                             Protocol.quick() if quick else Protocol(), input_shape=input_shape)

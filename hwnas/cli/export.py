@@ -44,12 +44,12 @@ def cmd_export(args) -> int:
 
     if args.finetune_epochs < 0 or args.qat_epochs < 0:
         raise UserError("--finetune-epochs and --qat-epochs must be >= 0")
-    if (args.finetune_epochs or args.qat) and not args.data:
-        raise UserError("fine-tuning and --qat need --data")
     req = EngineRequest(backend=args.backend, precision=args.precision, device=args.device,
                         threads=args.threads, finetune_epochs=args.finetune_epochs,
                         qat=args.qat, qat_epochs=args.qat_epochs, ptq=args.ptq, seed=args.seed, quick=args.quick,
                         measure=not args.no_measure)
+    if (args.finetune_epochs or args.qat) and not args.data:
+        raise UserError("fine-tuning and --qat need --data")
     c = console()
     say = (lambda s: None) if args.json else (lambda s: c.print(f"[bold cyan]hwnas export[/]: {s}"))
     m = export_engine(args.arch, args.supernet, req, args.out, args.data, args.table,

@@ -138,8 +138,9 @@ def ptq_onnx(fp32: Path, path: Path, calib: np.ndarray, method: str = "onnxrunti
         model = onnx.load(str(fp32))
         name = model.graph.input[0].name
         ds = nncf.Dataset([{name: x[None]} for x in calib])
-        q = nncf.quantize(model, ds, subset_size=len(calib),
-                          preset=nncf.QuantizationPreset.PERFORMANCE)
+        with nncf_output():
+            q = nncf.quantize(model, ds, subset_size=len(calib),
+                              preset=nncf.QuantizationPreset.PERFORMANCE)
         onnx.save(q, str(path))
         return path
     if method != "onnxruntime":
@@ -170,7 +171,7 @@ def ptq_onnx(fp32: Path, path: Path, calib: np.ndarray, method: str = "onnxrunti
 def qat(folded: Any, data: Any, steps: int, seed: int, calib: np.ndarray, say: Say
         ) -> tuple[Any, Any]:
     """Quantization-aware fine-tuning with NNCF; returns (the float network carrying the
-    QAT-adapted weights, the fake-quantized network as PyTorch native ops)."""
+    QAT-adapted weights, the fake-quantized NNCF network itself)."""
     import copy
 
     nncf = require("nncf", "nncf")
@@ -184,7 +185,7 @@ def qat(folded: Any, data: Any, steps: int, seed: int, calib: np.ndarray, say: S
     # a Q/DQ export needs the plain int8 range, which VNNI and GPUs execute exactly.
     adv = AdvancedQuantizationParameters(overflow_fix=OverflowFix.DISABLE)
     ds = nncf.Dataset([torch.from_numpy(calib[i:i + 16]) for i in range(0, len(calib), 16)])
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), nncf_output():
         warnings.simplefilter("ignore")
         qnet = nncf.quantize(copy.deepcopy(folded).eval(), ds, subset_size=len(calib),
                              preset=nncf.QuantizationPreset.PERFORMANCE,
@@ -193,8 +194,6 @@ def qat(folded: Any, data: Any, steps: int, seed: int, calib: np.ndarray, say: S
     train_steps(qnet, data.train_x, data.train_y, sgd(qnet.parameters(), 0.002, 0.0),
                 lambda r: None, steps, 64, seed)
     qnet.eval()
-    x = torch.from_numpy(calib[:1])
-    fq = nncf.strip(qnet, do_copy=True, strip_format=nncf.StripFormat.NATIVE, example_input=x)
     adapted = copy.deepcopy(folded).eval()
     own = adapted.state_dict()
     trained = {k: v for k, v in qnet.state_dict().items() if k in own}
@@ -202,7 +201,15 @@ def qat(folded: Any, data: Any, steps: int, seed: int, calib: np.ndarray, say: S
         raise EngineError("QAT: NNCF's network lost parameters of the original "
                           f"({sorted(set(own) - set(trained))[:3]}...)")
     adapted.load_state_dict(trained)
-    return adapted, fq
+    return adapted, qnet
+
+
+def nncf_output():
+    """NNCF draws its progress bars on stdout; keep stdout for ``--json`` (bars go to stderr)."""
+    import contextlib
+    import sys
+
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 def quiet_nncf() -> None:

@@ -75,9 +75,12 @@ class OpenVinoEmitter(Emitter):
             import nncf
         except ImportError as exc:
             raise self.missing("nncf", exc) from None
+        from .network import nncf_output
+
         ds = nncf.Dataset([np.ascontiguousarray(x[None], np.float32) for x in calib])
-        return nncf.quantize(model, ds, subset_size=len(calib),
-                             preset=nncf.QuantizationPreset.PERFORMANCE)
+        with nncf_output():
+            return nncf.quantize(model, ds, subset_size=len(calib),
+                                 preset=nncf.QuantizationPreset.PERFORMANCE)
 
     def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
         dev = self.device.upper()
