@@ -1,0 +1,257 @@
+"""Engines issue figures: parity, int8 accuracy (QAT vs PTQ), budget hit, speed ratios.
+
+    python benchmarks/engines_bench.py tables   # profile the precision-matched tables here
+    python benchmarks/engines_bench.py quality --run runs/default   # tiny-32, trained supernet
+    python benchmarks/engines_bench.py budgets  # 5 budgets per space, ORT/OV x fp32/int8
+    python benchmarks/engines_bench.py report   # print the figures from the saved JSON
+
+Everything lands in runs/bench_engines/ (JSON per stage); nothing else may load the CPU
+while it runs (2-core shared host: see README). Tables are profiled on this host in the
+engine's precision; engines are measured as files by their own runtime with the
+profilers' protocol (median of the fastest of 3 sessions, the statistic tables predict).
+
+proxyless-mobile has no trained supernet on this CPU-only host (224x224 ImageNet-scale
+training is out of reach), so its engines carry freshly initialised weights and its
+frontier is computed from a stand-in score (each candidate's MACs, so the frontier spans
+the whole latency range). Latency does not depend on the weights' values or on how the
+architecture was chosen; accuracy figures come from tiny-32 only, where the supernet is
+trained.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "runs" / "bench_engines"
+SPACES = ("tiny-32", "proxyless-mobile")
+COMBOS = (("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"),
+          ("openvino", "int8"))
+
+
+def table_path(space: str, backend: str, precision: str) -> Path:
+    return OUT / "tables" / f"{space}_{backend}_cpu_{precision}.json"
+
+
+def stage_tables() -> None:
+    from hwnas.profiling import profile_space
+    from hwnas.spaces import load_space
+
+    (OUT / "tables").mkdir(parents=True, exist_ok=True)
+    todo = [(sp, b, p) for sp in SPACES for b, p in COMBOS] + [("tiny-32", "onnxruntime", "fp16")]
+    times = {}
+    for sp, b, p in todo:
+        path = table_path(sp, b, p)
+        t = time.time()
+        table = profile_space(load_space(sp), b, path, precision=p, threads=1,
+                              resume=path.exists())
+        times[path.name] = round(time.time() - t, 1)
+        cal = table["calibration"]
+        print(f"{path.name}: {time.time() - t:.0f} s, calibration {cal.get('method')} scale "
+              f"{cal['scale']:.3f}, loo median {cal.get('loo_median_abs_err_pct', 0):.1f}%",
+              flush=True)
+    (OUT / "tables_times.json").write_text(json.dumps(times, indent=1))
+
+
+def _score_table(space):
+    """Stand-in scores for an untrained space: a candidate's MACs (bigger ranks higher)."""
+    from hwnas.tables.accuracy import AccuracyTable
+
+    rows = []
+    for layer in space.layers:
+        rows.append({b.choice(): math.log1p(b.macs()) for b in layer.candidates})
+    return AccuracyTable.from_rows(space, rows, {"method": "stand-in: log(1 + MACs)"})
+
+
+def _supernet_and_data(space_name: str, run: Path | None):
+    from hwnas.spaces import load_space
+
+    space = load_space(space_name)
+    if space_name == "tiny-32" and run is not None:
+        from hwnas.tables.accuracy import load_accuracy_table
+        from hwnas.train.checkpoint import load_checkpoint
+        from hwnas.train.ponas import TrainConfig, data_for
+
+        acc = load_accuracy_table(run / "train" / "accuracy_table.json", space)
+        sn = load_checkpoint(run / "train" / "supernet.pt", space).supernet().eval()
+        data = data_for(space, "digits", TrainConfig(val_fraction=0.3, seed=0))
+        return space, acc, sn, data
+    import torch
+
+    from hwnas.train.supernet import Supernet
+
+    torch.manual_seed(0)
+    return space, _score_table(space), Supernet(space).eval(), None
+
+
+def _budgets(front, n: int = 5) -> list[float]:
+    lo, hi = front.latency_ms[0], front.latency_ms[-1]
+    return [round(lo + q * (hi - lo), 4) for q in (0.1, 0.3, 0.5, 0.7, 0.9)][:n]
+
+
+def stage_budgets(run: Path | None, passes: int = 2) -> None:
+    from hwnas.engines import EngineRequest, build_engine
+    from hwnas.profiling import measure_onnx
+    from hwnas.solver import build_frontier
+    from hwnas.tables.device import load_device_table
+
+    rows = []
+    for sp in SPACES:
+        space, acc, sn, data = _supernet_and_data(sp, run)
+        for backend, prec in COMBOS:
+            table = load_device_table(table_path(sp, backend, prec))
+            front = build_frontier(acc, table)
+            budgets = _budgets(front)
+            archs = front.architectures([front.index_for_budget(b) for b in budgets])
+            cal = table.calibration.report
+            for b, arch in zip(budgets, archs):
+                folder = OUT / "engines" / f"{sp}_{backend}_{prec}_{b:g}ms"
+                req = EngineRequest(backend=backend, precision=prec, finetune_steps=0,
+                                    parity_images=64 if sp == "tiny-32" else 8,
+                                    calibration_images=64 if sp == "tiny-32" else 16)
+                t = time.time()
+                m = build_engine(space, arch, sn, data, req, folder, table, force=True)
+                row = {"space": sp, "backend": backend, "precision": prec, "budget_ms": b,
+                       "predicted_ms": m["latency"]["predicted_ms"],
+                       "measured_ms": [m["latency"]["measured_ms"]],
+                       "spread_ms": [m["latency"]["measured_spread_ms"]],
+                       "table_loo_median_err_pct": cal.get("loo_median_abs_err_pct"),
+                       "table_loo_max_err_pct": cal.get("loo_max_abs_err_pct"),
+                       "parity_max_abs_diff": m["parity"]["max_abs_diff"],
+                       "top1_agreement": m["parity"]["top1_agreement"],
+                       "engine": m["engine"]["path"], "build_s": round(time.time() - t, 1),
+                       "choices": list(arch.choices)}
+                rows.append(row)
+                print(json.dumps({k: row[k] for k in ("space", "backend", "precision",
+                                                       "budget_ms", "predicted_ms",
+                                                       "measured_ms", "build_s")}), flush=True)
+                (OUT / "budgets.json").write_text(json.dumps(rows, indent=1))
+    for _ in range(passes - 1):  # the same engine files measured again, later
+        for row in rows:
+            r = measure_onnx(row["engine"], {"onnxruntime": "onnxruntime",
+                                             "openvino": "openvino"}[row["backend"]],
+                             precision=row["precision"])
+            row["measured_ms"].append(r["median_ms"])
+            row["spread_ms"].append(r["spread_ms"])
+        (OUT / "budgets.json").write_text(json.dumps(rows, indent=1))
+    for row in rows:
+        if row["backend"] == "openvino":
+            row["benchmark_app_ms"] = benchmark_app(Path(row["engine"]))
+    (OUT / "budgets.json").write_text(json.dumps(rows, indent=1))
+
+
+def benchmark_app(path: Path, threads: int = 1, seconds: int = 3) -> float:
+    exe = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
+    out = subprocess.run([exe, "-m", str(path), "-d", "CPU", "-hint", "none", "-nireq", "1",
+                          "-api", "sync", "-nthreads", str(threads), "-t", str(seconds),
+                          "-infer_precision", "f32"],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"Median:\s+([0-9.]+)\s*(ms|us)", out)
+    if not m:
+        raise RuntimeError(f"no median in benchmark_app output:\n{out[-2000:]}")
+    return float(m.group(1)) / (1000.0 if m.group(2) == "us" else 1.0)
+
+
+def stage_quality(run: Path) -> None:
+    """tiny-32, trained supernet: parity and accuracy of fp32 / fp16 / int8 PTQ / int8 QAT."""
+    from hwnas.engines import EngineRequest, build_engine
+    from hwnas.solver import build_frontier
+    from hwnas.tables.device import load_device_table
+
+    space, acc, sn, data = _supernet_and_data("tiny-32", run)
+    table = load_device_table(table_path("tiny-32", "onnxruntime", "fp32"))
+    front = build_frontier(acc, table)
+    budgets = _budgets(front)[::2]  # three architectures: fast, middle, slow
+    archs = front.architectures([front.index_for_budget(b) for b in budgets])
+    rows = []
+    cases = [("onnxruntime", "fp32", False), ("openvino", "fp32", False),
+             ("onnxruntime", "fp16", False), ("onnxruntime", "int8", False),
+             ("openvino", "int8", False), ("onnxruntime", "int8", True),
+             ("openvino", "int8", True)]
+    for b, arch in zip(budgets, archs):
+        for backend, prec, qat in cases:
+            req = EngineRequest(backend=backend, precision=prec, finetune_steps=150, qat=qat,
+                                qat_steps=150, parity_images=10_000)
+            tab = table_path("tiny-32", backend, prec)
+            t = time.time()
+            m = build_engine(space, arch, sn, data, req,
+                             OUT / "quality" / f"{b:g}ms_{backend}_{prec}{'_qat' if qat else ''}",
+                             load_device_table(tab) if tab.exists() else None, force=True)
+            a = m["accuracy"]
+            row = {"budget_ms": b, "choices": list(arch.choices), "backend": backend,
+                   "precision": prec, "int8": ("qat" if qat else "ptq") if prec == "int8" else None,
+                   "val_fp32_torch": a.get("val_fp32_torch"), "val_engine": a.get("val_engine"),
+                   "val_fp32_torch_qat_weights": a.get("val_fp32_torch_qat_weights"),
+                   "val_int8_torch_fakequant": a.get("val_int8_torch_fakequant"),
+                   "images": a.get("val_images_engine"),
+                   "parity_max_abs_diff": m["parity"]["max_abs_diff"],
+                   "top1_agreement": m["parity"]["top1_agreement"],
+                   "measured_ms": m["latency"]["measured_ms"],
+                   "predicted_ms": m["latency"]["predicted_ms"],
+                   "seconds": round(time.time() - t, 1)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            (OUT / "quality.json").write_text(json.dumps(rows, indent=1))
+
+
+def report() -> None:
+    import numpy as np
+
+    if (OUT / "quality.json").exists():
+        q = json.loads((OUT / "quality.json").read_text())
+        print("## quality (tiny-32 on digits, validation split)")
+        for r in q:
+            print(f"{r['budget_ms']:>7} {r['backend']:<11} {r['precision']} {r['int8'] or '':<3} "
+                  f"engine acc {100 * r['val_engine']:.1f}% (fp32 torch "
+                  f"{100 * r['val_fp32_torch']:.1f}%), max|diff| {r['parity_max_abs_diff']:.2e}, "
+                  f"top-1 agreement {100 * r['top1_agreement']:.2f}% on {r['images']} images, "
+                  f"{r['measured_ms']:.4f} ms")
+    if (OUT / "budgets.json").exists():
+        rows = json.loads((OUT / "budgets.json").read_text())
+        print("## budget hit (engine files measured by their runtime)")
+        npass = min(len(r["measured_ms"]) for r in rows)
+        for k in range(npass):
+            strict = [r["measured_ms"][k] <= r["budget_ms"] for r in rows]
+            tol = [r["measured_ms"][k] <= r["budget_ms"] * (1 + r["table_loo_median_err_pct"] / 100)
+                   for r in rows]
+            err = [abs(r["predicted_ms"] - r["measured_ms"][k]) / r["measured_ms"][k] for r in rows]
+            print(f"pass {k + 1}: {sum(strict)}/{len(rows)} within budget, {sum(tol)}/{len(rows)} "
+                  f"within budget + the table's stated (held-out median) error; prediction "
+                  f"error median {100 * np.median(err):.1f}%, worst {100 * max(err):.1f}%, "
+                  f"within 10%: {100 * np.mean(np.array(err) <= 0.1):.0f}%")
+        for r in rows:
+            print(f"  {r['space']:<16} {r['backend']:<11} {r['precision']} budget {r['budget_ms']:.4f} "
+                  f"pred {r['predicted_ms']:.4f} meas {', '.join(f'{v:.4f}' for v in r['measured_ms'])}"
+                  + (f" benchmark_app {r['benchmark_app_ms']:.4f}" if "benchmark_app_ms" in r else ""))
+        print("## speed ratios int8/fp32 (same budget index, measured vs predicted)")
+        for sp in SPACES:
+            for be in ("onnxruntime", "openvino"):
+                f32 = [r for r in rows if (r["space"], r["backend"], r["precision"]) == (sp, be, "fp32")]
+                i8 = [r for r in rows if (r["space"], r["backend"], r["precision"]) == (sp, be, "int8")]
+                same = [(a, b) for a in f32 for b in i8 if a["choices"] == b["choices"]]
+                if same:
+                    meas = [min(b["measured_ms"]) / min(a["measured_ms"]) for a, b in same]
+                    pred = [b["predicted_ms"] / a["predicted_ms"] for a, b in same]
+                    print(f"  {sp} {be}: {len(same)} same architectures, measured "
+                          f"{np.median(meas):.2f}x, predicted {np.median(pred):.2f}x")
+
+
+def main() -> None:
+    stage = sys.argv[1] if len(sys.argv) > 1 else "report"
+    run = Path(sys.argv[sys.argv.index("--run") + 1]) if "--run" in sys.argv else None
+    OUT.mkdir(parents=True, exist_ok=True)
+    {"tables": stage_tables, "budgets": lambda: stage_budgets(run),
+     "quality": lambda: stage_quality(run), "report": report}[stage]()
+
+
+if __name__ == "__main__":
+    main()
