@@ -89,10 +89,28 @@ def test_onnxruntime_session_settings():
 
 @pytest.mark.skipif(not _has("onnxruntime"), reason="onnxruntime not installed")
 def test_unsupported_combination_is_a_clear_error():
-    from profilers import Unsupported
+    from profilers import ProfilerError, Unsupported
 
-    with pytest.raises(Unsupported, match="fp16"):
-        get_profiler("onnxruntime", Settings(precision="fp16"))
+    if "CUDAExecutionProvider" not in __import__("onnxruntime").get_available_providers():
+        with pytest.raises(Unsupported, match="cuda"):
+            get_profiler("onnxruntime", Settings(device="cuda"))
+    with pytest.raises(ProfilerError, match="unknown device"):
+        get_profiler("onnxruntime", Settings(device="tpu"))
+
+
+@pytest.mark.skipif(not (_has("onnxruntime") and _has("onnx")), reason="onnxruntime/onnx absent")
+def test_fp16_from_a_float16_copy_and_engine_files_run_as_they_are(bundle, tmp_path):
+    from profilers.backends import fp16_model, in_precision, onnx_precision, qdq_model
+
+    root, _ = bundle
+    net = root / "networks" / "net000.onnx"
+    r = measure_model(net, "onnxruntime", Settings(precision="fp16"), QUICK)
+    assert r["median_ms"] > 0 and r["meta"]["precision"] == "fp16"
+    half = fp16_model(net)
+    assert onnx_precision(net) == "fp32" and onnx_precision(half) == "fp16"
+    q = qdq_model(net, (1, 3, 32, 32))
+    for f, p in [(half, "fp16"), (q, "int8")]:
+        assert in_precision(f, p, None) == f  # already in that precision: measured as is
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

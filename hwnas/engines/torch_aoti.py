@@ -53,9 +53,11 @@ class TorchAotiEmitter(Emitter):
         return d
 
     def _module(self, files: ModelFiles) -> Any:
+        import copy
+
         torch = self._torch
         dev = self.device.lower()
-        net = files.module.eval().to(dev)
+        net = copy.deepcopy(files.module).eval().to(dev)  # the caller's module stays on CPU, fp32
         if self.precision != "fp16":
             return net
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -26,14 +28,20 @@ def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: "str | Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
     x = torch.zeros(1, *input_shape)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x,), str(tmp), opset_version=opset, dynamo=False,
-                          input_names=["input"], output_names=["output"])
-    model = onnx.load(str(tmp))
-    onnx.checker.check_model(model, full_check=True)
-    tmp.replace(path)
+    # a unique temporary name: two processes exporting the same file must not collide
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (x,), str(tmp), opset_version=opset, dynamo=False,
+                              input_names=["input"], output_names=["output"])
+        model = onnx.load(str(tmp))
+        onnx.checker.check_model(model, full_check=True)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
