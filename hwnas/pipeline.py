@@ -40,7 +40,7 @@ class RunConfig:
     data: str = "digits"
     backend: str = "onnxruntime"
     precision: str = "fp32"
-    int8: str = "qat"                    # int8 by QAT (default) or post-training ("ptq")
+    int8: str = "auto"                   # qat, ptq, or auto: see ``request``
     threads: int = 1
     budgets_ms: tuple[float, ...] = ()   # empty: three budgets spread over the frontier
     epochs: int = 20
@@ -57,19 +57,23 @@ class RunConfig:
                             "finetune steps >= 0")
         if any(not (math.isfinite(b) and b > 0) for b in self.budgets_ms):
             raise UserError("budgets must be positive, finite numbers of milliseconds")
-        if self.int8 not in ("qat", "ptq"):
-            raise UserError(f"--int8 takes qat or ptq, not {self.int8!r}")
+        if self.int8 not in ("qat", "ptq", "auto"):
+            raise UserError(f"--int8 takes qat, ptq or auto, not {self.int8!r}")
 
     @property
     def tag(self) -> str:
         return f"{self.backend}_{self.precision}"
 
     def request(self) -> Any:
+        """The engine request. ``int8="auto"``: QAT (NNCF's own Q/DQ) for every backend but
+        ONNX Runtime, which ran that Q/DQ placement 3x slower than fp32 on tiny-32 while
+        its own post-training recipe was as accurate as fp32 (benchmarks/RESULTS.md)."""
         from .engines import EngineRequest
 
+        qat = self.int8 == "qat" or (self.int8 == "auto" and self.backend != "onnxruntime")
         return EngineRequest(backend=self.backend, precision=self.precision, device="cpu",
                              threads=self.threads, finetune_steps=self.finetune_steps,
-                             qat=self.precision == "int8" and self.int8 == "qat",
+                             qat=self.precision == "int8" and qat,
                              qat_steps=self.qat_steps, seed=self.seed, quick=self.quick)
 
 
@@ -225,4 +229,21 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
                "backend": cfg.backend, "precision": cfg.precision,
                "frontier_points": len(points), "results": results}
     write_json_atomic(out / f"summary_{cfg.tag}.json", summary)
+    _write_csv(out / f"summary_{cfg.tag}.csv", results)
     return summary
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+    import io
+
+    from .fileio import write_text_atomic
+
+    cols = ["budget_ms", "choices", "predicted_ms", "measured_ms", "measured_spread_ms",
+            "prediction_error", "val_accuracy", "parity_max_abs_diff", "top1_agreement", "engine"]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([",".join(r[c]) if c == "choices" else r[c] for c in cols])
+    write_text_atomic(path, buf.getvalue())

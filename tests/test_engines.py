@@ -159,6 +159,32 @@ def test_torch_aoti_cpu_package(run_cli, ckpt, tmp_path):
     assert lat["predicted_ms"] is None and "no device table" in lat["note"]
 
 
+def test_torch_export_cpu_program(run_cli, ckpt, tmp_path):
+    rc, m, err = _export(run_cli, ckpt, tmp_path / "ep", "--backend", "torch-export",
+                         "--data", "digits")
+    assert rc == 0, err
+    assert m["parity"]["max_abs_diff"] <= 1e-4 and m["latency"]["measured_ms"] > 0
+    from profilers.backends.torch import pt2_kind
+
+    assert pt2_kind(tmp_path / "ep" / "model.pt2") == "export"
+
+
+def test_aoti_load_crash_becomes_a_clear_error(tmp_path):
+    """A package whose loading kills the process (as on torch 2.11 + CUDA) is refused in
+    one line: the load is tried in a child process first."""
+    import zipfile
+
+    from profilers import ProfilerError
+    from profilers.backends.torch import probe_aoti_load, pt2_kind
+
+    bad = tmp_path / "model.pt2"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("model/data/aotinductor/model/x.so", b"\x7fELF not really")
+    assert pt2_kind(bad) == "aoti"
+    with pytest.raises(ProfilerError, match="cannot load the AOTInductor package"):
+        probe_aoti_load(bad)
+
+
 # ------------------------------------------------------------------ bad input
 def _listing(root: Path) -> dict:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}

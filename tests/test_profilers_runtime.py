@@ -136,3 +136,31 @@ def test_gpu_paths(bundle, backend):
         pytest.skip(f"{backend} has no CUDA device here: {exc}")
     r = measure_model(root / "networks" / "net000.onnx", backend, Settings(device="cuda"), QUICK)
     assert r["median_ms"] > 0
+
+
+@pytest.mark.skipif(not (_has("onnxruntime") and _has("onnx") and _has("torch")),
+                    reason="onnxruntime/onnx/torch absent")
+def test_int8_copy_of_fresh_weights_fuses_like_trained_ones(tmp_path):
+    """Equal initializers (zero BN biases of fresh weights) export as Identity aliases; the
+    int8 copy inlines them so every convolution quantizes (and fuses) as in a trained net."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from hwnas.nn.export import export_onnx
+    from profilers.backends import qdq_model
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU())
+    for m in net:
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.zeros_(m.bias)
+    src = export_onnx(net, (4, 16, 16), tmp_path / "two.onnx")
+    assert any(n.op_type == "Identity" for n in onnx.load(str(src)).graph.node)
+    q = qdq_model(src, (1, 4, 16, 16))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(q), so, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
+    assert ops.count("QLinearConv") == 2 and "Conv" not in ops

@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--qat", action="store_true",
                    help="int8 by quantization-aware fine-tuning (NNCF); default: post-training")
     p.add_argument("--qat-epochs", type=float, default=2.0, metavar="N")
+    p.add_argument("--qat-export", default="nncf", choices=("nncf", "requantize"),
+                   help="int8 file after QAT: NNCF's trained quantizers as Q/DQ (default), or "
+                   "the QAT-adapted weights re-quantized by --ptq")
     p.add_argument("--ptq", default="onnxruntime", choices=("onnxruntime", "nncf"),
                    help="post-training quantizer for int8 without --qat")
     p.add_argument("--table", default=None, metavar="T",
@@ -46,7 +49,8 @@ def cmd_export(args) -> int:
         raise UserError("--finetune-epochs and --qat-epochs must be >= 0")
     req = EngineRequest(backend=args.backend, precision=args.precision, device=args.device,
                         threads=args.threads, finetune_epochs=args.finetune_epochs,
-                        qat=args.qat, qat_epochs=args.qat_epochs, ptq=args.ptq, seed=args.seed, quick=args.quick,
+                        qat=args.qat, qat_epochs=args.qat_epochs, qat_export=args.qat_export,
+                        ptq=args.ptq, seed=args.seed, quick=args.quick,
                         measure=not args.no_measure)
     if (args.finetune_epochs or args.qat) and not args.data:
         raise UserError("fine-tuning and --qat need --data")

@@ -14,8 +14,9 @@ def register(sub) -> None:
                    help="engine backend: onnxruntime (default), openvino, tensorrt, torch-aoti")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"),
                    help="engine precision; the device table is profiled in the same one")
-    p.add_argument("--int8", default="qat", choices=("qat", "ptq"),
-                   help="int8 by quantization-aware fine-tuning (default) or post-training")
+    p.add_argument("--int8", default="auto", choices=("auto", "qat", "ptq"),
+                   help="int8 by quantization-aware fine-tuning or post-training; auto: QAT "
+                   "except on onnxruntime (see README)")
     p.add_argument("--qat-steps", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--budget-ms", default="", metavar="X[,Y...]",

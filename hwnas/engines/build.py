@@ -42,6 +42,7 @@ class EngineRequest:
     qat: bool = False              # int8 by quantization-aware fine-tuning (else PTQ)
     qat_steps: int = 0
     qat_epochs: float = 2.0
+    qat_export: str = "nncf"       # Q/DQ of NNCF's own quantizers, or "requantize" the weights
     ptq: str = "onnxruntime"       # post-training quantizer: onnxruntime | nncf
     calibration_images: int = 128
     parity_images: int = 256       # validation images compared (all, when fewer)
@@ -56,6 +57,8 @@ class EngineRequest:
             raise UserError("steps and threads must be >= 0, calibration/parity images >= 1")
         if self.qat and self.precision != "int8":
             raise UserError("--qat makes an int8 engine; add --precision int8")
+        if self.qat_export not in ("nncf", "requantize"):
+            raise UserError(f"unknown QAT export {self.qat_export!r}; use nncf or requantize")
         if self.ptq not in ("onnxruntime", "nncf"):
             raise UserError(f"unknown post-training quantizer {self.ptq!r}; use onnxruntime or nncf")
 
@@ -101,8 +104,8 @@ def _parity(ref32: np.ndarray, got: np.ndarray, precision: str, labels: np.ndarr
     return d
 
 
-def prediction(table: Any, space: Any, arch: Any, emitter: Emitter, measured_meta: Mapping
-               ) -> dict[str, Any]:
+def prediction(table: Any, space: Any, arch: Any, emitter: Emitter, measured_meta: Mapping,
+               recipe: str = "onnxruntime") -> dict[str, Any]:
     """The table's figure for ``arch`` and, plainly, every way the table does not match."""
     if table is None:
         return {"predicted_ms": None, "note": "no device table given or shipped for this "
@@ -124,6 +127,9 @@ def prediction(table: Any, space: Any, arch: Any, emitter: Emitter, measured_met
         mismatch.append(f"table threads {meta.get('threads')}, engine {emitter.threads}")
     if emitter.name == "torch-aoti":
         mismatch.append("the table times blocks eagerly; the engine is AOTInductor-compiled")
+    if recipe and emitter.precision == "int8" and recipe != "onnxruntime":
+        mismatch.append("the table's int8 blocks carry ONNX Runtime's Q/DQ placement; this "
+                        f"engine carries {recipe}'s (ONNX Runtime measured NNCF's 3x slower)")
     return {"predicted_ms": pred.latency_ms, "additive_ms": pred.additive_ms,
             "table": table.describe_source(), "table_date": meta.get("date"),
             "statistic": "median", "matches": not mismatch, "mismatch": mismatch}
@@ -206,20 +212,27 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
     src.mkdir()
     fp32 = nw.export_fp32(folded, input_shape, src / "model_fp32.onnx")
     quant: dict[str, Any] | None = None
+    reference = None
     if req.precision == "fp32":
         onnx_path = fp32
     elif req.precision == "fp16":
         onnx_path = nw.export_fp16(fp32, src / "model_fp16.onnx")
     elif req.qat:
         steps = qat_steps
-        adapted, fq = nw.qat(folded, data, steps, req.seed, calib, say)
+        native = req.qat_export == "nncf"
+        adapted, fq, stripped = nw.qat(folded, data, steps, req.seed, calib, say, native)
         acc["val_int8_torch_fakequant"] = _torch_acc(fq, data)
         acc["val_fp32_torch_qat_weights"] = _torch_acc(adapted, data)
-        folded = adapted  # the parity reference: the float network with the QAT weights
+        folded = adapted
+        reference = fq if native else adapted  # the network the int8 file was written from
         qat32 = nw.export_fp32(adapted, input_shape, src / "model_fp32_qat.onnx")
-        onnx_path = nw.ptq_onnx(qat32, src / "model_int8_qdq.onnx", calib, req.ptq)
-        quant = {"method": "quantization-aware fine-tuning (NNCF fake quantizers), Q/DQ "
-                 f"written by {req.ptq} calibrated on the same images",
+        if native:
+            onnx_path = nw.export_fp32(stripped, input_shape, src / "model_int8_qdq.onnx")
+            how = "Q/DQ of NNCF's own trained quantizers (nncf.strip NATIVE)"
+        else:
+            onnx_path = nw.ptq_onnx(qat32, src / "model_int8_qdq.onnx", calib, req.ptq)
+            how = f"QAT-adapted weights re-quantized by {req.ptq} on the same images"
+        quant = {"method": f"quantization-aware fine-tuning (NNCF fake quantizers); {how}",
                  "steps": steps, "weights": "int8 symmetric per-channel",
                  "activations": "int8", "bn": "folded before QAT",
                  "calibration_images": int(len(calib))}
@@ -247,12 +260,14 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
             (min(req.parity_images, 32), *input_shape[1:])).astype(np.float32)
         labels = None
     with torch.no_grad():
-        ref = folded(torch.from_numpy(x)).numpy()
+        ref = (reference or folded)(torch.from_numpy(x)).numpy()
     sess = emitter.session(engine, input_shape)
     got = _outputs(sess, x)
     parity = _parity(ref, got, req.precision, labels,
-                     "the fp32 PyTorch network carrying the QAT-adapted weights (BN folded)"
-                     if req.qat else "the fine-tuned fp32 PyTorch network (BN folded)")
+                     ("the QAT network with NNCF's fake quantizers in PyTorch" if
+                      req.qat_export == "nncf" else "the fp32 PyTorch network carrying the "
+                      "QAT-adapted weights (BN folded)") if req.qat
+                     else "the fine-tuned fp32 PyTorch network (BN folded)")
     if labels is not None:
         acc["val_engine"] = float(np.mean(got.argmax(1) == labels))
         acc["val_images_engine"] = int(len(labels))
@@ -265,7 +280,9 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
     if req.measure:
         say(f"measuring {engine.name} on {emitter.profiler}")
         measured = _measure(engine, emitter, req, input_shape)
-        pred = prediction(table, space, arch, emitter, measured.get("meta", {}))
+        recipe = ("nncf" if (req.qat and req.qat_export == "nncf") or
+                  (req.precision == "int8" and req.ptq == "nncf") else "onnxruntime")
+        pred = prediction(table, space, arch, emitter, measured.get("meta", {}), recipe)
     err = None
     if pred.get("predicted_ms") and measured.get("measured_ms"):
         err = (pred["predicted_ms"] - measured["measured_ms"]) / measured["measured_ms"]
@@ -288,12 +305,19 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
         "latency": {**{k: v for k, v in measured.items() if k != "meta"}, **pred,
                     "prediction_error": err,
                     "protocol": (measured.get("meta") or {}).get("protocol")},
-        "device": (measured.get("meta") or {}).get("device"),
+        "device": (measured.get("meta") or {}).get("device") or _fingerprint(emitter),
         "preprocessing": data.preprocessing(space.input) if data is not None else None,
         "request": asdict(req), **extra,
         "tool": f"hwnas {__version__}",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _fingerprint(emitter: Emitter) -> dict[str, Any]:
+    from profilers.fingerprint import fingerprint
+
+    return {**fingerprint(include_gpu=emitter.device.lower() != "cpu"),
+            "target": emitter.device.lower()}
 
 
 def _torch_acc(module: Any, data: Any) -> float:

@@ -156,22 +156,28 @@ def ptq_onnx(fp32: Path, path: Path, calib: np.ndarray, method: str = "onnxrunti
 
     import logging
 
+    from profilers.backends import quantizable_copy
+
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # its "consider pre-processing" advice is not for users here
+    src = quantizable_copy(fp32, path.with_name(path.stem + ".src.onnx"))
     try:
-        q.quantize_static(str(fp32), str(path), _Reader(), quant_format=q.QuantFormat.QDQ,
+        q.quantize_static(str(src), str(path), _Reader(), quant_format=q.QuantFormat.QDQ,
                           per_channel=True, activation_type=q.QuantType.QInt8,
                           weight_type=q.QuantType.QInt8)
     finally:
         root.setLevel(level)
+        if src != fp32:
+            src.unlink(missing_ok=True)
     return path
 
 
-def qat(folded: Any, data: Any, steps: int, seed: int, calib: np.ndarray, say: Say
-        ) -> tuple[Any, Any]:
+def qat(folded: Any, data: Any, steps: int, seed: int, calib: np.ndarray, say: Say,
+        export_native: bool = False) -> tuple[Any, Any, Any]:
     """Quantization-aware fine-tuning with NNCF; returns (the float network carrying the
-    QAT-adapted weights, the fake-quantized NNCF network itself)."""
+    QAT-adapted weights, the fake-quantized NNCF network, and with ``export_native`` that
+    network with its quantizers as PyTorch fake-quantize ops, which export as Q/DQ)."""
     import copy
 
     nncf = require("nncf", "nncf")
@@ -194,6 +200,16 @@ def qat(folded: Any, data: Any, steps: int, seed: int, calib: np.ndarray, say: S
     train_steps(qnet, data.train_x, data.train_y, sgd(qnet.parameters(), 0.002, 0.0),
                 lambda r: None, steps, 64, seed)
     qnet.eval()
+    native = None
+    if export_native:
+        try:
+            with warnings.catch_warnings(), nncf_output():
+                warnings.simplefilter("ignore")
+                native = nncf.strip(qnet, do_copy=True, strip_format=nncf.StripFormat.NATIVE,
+                                    example_input=torch.from_numpy(calib[:1]))
+        except ImportError as exc:
+            raise EngineError(f"writing NNCF's QAT quantizers as Q/DQ needs torchao ({exc}); "
+                              "install it with: pip install 'hwnas[nncf]'") from None
     adapted = copy.deepcopy(folded).eval()
     own = adapted.state_dict()
     trained = {k: v for k, v in qnet.state_dict().items() if k in own}
@@ -201,7 +217,7 @@ def qat(folded: Any, data: Any, steps: int, seed: int, calib: np.ndarray, say: S
         raise EngineError("QAT: NNCF's network lost parameters of the original "
                           f"({sorted(set(own) - set(trained))[:3]}...)")
     adapted.load_state_dict(trained)
-    return adapted, qnet
+    return adapted, qnet, native
 
 
 def nncf_output():

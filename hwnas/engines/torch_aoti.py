@@ -9,6 +9,15 @@ x86 Inductor quantizer) is a different quantization recipe from the Q/DQ model t
 engines share, and mixing them would make engines of one "int8" disagree.
 
 Compiling a proxyless-mobile net takes about a minute (2 CPU cores) or more.
+
+Reliability, measured: with torch 2.11.0+cu130 on an NVIDIA H200, ``aoti_load_package``
+of *any* CUDA package (hwnas's, and a one-convolution model compiled in plain torch, in
+the compiling process and in a fresh one) ended the process with SIGSEGV inside
+``torch.export.pt2_archive._package.load_pt2``; CPU packages load and run (torch 2.13).
+So the package is first loaded in a child process and a crash becomes a clear error
+naming the ``torch-export`` engine (:mod:`hwnas.engines.torch_export`), the PyTorch-native
+GPU form that avoids AOTInductor's loader: a ``torch.export`` archive replayed as a CUDA
+graph.
 """
 
 from __future__ import annotations
@@ -22,11 +31,31 @@ import numpy as np
 from .base import EngineError, Emitter, ModelFiles, Session
 
 
+def precision_module(torch: Any, module: Any, device: str, precision: str) -> Any:
+    """A copy of ``module`` on ``device``; fp16 as the half network behind fp32 casts, so
+    every hwnas engine takes and returns float32. The caller's module is left untouched."""
+    import copy
+
+    net = copy.deepcopy(module).eval().to(device.lower())
+    if precision != "fp16":
+        return net
+
+    class _Half(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner.half()
+
+        def forward(self, x: Any) -> Any:
+            return self.inner(x.half()).float()
+
+    return _Half(net).eval()
+
+
 @dataclass
-class TorchAotiEmitter(Emitter):
-    name = "torch-aoti"
+class TorchEmitterBase(Emitter):
+    """What the PyTorch-native engines share: torch import, device check, versions."""
+
     extra = "torch"
-    suffix = ".pt2"
     profiler = "torch"
     precisions = {"cpu": ("fp32",), "cuda": ("fp32", "fp16")}
 
@@ -37,15 +66,12 @@ class TorchAotiEmitter(Emitter):
             raise self.missing("torch", exc) from None
         self._torch = torch
         if self.device.lower() == "cuda" and not torch.cuda.is_available():
-            raise EngineError("torch-aoti on cuda needs a CUDA GPU; torch.cuda.is_available() "
+            raise EngineError(f"{self.name} on cuda needs a CUDA GPU; torch.cuda.is_available() "
                               "is False here (use --device cpu)")
-        if not hasattr(torch._inductor, "aoti_compile_and_package"):
-            raise EngineError(f"torch {torch.__version__} has no AOTInductor packaging "
-                              "(torch._inductor.aoti_compile_and_package); torch >= 2.6 needed")
 
     def runtime(self) -> dict[str, Any]:
         t = self._torch
-        d: dict[str, Any] = {"runtime": "torch-aoti", "version": t.__version__}
+        d: dict[str, Any] = {"runtime": self.name, "version": t.__version__}
         if self.device.lower() == "cuda":
             d["cuda"] = str(t.version.cuda)
             d["gpu"] = t.cuda.get_device_name(0)
@@ -53,39 +79,45 @@ class TorchAotiEmitter(Emitter):
         return d
 
     def _module(self, files: ModelFiles) -> Any:
-        import copy
+        return precision_module(self._torch, files.module, self.device, self.precision)
 
+    def _exported(self, files: ModelFiles) -> Any:
         torch = self._torch
-        dev = self.device.lower()
-        net = copy.deepcopy(files.module).eval().to(dev)  # the caller's module stays on CPU, fp32
-        if self.precision != "fp16":
-            return net
+        x = torch.zeros(files.input_shape, device=self.device.lower())
+        with torch.no_grad():
+            return torch.export.export(self._module(files), (x,))
 
-        class _Half(torch.nn.Module):
-            def __init__(self, inner: Any) -> None:
-                super().__init__()
-                self.inner = inner.half()
 
-            def forward(self, x: Any) -> Any:
-                return self.inner(x.half()).float()
+@dataclass
+class TorchAotiEmitter(TorchEmitterBase):
+    name = "torch-aoti"
+    suffix = ".pt2"
 
-        return _Half(net).eval()
+    def check(self) -> None:
+        super().check()
+        if not hasattr(self._torch._inductor, "aoti_compile_and_package"):
+            raise EngineError(f"torch {self._torch.__version__} has no AOTInductor packaging "
+                              "(torch._inductor.aoti_compile_and_package); torch >= 2.6 needed")
 
     def emit(self, files: ModelFiles, out_dir: Path) -> dict[str, Any]:
-        torch = self._torch
         target = out_dir / "model.pt2"
-        x = torch.zeros(files.input_shape, device=self.device.lower())
         try:
-            with torch.no_grad():
-                ep = torch.export.export(self._module(files), (x,))
-                torch._inductor.aoti_compile_and_package(ep, package_path=str(target))
+            ep = self._exported(files)
+            self._torch._inductor.aoti_compile_and_package(ep, package_path=str(target))
         except Exception as exc:  # noqa: BLE001
             raise self.failed("compile the AOTInductor package", exc) from None
-        return {"file": target.name, "files": [target.name], "source": "torch.export of the "
-                "fine-tuned module (BN folded)"}
+        return {"file": target.name, "files": [target.name],
+                "source": "torch.export of the fine-tuned module (BN folded)"}
 
     def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
+        from profilers import ProfilerError
+        from profilers.backends.torch import probe_aoti_load
+
         torch = self._torch
+        try:
+            probe_aoti_load(engine)
+        except ProfilerError as exc:
+            raise EngineError(str(exc)) from None
         fn = torch._inductor.aoti_load_package(str(engine))
         dev = self.device.lower()
 

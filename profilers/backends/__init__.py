@@ -51,6 +51,44 @@ def onnx_precision(path: "str | Path") -> str:
     return "fp32"
 
 
+def inline_initializer_identities(model) -> int:
+    """Replace ``Identity`` nodes that alias an initializer by a copy of it, in place.
+
+    ``torch.onnx.export`` deduplicates equal initializers and re-creates the duplicates as
+    ``Identity`` nodes. Networks with fresh weights (the bundle's blocks and calibration
+    networks: every folded BN bias is zero) are full of them, and ONNX Runtime's static
+    quantizer then leaves those convolutions' biases unquantized ("Expected bias ... to be
+    an initializer"), so the Q/DQ graph does not fuse to QLinearConv and measures far
+    slower than the same network with trained weights. Returns the number inlined.
+    """
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    keep, n = [], 0
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            arr = numpy_helper.to_array(inits[node.input[0]])
+            model.graph.initializer.append(numpy_helper.from_array(arr, node.output[0]))
+            n += 1
+        else:
+            keep.append(node)
+    if n:
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+    return n
+
+
+def quantizable_copy(onnx_path: Path, tmp: Path) -> Path:
+    """``onnx_path``, or a copy at ``tmp`` with initializer aliases inlined (see above)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    if not inline_initializer_identities(model):
+        return Path(onnx_path)
+    onnx.save(model, str(tmp))
+    return tmp
+
+
 def _cached(onnx_path: Path, tag: str, extra: str = "") -> tuple[Path, Path]:
     data = Path(onnx_path).read_bytes()
     digest = hashlib.sha256(data + extra.encode()).hexdigest()[:16]
@@ -73,7 +111,7 @@ def qdq_model(onnx_path: Path, input_shape: Sequence[int]) -> Path:
     except ImportError as exc:
         raise MissingRuntime(f"int8 needs onnxruntime.quantization to make Q/DQ models "
                              f"({exc}); install it with: pip install 'hwnas[onnxruntime]' onnx") from None
-    out, tmp = _cached(onnx_path, "qdq", repr(tuple(input_shape)))
+    out, tmp = _cached(onnx_path, "qdq2", repr(tuple(input_shape)))
     if out.is_file():
         tmp.unlink(missing_ok=True)
         return out
@@ -87,13 +125,22 @@ def qdq_model(onnx_path: Path, input_shape: Sequence[int]) -> Path:
         def get_next(self):
             return next(self._it, None)
 
+    import logging
+
+    src_tmp = tmp.with_name(tmp.name + ".src.onnx")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer's pre-processing advice, once per block
     try:
-        quantize_static(str(onnx_path), str(tmp), _Reader(), quant_format=QuantFormat.QDQ,
+        src = quantizable_copy(Path(onnx_path), src_tmp)
+        quantize_static(str(src), str(tmp), _Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QInt8,
                         weight_type=QuantType.QInt8)
         tmp.replace(out)
     finally:
+        root.setLevel(level)
         tmp.unlink(missing_ok=True)
+        src_tmp.unlink(missing_ok=True)
     return out
 
 
@@ -108,12 +155,14 @@ def fp16_model(onnx_path: Path) -> Path:
     except ImportError as exc:
         raise MissingRuntime(f"fp16 needs onnx and onnxruntime's float16 converter ({exc}); "
                              "install them with: pip install 'hwnas[onnxruntime]' onnx") from None
-    out, tmp = _cached(onnx_path, "fp16")
+    out, tmp = _cached(onnx_path, "fp16b")
     if out.is_file():
         tmp.unlink(missing_ok=True)
         return out
     try:
-        model = convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
+        model = onnx.load(str(onnx_path))
+        inline_initializer_identities(model)  # as for int8: aliases would stay fp32
+        model = convert_float_to_float16(model, keep_io_types=True)
         onnx.save(model, str(tmp))
         tmp.replace(out)
     finally:

@@ -14,6 +14,13 @@ Precisions: fp32 (CPU, CUDA), fp16 on CUDA only; int8 is not a torch eager path 
 
 An AOTInductor package (``.pt2``, the ``torch-aoti`` engine hwnas emits) is loaded with
 ``torch._inductor.aoti_load_package`` and timed the same way: compiled code, not eager.
+Loading is first tried in a child process: with torch 2.11.0+cu130 on an H200, loading any
+CUDA package (a one-convolution model compiled in plain torch included) ended the process
+with SIGSEGV inside ``load_pt2``; a crash must become a clear error, not a dead process.
+
+An exported-program archive (``torch.export.save``, the ``torch-export`` engine) is loaded
+with ``torch.export.load``; on CUDA it is captured once as a CUDA graph and each timed call
+is one graph replay (the form a batch-1 GPU deployment runs), on CPU it runs as exported.
 """
 
 from __future__ import annotations
@@ -181,8 +188,11 @@ class TorchProfiler(Profiler):
     def _load_package(self, path: Path, input_shape: Sequence[int] | None, dev: str) -> Runner:
         torch = self._torch
         if input_shape is None:
-            raise ProfilerError(f"{path.name}: an AOTInductor package needs its input shape "
+            raise ProfilerError(f"{path.name}: a .pt2 engine needs its input shape "
                                 "(hwnas engines record it in manifest.json)")
+        if pt2_kind(path) == "export":
+            return self._load_exported(path, input_shape, dev)
+        probe_aoti_load(path)
         try:
             fn = torch._inductor.aoti_load_package(str(path))
         except Exception as exc:  # noqa: BLE001 - the runtime's own error: not a package here
@@ -196,3 +206,72 @@ class TorchProfiler(Profiler):
                 return fn(x)
 
         return _TorchRunner(torch, call, dev == "cuda")
+
+    def _load_exported(self, path: Path, input_shape: Sequence[int], dev: str) -> Runner:
+        torch = self._torch
+        try:
+            mod = torch.export.load(str(path)).module().to(dev)
+        except Exception as exc:  # noqa: BLE001
+            raise ProfilerError(f"torch cannot load the exported program {path.name}: "
+                                f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}") from None
+        x = torch.as_tensor(fixed_input(input_shape)).to(device=dev)
+        if dev != "cuda":
+            def call() -> Any:
+                with torch.inference_mode():
+                    return mod(x)
+
+            return _TorchRunner(torch, call, False)
+        graph, _ = cuda_graph(torch, mod, x)
+        return _TorchRunner(torch, graph.replay, True)
+
+
+def cuda_graph(torch: Any, mod: Any, x: Any) -> tuple[Any, Any]:
+    """``mod(x)`` captured as a CUDA graph (static input ``x``, after warm-up on a side
+    stream); returns the graph and its static output tensor."""
+    g = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.inference_mode():
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                mod(x)
+        torch.cuda.current_stream().wait_stream(s)
+        with torch.cuda.graph(g):
+            out = mod(x)
+    return g, out
+
+
+def pt2_kind(path: Path) -> str:
+    """``aoti`` for an AOTInductor package, ``export`` for a torch.export archive."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ProfilerError(f"{path.name} is not a .pt2 archive ({exc})") from None
+    if any("/aotinductor/" in n or n.endswith(".so") for n in names):
+        return "aoti"
+    return "export"
+
+
+def probe_aoti_load(path: Path, timeout_s: float = 300.0) -> None:
+    """Load the package once in a child process; a crash there is a clear error here."""
+    import subprocess
+    import sys
+
+    code = "import sys, torch; torch._inductor.aoti_load_package(sys.argv[1])"
+    try:
+        p = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                           text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ProfilerError(f"loading the AOTInductor package {path.name} took over "
+                            f"{timeout_s:.0f} s in a child process") from None
+    if p.returncode != 0:
+        import torch
+
+        why = (f"killed by signal {-p.returncode}" if p.returncode < 0 else
+               (p.stderr.strip().splitlines() or ["exit " + str(p.returncode)])[-1][:200])
+        raise ProfilerError(f"torch {torch.__version__} cannot load the AOTInductor package "
+                            f"{path.name} ({why}); seen with torch 2.11.0+cu130 on H200 for "
+                            "every CUDA package: use the torch-export engine instead")

@@ -1,0 +1,65 @@
+"""PyTorch exported-program engine, replayed as a CUDA graph on GPU (``torch-export``).
+
+The network is written with ``torch.export.save`` (``model.pt2``: the ATen graph and its
+weights, no Python model code needed to load it) and loaded with ``torch.export.load``.
+On CUDA the loader captures the module once as a CUDA graph on a static input buffer and
+serves each call as one graph replay: the batch-1 GPU form without per-kernel launch
+cost, and the PyTorch-native GPU engine that does not depend on AOTInductor's package
+loader (which crashed on the GPU machine available here; see :mod:`.torch_aoti`). On CPU
+it runs the exported graph as is. fp16 is the half network behind fp32 casts (CUDA only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import ModelFiles, Session
+from .torch_aoti import TorchEmitterBase
+
+
+@dataclass
+class TorchExportEmitter(TorchEmitterBase):
+    name = "torch-export"
+    suffix = ".pt2"
+
+    def runtime(self) -> dict[str, Any]:
+        d = super().runtime()
+        d["execution"] = ("CUDA graph replay of the loaded program" if self.device.lower() == "cuda"
+                          else "the exported ATen graph, run by torch")
+        return d
+
+    def emit(self, files: ModelFiles, out_dir: Path) -> dict[str, Any]:
+        target = out_dir / "model.pt2"
+        try:
+            self._torch.export.save(self._exported(files), str(target))
+        except Exception as exc:  # noqa: BLE001
+            raise self.failed("save the exported program", exc) from None
+        return {"file": target.name, "files": [target.name],
+                "source": "torch.export of the fine-tuned module (BN folded)"}
+
+    def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
+        torch = self._torch
+        dev = self.device.lower()
+        mod = torch.export.load(str(engine)).module().to(dev)
+        if dev != "cuda":
+            def run(x: np.ndarray) -> np.ndarray:
+                with torch.inference_mode():
+                    return mod(torch.from_numpy(np.ascontiguousarray(x, np.float32))).float().numpy()
+
+            return run
+        from profilers.backends.torch import cuda_graph
+
+        static = torch.zeros(input_shape, device="cuda")
+        graph, out = cuda_graph(torch, mod, static)
+
+        def replay(x: np.ndarray) -> np.ndarray:
+            static.copy_(torch.from_numpy(np.ascontiguousarray(x, np.float32)))
+            graph.replay()
+            return out.float().cpu().numpy()
+
+        return replay
+
