@@ -140,8 +140,6 @@ def build_engine(space: Any, arch: Any, supernet: Any, data: Any | None, req: En
                  say: Say = lambda s: None, extra: Mapping[str, Any] | None = None
                  ) -> dict[str, Any]:
     """Build, verify and measure one engine into ``out``; returns its manifest."""
-    import torch
-
     from . import network as nw
 
     out = Path(out).absolute()
