@@ -66,7 +66,7 @@ class RunConfig:
 
     def request(self) -> Any:
         """The engine request. ``int8="auto"``: QAT (NNCF's own Q/DQ) for every backend but
-        ONNX Runtime, which ran that Q/DQ placement 3x slower than fp32 on tiny-32 while
+        ONNX Runtime, which ran that Q/DQ placement 5-10x slower than fp32 on tiny-32 while
         its own post-training recipe was as accurate as fp32 (benchmarks/RESULTS.md)."""
         from .engines import EngineRequest
 

@@ -129,7 +129,7 @@ def prediction(table: Any, space: Any, arch: Any, emitter: Emitter, measured_met
         mismatch.append("the table times blocks eagerly; the engine is AOTInductor-compiled")
     if recipe and emitter.precision == "int8" and recipe != "onnxruntime":
         mismatch.append("the table's int8 blocks carry ONNX Runtime's Q/DQ placement; this "
-                        f"engine carries {recipe}'s (ONNX Runtime measured NNCF's 3x slower)")
+                        f"engine carries {recipe}'s (ONNX Runtime ran NNCF's 4-6x slower)")
     return {"predicted_ms": pred.latency_ms, "additive_ms": pred.additive_ms,
             "table": table.describe_source(), "table_date": meta.get("date"),
             "statistic": "median", "matches": not mismatch, "mismatch": mismatch}

@@ -15,15 +15,16 @@ engine and the quantizer see the network a deployment runs. Precision copies:
   (symmetric, per-channel int8 weights; initialised from calibration statistics) into the
   folded network, which is fine-tuned with them (ProxylessNAS's quantization-aware
   fine-tuning, Cai et al., ICCVW 2019, done with a maintained library instead of
-  hand-written fake-quant). The QAT-adapted weights are then written as Q/DQ through the
-  same ONNX Runtime recipe as post-training int8, calibrated on the same images.
+  hand-written fake-quant).
 
-  Why not NNCF's own Q/DQ export (``nncf.strip(..., StripFormat.NATIVE)``, tried): it
-  places activation quantizers after Conv+Clip (OpenVINO's fusion pattern). ONNX Runtime
-  then fuses only some convolutions to QLinearConv and runs the rest in fp32 with layout
-  transposes between them: a tiny-32 int8 engine measured 3.85 ms against 0.43 ms for the
-  ONNX Runtime recipe and 0.50 ms for fp32. One int8 file that every runtime runs well,
-  and that matches the int8 blocks the device tables are profiled with, is worth more.
+  By default (``qat_export="nncf"``) the int8 file is NNCF's own trained quantizers as
+  Q/DQ (``nncf.strip(..., StripFormat.NATIVE)``, needs torchao): it keeps the QAT accuracy
+  (-0.18 points against fp32 on digits, where re-quantizing the QAT weights with ONNX
+  Runtime's recipe lost 1.67). It places activation quantizers after Conv+Clip
+  (OpenVINO's fusion pattern), which OpenVINO runs well but ONNX Runtime 4-6x slower than
+  its own recipe (it fuses only some convolutions to QLinearConv); hence
+  ``qat_export="requantize"`` (the QAT-adapted weights through the post-training recipe,
+  calibrated on the same images) and ``hwnas run --int8 auto`` (PTQ on ONNX Runtime).
 """
 
 from __future__ import annotations
