@@ -23,14 +23,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from profile_openvino_crosscheck import benchmark_app  # noqa: E402  (the vendor-tool call)
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "bench_engines"
 SPACES = ("tiny-32", "proxyless-mobile")
@@ -145,20 +144,8 @@ def stage_budgets(run: Path | None, passes: int = 2) -> None:
         (OUT / "budgets.json").write_text(json.dumps(rows, indent=1))
     for row in rows:
         if row["backend"] == "openvino":
-            row["benchmark_app_ms"] = benchmark_app(Path(row["engine"]))
+            row["benchmark_app_ms"] = benchmark_app(Path(row["engine"]), threads=1, seconds=3)
     (OUT / "budgets.json").write_text(json.dumps(rows, indent=1))
-
-
-def benchmark_app(path: Path, threads: int = 1, seconds: int = 3) -> float:
-    exe = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
-    out = subprocess.run([exe, "-m", str(path), "-d", "CPU", "-hint", "none", "-nireq", "1",
-                          "-api", "sync", "-nthreads", str(threads), "-t", str(seconds),
-                          "-infer_precision", "f32"],
-                         capture_output=True, text=True, check=True).stdout
-    m = re.search(r"Median:\s+([0-9.]+)\s*(ms|us)", out)
-    if not m:
-        raise RuntimeError(f"no median in benchmark_app output:\n{out[-2000:]}")
-    return float(m.group(1)) / (1000.0 if m.group(2) == "us" else 1.0)
 
 
 def stage_quality(run: Path) -> None:

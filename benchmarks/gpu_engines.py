@@ -60,6 +60,7 @@ def child(space_name: str, precision: str, mode: str, ckpt: str, val: str) -> di
     from hwnas.engines.torch_aoti import TorchAotiEmitter
     from hwnas.nn.subnet import build_subnet
     from hwnas.spaces import load_space
+    from profilers.backends.torch import cuda_graph
 
     space = load_space(space_name)
     shape = (1, space.input[2], space.input[0], space.input[1])
@@ -77,6 +78,7 @@ def child(space_name: str, precision: str, mode: str, ckpt: str, val: str) -> di
         x = torch.randn(64, *shape[1:], generator=torch.Generator().manual_seed(1))
         inputs = "random inputs, freshly initialised weights (latency and numerics only)"
     folded = fold_bn(net).eval()
+    files = ModelFiles(precision, Path("-"), Path("-"), folded, shape, x[:1].numpy())
     from hwnas.engines.torch_export import TorchExportEmitter
 
     em = (TorchExportEmitter if mode == "export" else TorchAotiEmitter)(device="cuda",
@@ -87,7 +89,7 @@ def child(space_name: str, precision: str, mode: str, ckpt: str, val: str) -> di
                  "inputs": inputs, "torch": torch.__version__, "gpu": torch.cuda.get_device_name(0)}
     if mode in ("build", "export"):
         t = time.time()
-        em.emit(ModelFiles(precision, Path("-"), Path("-"), folded, shape), pkg.parent)
+        em.emit(files, pkg.parent)
         res["compile_s"] = round(time.time() - t, 1)
     t = time.time()
     run = em.session(pkg, shape)
@@ -100,19 +102,11 @@ def child(space_name: str, precision: str, mode: str, ckpt: str, val: str) -> di
     res["parity_max_abs_diff_vs_fp32_eager"] = float(np.abs(ref - got).max())
     res["top1_agreement_vs_fp32_eager"] = float(np.mean(ref.argmax(1) == got.argmax(1)))
     # latency: eager, CUDA graph, AOTI package, all batch 1 with CUDA events
-    mod = em._module(ModelFiles(precision, Path("-"), Path("-"), folded, shape)).cuda().eval()
+    mod = em._module(files).cuda().eval()
     xs = torch.zeros(shape, device="cuda")
     with torch.inference_mode():
         res["eager_ms"] = _events_median(lambda: mod(xs))
-        g = torch.cuda.CUDAGraph()
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            for _ in range(3):
-                mod(xs)
-        torch.cuda.current_stream().wait_stream(s)
-        with torch.cuda.graph(g):
-            mod(xs)
+        g, _ = cuda_graph(torch, mod, xs)
         res["cuda_graph_ms"] = _events_median(g.replay)
         if mode != "export":  # the export engine's figure is the protocol's graph replay below
             fn = torch._inductor.aoti_load_package(str(pkg))

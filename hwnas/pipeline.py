@@ -158,13 +158,12 @@ def _reusable(folder: Path, arch, req) -> dict[str, Any] | None:
     from dataclasses import asdict
 
     from .engines import read_manifest
-    from .errors import UserError as _UE
 
     if not (folder / "manifest.json").is_file():
         return None
     try:
         m = read_manifest(folder / "manifest.json")
-    except _UE:
+    except UserError:
         return None
     same = (list(m.get("architecture", {}).get("choices", [])) == list(arch.choices)
             and m.get("request") == asdict(req))

@@ -40,20 +40,27 @@ def available_backends() -> list[str]:
     return list(load_registry())
 
 
+def load_class(name: str, base: type, registry: dict[str, metadata.EntryPoint],
+               noun: str = "profiler backend", error: type[Exception] = ProfilerError) -> type:
+    """The class registered as ``name``, checked to subclass ``base`` (hwnas's emitters use
+    the same path). Unknown names, import failures and foreign classes are one line."""
+    if name not in registry:
+        known = ", ".join(registry) or "none (is the package installed? pip install -e .)"
+        raise error(f"unknown {noun} {name!r}; registered: {known}")
+    try:
+        cls = registry[name].load()
+    except ImportError as exc:
+        raise error(f"{noun} {name!r} ({registry[name].value}) cannot be "
+                    f"imported: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise error(f"entry point {name!r} ({registry[name].value}) is not a "
+                    f"{base.__name__} subclass")
+    return cls
+
+
 def backend_class(name: str, registry: dict[str, metadata.EntryPoint] | None = None
                   ) -> type[Profiler]:
-    reg = load_registry() if registry is None else registry
-    if name not in reg:
-        known = ", ".join(reg) or "none (is the package installed? pip install -e .)"
-        raise ProfilerError(f"unknown profiler backend {name!r}; registered: {known}")
-    try:
-        cls = reg[name].load()
-    except ImportError as exc:
-        raise ProfilerError(f"profiler backend {name!r} ({reg[name].value}) cannot be "
-                            f"imported: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Profiler)):
-        raise ProfilerError(f"entry point {name!r} ({reg[name].value}) is not a Profiler subclass")
-    return cls
+    return load_class(name, Profiler, load_registry() if registry is None else registry)
 
 
 def get_profiler(name: str, settings: Settings | None = None) -> Profiler:

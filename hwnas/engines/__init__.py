@@ -54,9 +54,6 @@ def export_engine(arch_ref: "str | Path", checkpoint: "str | Path", req: EngineR
     from ..train.checkpoint import load_checkpoint
 
     req.emitter()  # unknown backend, missing runtime, unsupported precision: fail first
-    out = Path(out)
-    if out.exists() and not force:
-        raise EngineError(f"{out} exists; pass --force to replace it, or choose another --out")
     ck = load_checkpoint(checkpoint)
     space = ck.target  # the checkpoint carries its space, built-in or a user's file
     try:

@@ -37,6 +37,7 @@ class ModelFiles:
     onnx: Path                      # the same network in ``precision`` (fp16 / Q/DQ int8)
     module: Any                     # torch module (fp32, BN folded) for PyTorch-native emitters
     input_shape: tuple[int, ...]    # NCHW at batch 1; input and output are float32
+    calibration: np.ndarray         # the images post-training quantization calibrates on
 
 
 Session = Callable[[np.ndarray], np.ndarray]  # one NCHW float32 batch-1 input -> logits

@@ -71,9 +71,9 @@ class EngineRequest:
         qs = self.qat_steps or max(1, int(round(self.qat_epochs * spe)))
         return ft, qs
 
-    def emitter(self, calibration: Any = None) -> Emitter:
+    def emitter(self) -> Emitter:
         return get_emitter(self.backend, self.device, self.precision, self.threads,
-                           ptq=self.ptq, calibration=calibration)
+                           ptq=self.ptq)
 
 
 def _sha256(path: Path) -> str:
@@ -152,8 +152,8 @@ def build_engine(space: Any, arch: Any, supernet: Any, data: Any | None, req: En
         raise UserError("--qat fine-tunes on data: give --data")
     arch.validate(space)
     input_shape = (1, space.input[2], space.input[0], space.input[1])
-    calib = nw._calibration(data, input_shape, req.calibration_images, req.seed)
-    emitter = req.emitter(calib)  # missing runtime / unsupported precision: before any work
+    calib = nw.calibration_images(data, input_shape, req.calibration_images, req.seed)
+    emitter = req.emitter()  # missing runtime / unsupported precision: before any work
     if req.qat or req.ptq == "nncf":
         nw.quiet_nncf()
     try:
@@ -244,7 +244,7 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
                  "weights": "int8 symmetric per-channel", "activations": "int8",
                  "bn": "folded", "calibration_images": int(len(calib)),
                  "calibration_data": "training split" if data is not None else "random inputs"}
-    files = ModelFiles(req.precision, fp32, onnx_path, folded, input_shape)
+    files = ModelFiles(req.precision, fp32, onnx_path, folded, input_shape, calib)
     say(f"emitting the {emitter.name} {req.precision} engine")
     info = emitter.emit(files, stage)
     engine = stage / info["file"]

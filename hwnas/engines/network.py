@@ -85,7 +85,7 @@ def fold_bn(net: Any) -> Any:
     return net
 
 
-def _calibration(data: Any | None, input_shape: tuple[int, ...], n: int, seed: int
+def calibration_images(data: Any | None, input_shape: tuple[int, ...], n: int, seed: int
                  ) -> np.ndarray:
     """Up to ``n`` training images (NCHW, one per row); random ones only without data."""
     if data is not None:

@@ -68,9 +68,7 @@ class OpenVinoEmitter(Emitter):
                                else "the Q/DQ ONNX") if self.precision == "int8" else None)}
 
     def _nncf_quantize(self, model: Any, files: ModelFiles) -> Any:
-        calib = self.options.get("calibration")
-        if calib is None:
-            raise EngineError("openvino int8 through NNCF needs calibration data (--data)")
+        calib = files.calibration
         try:
             import nncf
         except ImportError as exc:

@@ -25,18 +25,9 @@ def available_emitters() -> list[str]:
 
 
 def emitter_class(name: str) -> type[Emitter]:
-    reg = load_registry()
-    if name not in reg:
-        raise EngineError(f"unknown engine backend {name!r}; registered: "
-                          f"{', '.join(reg) or 'none (is hwnas installed? pip install -e .)'}")
-    try:
-        cls = reg[name].load()
-    except ImportError as exc:
-        raise EngineError(f"engine backend {name!r} ({reg[name].value}) cannot be imported: "
-                          f"{exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Emitter)):
-        raise EngineError(f"entry point {name!r} ({reg[name].value}) is not an Emitter subclass")
-    return cls
+    from profilers.registry import load_class
+
+    return load_class(name, Emitter, load_registry(), "engine backend", EngineError)
 
 
 def get_emitter(name: str, device: str = "cpu", precision: str = "fp32", threads: int = 1,

@@ -2,14 +2,16 @@
 
 The network is strongly typed (``STRONGLY_TYPED`` on TensorRT 10; always on 11, which
 removed ``BuilderFlag.FP16``/``INT8``): fp16 comes from the float16 ONNX, int8 from the
-Q/DQ ONNX (explicit quantization). A timing cache is written beside the plan and reused
-by the next build in the same folder. A plan runs only on the GPU model and TensorRT
+Q/DQ ONNX (explicit quantization). The timing cache lives in hwnas's cache folder, one
+per GPU model and TensorRT version, so every later build on this machine reuses the
+kernel timings; a copy is written beside the plan. A plan runs only on the GPU model and TensorRT
 version that built it; the manifest records both. Without tensorrt or without a GPU the
 emitter stops in ``check``, before any work and without writing anything.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,11 @@ class TensorRTEmitter(Emitter):
         from profilers import ProfilerError
         from profilers.backends.tensorrt import build_plan
 
-        cache_path = Path(self.options.get("timing_cache") or out_dir / "timing.cache")
+        from ..profiling import cache_dir
+
+        rt = self.runtime()
+        tag = "".join(c if c.isalnum() else "_" for c in f"{rt['gpu']}_{rt['version']}")
+        cache_path = cache_dir() / "tensorrt" / f"{tag}.timing"
         old = cache_path.read_bytes() if cache_path.is_file() else None
         try:
             plan, cache = build_plan(self._prof._trt, self._prof._logger, files.onnx, old)
@@ -61,6 +67,10 @@ class TensorRTEmitter(Emitter):
             raise self.failed(f"build a plan from {files.onnx.name}", exc) from None
         (out_dir / "model.plan").write_bytes(plan)
         (out_dir / "timing.cache").write_bytes(cache)
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(cache)
+        os.replace(tmp, cache_path)  # a reader sees the old cache or the new one
         return {"file": "model.plan", "files": ["model.plan", "timing.cache"],
                 "source": files.onnx.name, "strongly_typed": True}
 
