@@ -143,6 +143,9 @@ def _device_table(cfg: RunConfig, space, emitter, out: Path, say: Say, progress)
         table = load_device_table(path)
         if table.meta.get("status") == "complete":
             say(f"device table: reusing {path}")
+            w = table.portability_warning(str(path))
+            if w:
+                say(w)
             return table, path
         say(f"device table: resuming {path}")
     else:

@@ -55,7 +55,8 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
                   precision: str = "fp32", threads: int = 1, resume: bool = False,
                   calibration_nets: int = DEFAULT_CALIBRATION_NETS, quick: bool = False,
                   export_progress: Callable[[int, int], None] | None = None,
-                  progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+                  progress: Callable[[int, int, str], None] | None = None,
+                  figure: str = "floor") -> dict[str, Any]:
     """Export (cached) and profile ``space``; returns the device table as written."""
     with profiler_errors():
         from profilers import Protocol, Settings, get_profiler, profile_bundle
@@ -66,8 +67,10 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
         if out.exists() and not resume:
             raise UserError(f"{out} exists; pass --resume to continue it, or choose another --out")
         bundle = export_cached_bundle(space, calibration_nets, progress=export_progress)
-        return profile_bundle(bundle, backend, out, settings,
-                              Protocol.quick() if quick else Protocol(), resume=resume,
+        from dataclasses import replace
+
+        protocol = replace(Protocol.quick() if quick else Protocol(), figure=figure)
+        return profile_bundle(bundle, backend, out, settings, protocol, resume=resume,
                               progress=progress, profiler=prof)
 
 
@@ -81,3 +84,126 @@ def measure_onnx(model: "str | Path", backend: str, device: str = "cpu", precisi
         return measure_model(model, backend, Settings(device=device, precision=precision,
                                                       threads=threads),
                              Protocol.quick() if quick else Protocol(), input_shape=input_shape)
+
+
+def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8, seed: int = 1,
+                      quick: bool = False, space: SearchSpace | None = None,
+                      progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Re-fit a table's calibration on ``nets`` whole networks measured here and now.
+
+    The blocks are not re-measured: a table from an identical machine, or from this host in
+    another load phase, differs mostly by one factor over whole networks (measured: a
+    shipped H100 table 34% low on another H100 machine, 100% within +-10% after one fitted
+    scale), so ``nets`` random architectures of the table's space are timed end to end with
+    the table's own backend, settings and statistic, interleaved with the identity graph,
+    and the calibration line is fitted anew (``profilers.calibration``; the p90 "upper"
+    line too). The entries stay as measured; the table records the recalibration (when,
+    where, on which nets, the old calibration's error on them) and its fingerprint becomes
+    this machine's, the one it now predicts.
+    """
+    import datetime as _dt
+    import time
+
+    from .arch import sample_architecture
+    from .spaces import find_space_by_id
+    from .tables.device import Calibration, load_device_table
+
+    t_start = time.perf_counter()
+    table = load_device_table(table_path)
+    meta = dict(table.meta)
+    if nets < 2:
+        raise UserError("--nets must be at least 2 (one scale from one network has no check)")
+    if str(meta.get("source", "")).startswith("imported"):
+        raise UserError(f"{table_path} was imported from another tool's lookup table; there is "
+                        "no backend to re-measure it with: profile the space on this device")
+    if meta.get("status") not in (None, "complete"):
+        raise UserError(f"{table_path} is not complete (status {meta.get('status')!r}); resume "
+                        "its profiling first")
+    sp = space or (find_space_by_id(table.space_id) if table.space_id else None)
+    if sp is None:
+        raise UserError(f"{table_path} names space {table.space or '?'} ({table.space_id or 'no id'}), "
+                        "which is not built in; pass --space FILE")
+    if table.space_id and sp.id != table.space_id:
+        raise UserError(f"space {sp.name} ({sp.id}) is not the table's ({table.space_id})")
+    backend = str(meta.get("backend", ""))
+    dev = meta.get("device") if isinstance(meta.get("device"), dict) else {}
+    with profiler_errors():
+        from profilers import Protocol, Settings, get_profiler
+        from profilers.calibration import errors, fit_calibration, report
+        from profilers.fingerprint import fingerprint
+        from profilers.onnxgraph import write_identity_model
+        from profilers.protocol import Stats, measure_interleaved
+
+        try:
+            settings = Settings(device=str(dev.get("target", "cpu")),
+                                precision=str(meta.get("precision", "fp32")),
+                                threads=int(meta.get("threads", 1)),
+                                batch=int(meta.get("batch", 1)))
+        except (TypeError, ValueError):
+            raise UserError(f"{table_path}: its settings (threads/batch) are not numbers") from None
+        prof = get_profiler(backend, settings)  # a missing runtime fails here, naming the extra
+        require("torch", "torch")
+        archs = [sample_architecture(sp, seed=1_000_003 * seed + i) for i in range(nets)]
+        ndir = cache_dir() / "recalibrate" / f"{sp.name}-{sp.id}-s{seed}"
+        from .nn.export import export_architecture
+
+        shape = (settings.batch, sp.input[2], sp.input[0], sp.input[1])
+        runners: dict[str, Any] = {}
+        import tempfile
+
+        progress(f"exporting {nets} networks of {sp.name}")
+        with tempfile.TemporaryDirectory(prefix="hwnas-recal-") as tmp:
+            try:
+                for i, a in enumerate(archs):
+                    f = ndir / f"net{i:03d}.onnx"
+                    if not f.is_file():
+                        export_architecture(sp, a, f)
+                    runners[f"net{i:03d}"] = prof.load(f, shape)
+                runners["overhead"] = prof.load(write_identity_model(Path(tmp) / "id.onnx"),
+                                                (1, 1, 1, 1))
+                protocol = Protocol.quick() if quick else Protocol()
+                from dataclasses import replace
+
+                protocol = replace(protocol, figure=table.figure)
+                progress(f"measuring {nets} networks end to end ({backend} "
+                         f"{settings.precision}, {table.figure})")
+                res = measure_interleaved(runners, protocol)
+            finally:
+                for r in runners.values():
+                    r.close()
+    bad = {k: v for k, v in res.items() if not isinstance(v, Stats)}
+    if bad:
+        k, why = next(iter(bad.items()))
+        raise UserError(f"{backend} could not run {k} of the recalibration: {why}")
+    names = [f"net{i:03d}" for i in range(nets)]
+    preds = [table.predict(sp, a) for a in archs]
+    additive = [p.additive_ms for p in preds]
+    measured = [res[n].figure(table.figure) for n in names]
+    import numpy as np
+
+    old = table.calibration
+    before = report(errors(old.scale, old.offset_ms, np.asarray(additive), np.asarray(measured)))
+    cal = fit_calibration(additive, measured, names)
+    line = table.upper_line()
+    up_add = [table.upper_additive([b.key() for b in a.blocks(sp)]) for a in archs]
+    if line is not None and all(v is not None for v in up_add):
+        up = fit_calibration(up_add, [res[n].p90_ms for n in names])
+        cal["upper"] = {"figure": "p90", "scale": up["scale"], "offset_ms": up["offset_ms"],
+                        "overhead_ms": line[2], "loo_within_10pct": up.get("loo_within_10pct")}
+    here = {**fingerprint(include_gpu=settings.device != "cpu"), "target": settings.device}
+    if settings.device != "cpu" and here.get("gpus"):
+        here["name"] = here["gpus"][0]["name"]
+    now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    record = {"date": now, "nets": nets, "seed": seed, "figure": table.figure,
+              "device": here, "previous_device": dev,
+              "previous_calibration": old.to_dict(), "previous_error_on_these_nets": before,
+              "fit": {k: v for k, v in cal.items() if k != "networks"},
+              "seconds": round(time.perf_counter() - t_start, 1)}
+    meta["recalibrations"] = list(meta.get("recalibrations") or []) + [record]
+    meta.setdefault("profiled_on", dev)
+    meta["device"] = here
+    from dataclasses import replace as _replace
+
+    new = _replace(table, meta=meta, calibration=Calibration.from_dict(cal))
+    new.save(out)
+    return {"table": str(out), **record}

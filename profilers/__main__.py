@@ -84,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             sys.stdout.write(json.dumps(r, indent=1) + "\n")
         else:
-            sys.stdout.write(f"{args.model}: median {r['median_ms']:.4f} ms (IQR "
+            sys.stdout.write(f"{args.model}: {r['figure']} {r['figure_ms']:.4f} ms, median "
+                             f"{r['median_ms']:.4f} ms (IQR "
                              f"{r['spread_ms']:.4f}, n {r['n']}), per-call overhead "
                              f"{r['overhead_ms']:.4f} ms\n")
         return 0

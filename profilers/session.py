@@ -19,7 +19,7 @@ from .base import Profiler, ProfilerError, Runner, Settings
 from .calibration import fit_calibration
 from .fingerprint import fingerprint
 from .onnxgraph import write_identity_model
-from .protocol import Protocol, Stats, _one_line, measure_interleaved
+from .protocol import FIGURES, Protocol, Stats, _one_line, measure_interleaved, table_figure
 from .registry import get_profiler
 from .tablefile import KIND, SCHEMA, check_compatible, merge_write, read_json, read_table
 
@@ -168,19 +168,30 @@ def finalize(out: Path, base: Mapping[str, Any], manifest: Mapping[str, Any]) ->
     keys = [b["key"] for b in manifest["blocks"]]
     if any(k not in table["entries"] for k in keys) or OVERHEAD not in meta:
         return table  # capped run: stays partial, resume goes on
-    overhead = float(meta[OVERHEAD]["median_ms"])
+    figure = table_figure(meta)
     nets = meta.get("networks") or {}
-    names, additive, measured = [], [], []
-    for n in manifest["networks"]:
-        rec = nets.get(n["name"])
-        ents = [table["entries"].get(k, {}) for k in n.get("blocks", [])]
-        if not rec or rec.get("status") != "ok" or not ents or \
-                any(e.get("status") != "ok" for e in ents):
-            continue
-        names.append(n["name"])
-        additive.append(overhead + sum(max(float(e["median_ms"]) - overhead, 0.0) for e in ents))
-        measured.append(float(rec["median_ms"]))
-    cal = fit_calibration(additive, measured, names)
+    fits = {}
+    for name, field in ((figure, FIGURES[figure]), ("p90", "p90_ms")):
+        if field not in meta[OVERHEAD]:
+            continue  # a table of protocol v1 has no p90
+        overhead = float(meta[OVERHEAD][field])
+        names, additive, measured = [], [], []
+        for n in manifest["networks"]:
+            rec = nets.get(n["name"])
+            ents = [table["entries"].get(k, {}) for k in n.get("blocks", [])]
+            if not rec or rec.get("status") != "ok" or not ents or \
+                    any(e.get("status") != "ok" or field not in e for e in ents):
+                continue
+            names.append(n["name"])
+            additive.append(overhead + sum(max(float(e[field]) - overhead, 0.0) for e in ents))
+            measured.append(float(rec[field]))
+        fits[name] = (overhead, fit_calibration(additive, measured, names))
+    overhead, cal = fits[figure]
+    if "p90" in fits and figure != "p90":
+        up_over, up = fits["p90"]
+        cal["upper"] = {"figure": "p90", "scale": up["scale"], "offset_ms": up["offset_ms"],
+                        "overhead_ms": round(up_over, 6),
+                        "loo_within_10pct": up.get("loo_within_10pct")}
     return merge_write(out, base, meta_updates={"status": "complete", "finished": _now()},
                        top={"overhead_ms": round(overhead, 6), "calibration": cal})
 
@@ -191,7 +202,8 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
     """One model end to end with the bundle protocol; the figure includes the per-call cost.
 
     The model is loaded ``sessions`` times and the sessions are measured in the same
-    interleaved rounds; the figure is the fastest session's median. Why: on the shared
+    interleaved rounds; the figure (``protocol.figure``, the table's statistic) is the
+    fastest session's. Why: on the shared
     CI-class host one model's fresh ONNX Runtime sessions settled at either 0.176 or
     0.24 ms (tight within each session), a placement effect of the session, not of the
     model; the fastest of a few sessions is the repeatable figure.
@@ -226,14 +238,16 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
     bad = [s for s in stats if not isinstance(s, Stats)]
     if bad:
         raise ProfilerError(f"{backend} cannot run {path}: {bad[0]}")
-    model = min(stats, key=lambda s: s.median_ms)
+    model = min(stats, key=lambda s: s.figure(protocol.figure))
     over = res[OVERHEAD]
     meta = table_meta(prof, protocol, {})
     for k in ("space", "space_id", "status"):
         meta.pop(k, None)
-    return {"model": str(path), **model.entry(),
-            "session_medians_ms": [round(s.median_ms, 6) for s in stats],
-            "overhead_ms": over.median_ms if isinstance(over, Stats) else None, "meta": meta}
+    return {"model": str(path), **model.entry(), "figure": protocol.figure,
+            "figure_ms": round(model.figure(protocol.figure), 6),
+            "session_figures_ms": [round(s.figure(protocol.figure), 6) for s in stats],
+            "overhead_ms": over.figure(protocol.figure) if isinstance(over, Stats) else None,
+            "meta": meta}
 
 
 def _reason(exc: BaseException) -> str:

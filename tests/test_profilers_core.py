@@ -105,7 +105,7 @@ def make_bundle(root: Path, n_blocks: int = 8, nets: int = 3) -> Path:
 
 
 QUICK = Protocol(warmup=1, per_round=2, min_samples=4, max_samples=6, stable_rounds=1,
-                 stable_rel=0.5, se_rel=1.0)
+                 stable_rel=0.5, se_rel=1.0, min_span_s=0.0)
 
 
 # ------------------------------------------------------------------- registry

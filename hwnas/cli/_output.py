@@ -19,6 +19,12 @@ def emit(args, data: Any, human: Callable[[Any], None] | None = None) -> None:
         human(data)
 
 
+def warn(line: "str | None") -> None:
+    """One warning line on stderr (stdout stays clean for --json)."""
+    if line:
+        sys.stderr.write(f"hwnas: {line}\n")
+
+
 def console():
     import sys
 

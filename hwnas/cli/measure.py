@@ -54,7 +54,8 @@ def cmd_measure(args) -> int:
                      args.precision or eng.get("precision", "fp32"), args.threads, args.quick,
                      input_shape=shape)
     emit(args, r, lambda d: console().print(
-        f"{d['model']}: {d['median_ms']:.4f} ms median (IQR {d['spread_ms']:.4f} ms, n {d['n']}"
+        f"{d['model']}: {d['figure_ms']:.4f} ms {d['figure']} (median {d['median_ms']:.4f}, "
+        f"p90 {d['p90_ms']:.4f}, IQR {d['spread_ms']:.4f} ms, n {d['n']}"
         f"{'' if d.get('stable') else ', not stable at the cap'}) on {d['meta']['backend']} "
         f"{d['meta']['precision']}, {d['meta']['threads']} thread(s); per-call overhead "
         f"{d['overhead_ms']:.4f} ms"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._output import add_json_flag, console, emit, table
+from ._output import add_json_flag, console, emit, table, warn
 
 
 def register(sub) -> None:
@@ -115,6 +115,7 @@ def cmd_search(args) -> int:
             raise UserError("--min-score goes with --objective latency")
         cap = []
     dev = load_device_table(args.table)
+    warn(dev.portability_warning(args.table))
     space = args.space
     if space is None and str(args.accuracy).lower().endswith(".csv"):
         # a CSV carries no space: take the device table's own (built-in) space

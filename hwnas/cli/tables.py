@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._output import add_json_flag, console, emit, table
+from ._output import add_json_flag, console, emit, table, warn
 
 
 def register(sub) -> None:
@@ -28,6 +28,19 @@ def register(sub) -> None:
     im.add_argument("--out", required=True, metavar="TABLE.json")
     add_json_flag(im)
     im.set_defaults(func=cmd_import)
+    rc = s.add_parser("recalibrate", help="re-fit a table's calibration on a few whole "
+                      "networks measured here (seconds; no block is re-profiled)")
+    rc.add_argument("table", metavar="TABLE", help="a table file or a shipped table name")
+    rc.add_argument("--nets", type=int, default=8, metavar="N",
+                    help="random networks of the table's space to measure (default 8)")
+    rc.add_argument("--seed", type=int, default=1, help="seed of the networks (default 1)")
+    rc.add_argument("--space", metavar="NAME|FILE", help="the space, for custom-space tables")
+    rc.add_argument("--out", metavar="TABLE.json",
+                    help="where to write the recalibrated table (default: TABLE itself, "
+                         "atomically; a shipped table needs --out)")
+    rc.add_argument("--quick", action="store_true", help="short protocol (smoke tests)")
+    add_json_flag(rc)
+    rc.set_defaults(func=cmd_recalibrate)
     pr = sub.add_parser("predict", help="predicted end-to-end latency of an architecture")
     pr.add_argument("arch", metavar="ARCH", help="ARCH.json or SPACE:choice,choice,...")
     pr.add_argument("--table", required=True, metavar="TABLE")
@@ -114,15 +127,50 @@ def cmd_predict(args) -> int:
 
     sp, arch = load_architecture(args.arch, args.space)
     t = load_device_table(args.table)
+    warn(t.portability_warning(args.table))
     pred = t.predict(sp, arch)
     d = {"architecture": arch.notation(), "space": sp.name, "space_id": sp.id,
          "table": str(args.table), **pred.to_dict()}
 
     def human(d) -> None:
-        console().print(f"[bold]{d['latency_ms']:.3f} ms[/bold] predicted for {d['architecture']} "
-                        f"on {t.describe_source()}")
+        up = f"; upper (p90) {d['upper_ms']:.3f} ms" if d.get("upper_ms") is not None else ""
+        console().print(f"[bold]{d['latency_ms']:.3f} ms[/bold] predicted ({d['figure']}{up}) "
+                        f"for {d['architecture']} on {t.describe_source()}")
         table("per-block breakdown (calibrated ms)", ["block", "ms"],
               [[r["block"], f"{r['ms']:.4f}"] for r in d["breakdown"]])
 
     emit(args, d, human)
+    return 0
+
+
+def cmd_recalibrate(args) -> int:
+    from pathlib import Path
+
+    from ..errors import UserError
+    from ..profiling import recalibrate_table
+    from ..spaces import load_space
+
+    out = args.out
+    if out is None:
+        if not Path(args.table).is_file():
+            raise UserError(f"{args.table} is a shipped table; write the recalibrated copy "
+                            "with --out TABLE.json")
+        out = args.table
+    sp = load_space(args.space) if args.space else None
+    quiet = args.json
+    r = recalibrate_table(args.table, out, args.nets, args.seed, args.quick, sp,
+                          progress=(lambda s: None) if quiet else
+                          (lambda s: console().print(f"[dim]{s}[/dim]")))
+
+    def human(d) -> None:
+        b, f = d["previous_error_on_these_nets"], d["fit"]
+        console().print(
+            f"recalibrated {args.table} -> {d['table']} on {d['nets']} networks "
+            f"({d['figure']}) in {d['seconds']:.1f} s: scale {f['scale']:.4f}, offset "
+            f"{f['offset_ms']:.4f} ms ({f['method']}); before: {100 * b['within_10pct']:.0f}% "
+            f"within 10%, median error {b['median_abs_err_pct']:.1f}%; after (held out): "
+            f"{100 * f.get('loo_within_10pct', f['within_10pct']):.0f}% within 10%, median "
+            f"{f.get('loo_median_abs_err_pct', f['median_abs_err_pct']):.1f}%")
+
+    emit(args, r, human)
     return 0

@@ -13,7 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -121,8 +121,12 @@ def prediction(table: Any, space: Any, arch: Any, emitter: Emitter, measured_met
     here = measured_meta.get("device") or {}
     if dev.get("target", "cpu") != emitter.device.lower():
         mismatch.append(f"table device {dev.get('target')!r}, engine {emitter.device!r}")
-    if here and dev.get("name") and dev.get("name") != here.get("name"):
-        mismatch.append(f"table measured on {dev.get('name')!r}, engine on {here.get('name')!r}")
+    if here and isinstance(dev, Mapping):
+        from profilers.fingerprint import differences
+
+        diff = differences(dict(dev), dict(here))
+        if diff:
+            mismatch.append("table measured on another machine: " + "; ".join(diff))
     if meta.get("threads") not in (None, emitter.threads) and emitter.threads:
         mismatch.append(f"table threads {meta.get('threads')}, engine {emitter.threads}")
     if emitter.name == "torch-aoti":
@@ -130,9 +134,10 @@ def prediction(table: Any, space: Any, arch: Any, emitter: Emitter, measured_met
     if recipe and emitter.precision == "int8" and recipe != "onnxruntime":
         mismatch.append("the table's int8 blocks carry ONNX Runtime's Q/DQ placement; this "
                         f"engine carries {recipe}'s (ONNX Runtime ran NNCF's 4-6x slower)")
-    return {"predicted_ms": pred.latency_ms, "additive_ms": pred.additive_ms,
+    return {"predicted_ms": pred.latency_ms, "predicted_upper_ms": pred.upper_ms,
+            "additive_ms": pred.additive_ms,
             "table": table.describe_source(), "table_date": meta.get("date"),
-            "statistic": "median", "matches": not mismatch, "mismatch": mismatch}
+            "statistic": table.figure, "matches": not mismatch, "mismatch": mismatch}
 
 
 def build_engine(space: Any, arch: Any, supernet: Any, data: Any | None, req: EngineRequest,
@@ -277,7 +282,8 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
     pred = {"predicted_ms": None}
     if req.measure:
         say(f"measuring {engine.name} on {emitter.profiler}")
-        measured = _measure(engine, emitter, req, input_shape)
+        measured = _measure(engine, emitter, req, input_shape,
+                            table.figure if table is not None else "floor")
         recipe = ("nncf" if (req.qat and req.qat_export == "nncf") or
                   (req.precision == "int8" and req.ptq == "nncf") else "onnxruntime")
         pred = prediction(table, space, arch, emitter, measured.get("meta", {}), recipe)
@@ -324,21 +330,25 @@ def _torch_acc(module: Any, data: Any) -> float:
     return accuracy(module, data.val_x, data.val_y)
 
 
-def _measure(engine: Path, emitter: Emitter, req: EngineRequest, input_shape) -> dict[str, Any]:
+def _measure(engine: Path, emitter: Emitter, req: EngineRequest, input_shape,
+             figure: str = "floor") -> dict[str, Any]:
+    """The engine end to end, by the statistic its table predicts (``figure``)."""
     from ..profiling import profiler_errors
 
     with profiler_errors():
         from profilers import Protocol, Settings, measure_model
 
+        proto = Protocol.quick() if req.quick else Protocol()
         r = measure_model(engine, emitter.profiler,
                           Settings(device=emitter.device.lower(), precision=req.precision,
                                    threads=req.threads),
-                          Protocol.quick() if req.quick else Protocol(),
-                          input_shape=input_shape)
-    return {"measured_ms": r["median_ms"], "measured_spread_ms": r["spread_ms"],
+                          replace(proto, figure=figure), input_shape=input_shape)
+    return {"measured_ms": r["figure_ms"], "measured_statistic": r["figure"],
+            "measured_median_ms": r["median_ms"], "measured_spread_ms": r["spread_ms"],
             "measured_p25_ms": r["p25_ms"], "measured_p75_ms": r["p75_ms"],
-            "measured_min_ms": r["min_ms"], "measured_n": r["n"],
-            "measured_stable": r["stable"], "session_medians_ms": r["session_medians_ms"],
+            "measured_p90_ms": r["p90_ms"], "measured_min_ms": r["min_ms"],
+            "measured_n": r["n"], "measured_span_s": r["span_s"],
+            "measured_stable": r["stable"], "session_figures_ms": r["session_figures_ms"],
             "overhead_ms": r["overhead_ms"], "meta": r["meta"]}
 
 

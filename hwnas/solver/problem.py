@@ -189,7 +189,7 @@ def _check_latencies(space: SearchSpace, table: DeviceTable) -> None:
         stat = table.entries.get(b.key())
         if stat is None or not stat.ok:
             continue  # missing: layer_costs raises the table's own error; failed: inf
-        med = stat.median_ms
+        med = stat.value(table.figure_field)
         if med is None or not math.isfinite(med) or med < 0:
             raise SolverError(f"device table latency of block {b.key()} is {med!r}; latencies "
                               "must be finite and >= 0")

@@ -9,19 +9,21 @@ from .device import DeviceTable
 
 
 def diff_tables(a: DeviceTable, b: DeviceTable, top: int = 10) -> dict[str, Any]:
-    """Per common block the ratio b/a of medians; shares within 5% and 10%; the outliers."""
+    """Per common block the ratio b/a of the tables' figures (each its own statistic, named
+    in the result); shares within 5% and 10%; the outliers."""
     common = sorted(k for k in set(a.entries) & set(b.entries)
                     if a.entries[k].ok and b.entries[k].ok)
     rows = []
     for k in common:
-        va, vb = float(a.entries[k].median_ms), float(b.entries[k].median_ms)  # type: ignore[arg-type]
+        va = float(a.entries[k].value(a.figure_field))  # type: ignore[arg-type]
+        vb = float(b.entries[k].value(b.figure_field))  # type: ignore[arg-type]
         if va <= 0 or vb <= 0:
             continue
         rows.append({"block": k, "a_ms": va, "b_ms": vb, "ratio": vb / va})
     rel = [abs(r["ratio"] - 1.0) for r in rows]
     n = len(rows)
     return {
-        "common": len(common), "compared": n,
+        "common": len(common), "compared": n, "figure_a": a.figure, "figure_b": b.figure,
         "only_in_a": sorted(set(a.entries) - set(b.entries)),
         "only_in_b": sorted(set(b.entries) - set(a.entries)),
         "failed_in_a": sorted(k for k, s in a.entries.items() if not s.ok),

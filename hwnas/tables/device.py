@@ -2,12 +2,17 @@
 
 End-to-end model (one place, used by ``predict`` and by the solver's cost matrix)::
 
-    net(b)       = max(median_ms(b) - overhead_ms, 0)     # isolated figure less per-call cost
+    net(b)       = max(figure(b) - overhead_ms, 0)        # isolated figure less per-call cost
     additive(A)  = overhead_ms + sum(net(b) for b in blocks(A))
     predicted(A) = scale * additive(A) + offset_ms        # calibration fitted on whole nets
 
 Both maps are monotone and linear in the per-block terms, so the solver can work on the
 per-layer terms ``scale * net(b)`` plus one constant without losing exactness.
+
+``figure`` is the statistic the table was measured to predict (``meta.protocol.figure``:
+``floor`` since protocol v2, ``median`` before; see ``profilers.protocol``). A table of
+protocol v2 also carries ``p90`` per block and an ``upper`` calibration: the same model on
+p90 figures gives the "upper" prediction, what a contended host shows.
 """
 
 from __future__ import annotations
@@ -43,6 +48,13 @@ class LatencyStat:
     @property
     def ok(self) -> bool:
         return self.status == "ok" and self.median_ms is not None
+
+    def value(self, field: str) -> float | None:
+        """One statistic by its entry field (``median_ms``, ``floor_ms``, ``p90_ms``, ...)."""
+        if field == "median_ms":
+            return self.median_ms
+        v = dict(self.extra).get(field)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
     def to_dict(self) -> dict[str, Any]:
         if not self.ok:
@@ -106,9 +118,12 @@ class Prediction:
     latency_ms: float
     additive_ms: float
     layers: tuple[tuple[str, float], ...]  # (block key, calibrated contribution in ms)
+    figure: str = "median"
+    upper_ms: float | None = None  # calibrated p90 model, where the table has one
 
     def to_dict(self) -> dict[str, Any]:
-        return {"latency_ms": self.latency_ms, "additive_ms": self.additive_ms,
+        return {"latency_ms": self.latency_ms, "figure": self.figure, "upper_ms": self.upper_ms,
+                "additive_ms": self.additive_ms,
                 "breakdown": [{"block": k, "ms": v} for k, v in self.layers]}
 
 
@@ -124,6 +139,32 @@ class DeviceTable:
     calibration: Calibration = Calibration()
 
     # ------------------------------------------------------------- lookups
+    @property
+    def figure(self) -> str:
+        """The statistic the entries predict (``floor``, ``median``, ...)."""
+        from profilers.protocol import table_figure
+
+        return table_figure(self.meta)
+
+    @property
+    def figure_field(self) -> str:
+        from profilers.protocol import FIGURES
+
+        return FIGURES[self.figure]
+
+    def portability_warning(self, name: str) -> str | None:
+        """One line when this machine's fingerprint differs from the table's (else None)."""
+        from profilers.fingerprint import differences
+
+        dev = self.meta.get("device")
+        diff = differences(dict(dev)) if isinstance(dev, Mapping) else []
+        if not diff:
+            return None
+        more = f" (+{len(diff) - 3} more)" if len(diff) > 3 else ""
+        return (f"warning: device table {name} was measured on another machine "
+                f"({'; '.join(diff[:3])}{more}); its figures may not hold here: "
+                f"hwnas tables recalibrate {name} --out NEW.json (seconds), or re-profile")
+
     def describe_source(self) -> str:
         m = self.meta
         return (f"{m.get('backend', '?')} {m.get('precision', '?')} on "
@@ -149,7 +190,11 @@ class DeviceTable:
         if not stat.ok:
             raise TableError(f"block {key} failed on this backend ({stat.reason}); "
                              "its latency is unknown, not zero")
-        return max(float(stat.median_ms) - self.overhead_ms, 0.0)  # type: ignore[arg-type]
+        v = stat.value(self.figure_field)
+        if v is None:
+            raise TableError(f"block {key} has no {self.figure_field} although the table "
+                             f"predicts the {self.figure}; re-profile it")
+        return max(v - self.overhead_ms, 0.0)
 
     def covers(self, space: SearchSpace) -> list[str]:
         """Keys of the space's blocks that the table lacks (empty when it serves the space)."""
@@ -165,7 +210,32 @@ class DeviceTable:
         additive = self.overhead_ms + sum(v for _, v in nets)
         cal = self.calibration
         return Prediction(cal.scale * additive + cal.offset_ms, additive,
-                          tuple((k, cal.scale * v) for k, v in nets))
+                          tuple((k, cal.scale * v) for k, v in nets), self.figure,
+                          self._upper([b.key() for b in blocks]))
+
+    def _upper(self, keys: list[str]) -> float | None:
+        """The calibrated p90 model of the same blocks (None: the table has none)."""
+        up = self.upper_line()
+        add = self.upper_additive(keys)
+        return None if up is None or add is None else up[0] * add + up[1]
+
+    def upper_line(self) -> tuple[float, float, float] | None:
+        """(scale, offset_ms, overhead_ms) of the p90 model, if the table has one."""
+        up = dict(self.calibration.report).get("upper")
+        if not isinstance(up, Mapping):
+            return None
+        try:
+            return float(up["scale"]), float(up["offset_ms"]), float(up["overhead_ms"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def upper_additive(self, keys: list[str]) -> float | None:
+        line = self.upper_line()
+        vals = [self.entries[k].value("p90_ms") if k in self.entries else None for k in keys]
+        if line is None or any(v is None for v in vals):
+            return None
+        over = line[2]
+        return over + sum(max(v - over, 0.0) for v in vals)  # type: ignore[operator]
 
     def layer_costs(self, space: SearchSpace) -> tuple[float, list[np.ndarray]]:
         """(constant ms, per layer the ms of each candidate) so that
@@ -212,8 +282,15 @@ class DeviceTable:
         meta = d.get("meta", {})
         if not isinstance(meta, Mapping):
             raise TableError(f"{source}: 'meta' must be a mapping")
-        return cls(dict(meta), entries, str(d.get("space", "")), str(d.get("space_id", "")),
-                   float(over), Calibration.from_dict(d.get("calibration")))
+        t = cls(dict(meta), entries, str(d.get("space", "")), str(d.get("space_id", "")),
+                float(over), Calibration.from_dict(d.get("calibration")))
+        field = t.figure_field
+        for key, st in entries.items():
+            v = st.value(field)
+            if st.ok and (v is None or not math.isfinite(v) or v < 0):
+                raise TableError(f"{source}: entry {key} has no valid {field} although the "
+                                 f"table predicts the {t.figure}")
+        return t
 
     def save(self, path: "str | Path") -> Path:
         return write_json_atomic(path, self.to_dict())
