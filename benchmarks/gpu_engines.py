@@ -116,8 +116,9 @@ def child(space_name: str, precision: str, mode: str, ckpt: str, val: str) -> di
     m = measure_model(pkg, "torch", Settings(device="cuda", precision=precision), Protocol(),
                       input_shape=shape)
     res["engine_protocol_median_ms"] = m["median_ms"]  # graph replay / package call only
+    res["engine_protocol_floor_ms"] = m["floor_ms"]
     res["engine_protocol_iqr_ms"] = m["spread_ms"]
-    res["engine_protocol_sessions_ms"] = m["session_medians_ms"]
+    res["engine_protocol_sessions_ms"] = m["session_figures_ms"]
     return res
 
 

@@ -26,8 +26,6 @@ import numpy as np
 def one_run(args, space, archs, nets_dir, table_path=None) -> dict:
     from hwnas.profiling import profile_space
     from hwnas.tables.device import load_device_table
-    from profilers import Protocol, Settings, get_profiler
-    from profilers.protocol import Stats, measure_interleaved
 
     row: dict = {"start": time.strftime("%H:%M:%S")}
     if table_path is None:
@@ -37,31 +35,66 @@ def one_run(args, space, archs, nets_dir, table_path=None) -> dict:
                       precision=args.precision, figure=args.figure)
         row["profile_s"] = round(time.perf_counter() - t0, 1)
     table = load_device_table(table_path)
-    prof = get_profiler(args.backend, Settings(threads=args.threads, precision=args.precision))
-    shape = (1, space.input[2], space.input[0], space.input[1])
-    runners = {f"net{i:03d}": prof.load(nets_dir / f"net{i:03d}.onnx", shape)
-               for i in range(args.n)}
     t0 = time.perf_counter()
-    res = measure_interleaved(runners, replace(Protocol(), figure=table.figure))
-    for r in runners.values():
-        r.close()
+    res = measure_nets(space, nets_dir, args.n, args.backend, args.threads, args.precision,
+                       table.figure)
     row["measure_s"] = round(time.perf_counter() - t0, 1)
+    row.update(score(table, space, archs, res))
+    return row
+
+
+def measure_nets(space, nets_dir, n: int, backend: str, threads: int, precision: str,
+                 figure: str) -> dict:
+    """The ``n`` exported nets end to end, interleaved, by the statistic ``figure``."""
+    from profilers import Protocol, Settings, get_profiler
+    from profilers.protocol import measure_interleaved
+
+    prof = get_profiler(backend, Settings(threads=threads, precision=precision))
+    shape = (1, space.input[2], space.input[0], space.input[1])
+    runners = {f"net{i:03d}": prof.load(nets_dir / f"net{i:03d}.onnx", shape) for i in range(n)}
+    try:
+        return measure_interleaved(runners, replace(Protocol(), figure=figure))
+    finally:
+        for r in runners.values():
+            r.close()
+
+
+def score(table, space, archs, res: dict) -> dict:
+    """Prediction errors of ``table`` against the measured ``res`` (its own statistic)."""
+    from profilers.protocol import Stats
+
     preds = [table.predict(space, a) for a in archs]
     pred = np.array([p.latency_ms for p in preds])
-    meas = np.array([res[f"net{i:03d}"].figure(table.figure)
-                     if isinstance(res[f"net{i:03d}"], Stats) else np.nan for i in range(args.n)])
+    keys = [f"net{i:03d}" for i in range(len(archs))]
+    meas = np.array([res[k].figure(table.figure) if isinstance(res[k], Stats) else np.nan
+                     for k in keys])
     e = (pred - meas) / meas
     a = np.abs(e)
-    row.update({"figure": table.figure, "scale": table.calibration.scale,
-                "within_5pct": float(np.mean(a <= 0.05)), "within_10pct": float(np.mean(a <= 0.10)),
-                "median_abs_err_pct": float(100 * np.median(a)), "max_abs_err_pct": float(100 * a.max()),
-                "mean_signed_err_pct": float(100 * np.mean(e)),
-                "measured_ms": [float(meas.min()), float(meas.max())]})
+    row = {"figure": table.figure, "scale": table.calibration.scale,
+           "within_5pct": float(np.mean(a <= 0.05)), "within_10pct": float(np.mean(a <= 0.10)),
+           "median_abs_err_pct": float(100 * np.median(a)), "max_abs_err_pct": float(100 * a.max()),
+           "mean_signed_err_pct": float(100 * np.mean(e)),
+           "measured_ms": [float(meas.min()), float(meas.max())]}
     ups = [p.upper_ms for p in preds]
     if all(u is not None for u in ups):
-        p90 = np.array([res[f"net{i:03d}"].p90_ms for i in range(args.n)])
+        p90 = np.array([res[k].p90_ms for k in keys])
         row["upper_covers_p90_pct"] = float(100 * np.mean(np.array(ups) >= 0.9 * p90))
     return row
+
+
+def export_nets(space, n: int, seed: int):
+    """``n`` random architectures (seeds disjoint from calibration nets), exported once."""
+    from hwnas.arch import sample_architecture
+    from hwnas.nn.export import export_architecture
+    from hwnas.profiling import cache_dir
+
+    nets_dir = cache_dir() / "fidelity" / f"{space.name}-{space.id}-s{seed}"
+    archs = [sample_architecture(space, seed=100_000 * seed + i) for i in range(n)]
+    for i, arch in enumerate(archs):
+        f = nets_dir / f"net{i:03d}.onnx"
+        if not f.is_file():
+            export_architecture(space, arch, f)
+    return archs, nets_dir
 
 
 def main() -> None:
@@ -78,18 +111,10 @@ def main() -> None:
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()
 
-    from hwnas.arch import sample_architecture
-    from hwnas.nn.export import export_architecture
-    from hwnas.profiling import cache_dir
     from hwnas.spaces import load_space
 
     space = load_space(args.space)
-    nets_dir = cache_dir() / "fidelity" / f"{space.name}-{space.id}-s{args.seed}"
-    archs = [sample_architecture(space, seed=100_000 * args.seed + i) for i in range(args.n)]
-    for i, arch in enumerate(archs):
-        f = nets_dir / f"net{i:03d}.onnx"
-        if not f.is_file():
-            export_architecture(space, arch, f)
+    archs, nets_dir = export_nets(space, args.n, args.seed)
     rows = []
     for k in range(args.runs):
         row = one_run(args, space, archs, nets_dir, args.table)

@@ -21,8 +21,8 @@ MANIFEST = "manifest.json"
 
 
 def export_bundle(space: SearchSpace, out_dir: "str | Path", calibration_nets: int = 0,
-                  seed: int = 0, progress: Callable[[int, int], None] | None = None
-                  ) -> dict[str, Any]:
+                  seed: int = 0, progress: Callable[[int, int], None] | None = None,
+                  batch: int = 1) -> dict[str, Any]:
     """Write ``blocks/<key>.onnx`` for every unique block and ``manifest.json``.
 
     Files already present are kept (a re-run only adds what is missing).
@@ -38,8 +38,8 @@ def export_bundle(space: SearchSpace, out_dir: "str | Path", calibration_nets: i
     for i, b in enumerate(blocks):
         rel = f"blocks/{b.key()}.onnx"
         if not (out / rel).is_file():
-            export_block(b, out / rel, seed=seed)
-        entries.append({"key": b.key(), "file": rel, "input_shape": [1, b.cin, b.h, b.w],
+            export_block(b, out / rel, seed=seed, batch=batch)
+        entries.append({"key": b.key(), "file": rel, "input_shape": [batch, b.cin, b.h, b.w],
                         "role": "fixed" if b.key() in fixed else "candidate"})
         if progress:
             progress(i + 1, total)
@@ -48,10 +48,10 @@ def export_bundle(space: SearchSpace, out_dir: "str | Path", calibration_nets: i
         arch = sample_architecture(space, seed=seed * 1000 + j)
         rel = f"networks/net{j:03d}.onnx"
         if not (out / rel).is_file():
-            export_architecture(space, arch, out / rel, seed=seed)
+            export_architecture(space, arch, out / rel, seed=seed, batch=batch)
         nets.append({"name": f"net{j:03d}", "file": rel, "choices": list(arch.choices),
                      "blocks": [b.key() for b in arch.blocks(space)],
-                     "input_shape": [1, space.input[2], space.input[0], space.input[1]]})
+                     "input_shape": [batch, space.input[2], space.input[0], space.input[1]]})
         if progress:
             progress(len(blocks) + j + 1, total)
     manifest = {"schema": BUNDLE_SCHEMA, "kind": BUNDLE_KIND, "space": space.name,

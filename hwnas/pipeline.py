@@ -219,6 +219,8 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
         lat, accs = m["latency"], m.get("accuracy") or {}
         results.append({"budget_ms": budget, "choices": list(arch.choices),
                         "score": arch.score, "predicted_ms": lat.get("predicted_ms"),
+                        "predicted_upper_ms": lat.get("predicted_upper_ms"),
+                        "statistic": lat.get("measured_statistic"),
                         "measured_ms": lat.get("measured_ms"),
                         "measured_spread_ms": lat.get("measured_spread_ms"),
                         "prediction_error": lat.get("prediction_error"),

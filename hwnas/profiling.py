@@ -24,8 +24,9 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def bundle_dir(space: SearchSpace, calibration_nets: int, seed: int = 0) -> Path:
-    return cache_dir() / "bundles" / f"{space.name}-{space.id}-n{calibration_nets}-s{seed}"
+def bundle_dir(space: SearchSpace, calibration_nets: int, seed: int = 0, batch: int = 1) -> Path:
+    b = f"-b{batch}" if batch != 1 else ""
+    return cache_dir() / "bundles" / f"{space.name}-{space.id}-n{calibration_nets}-s{seed}{b}"
 
 
 @contextlib.contextmanager
@@ -40,14 +41,14 @@ def profiler_errors() -> Iterator[None]:
 
 
 def export_cached_bundle(space: SearchSpace, calibration_nets: int = DEFAULT_CALIBRATION_NETS,
-                         seed: int = 0, progress: Callable[[int, int], None] | None = None
-                         ) -> Path:
+                         seed: int = 0, progress: Callable[[int, int], None] | None = None,
+                         batch: int = 1) -> Path:
     from .bundle import export_bundle
 
     require("torch", "torch")
     require("onnx", "torch")
-    out = bundle_dir(space, calibration_nets, seed)
-    export_bundle(space, out, calibration_nets, seed, progress=progress)
+    out = bundle_dir(space, calibration_nets, seed, batch)
+    export_bundle(space, out, calibration_nets, seed, progress=progress, batch=batch)
     return out
 
 
@@ -56,17 +57,19 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
                   calibration_nets: int = DEFAULT_CALIBRATION_NETS, quick: bool = False,
                   export_progress: Callable[[int, int], None] | None = None,
                   progress: Callable[[int, int, str], None] | None = None,
-                  figure: str = "floor") -> dict[str, Any]:
+                  figure: str = "floor", batch: int = 1, mode: str = "") -> dict[str, Any]:
     """Export (cached) and profile ``space``; returns the device table as written."""
     with profiler_errors():
         from profilers import Protocol, Settings, get_profiler, profile_bundle
 
-        settings = Settings(device=device, precision=precision, threads=threads)
+        settings = Settings(device=device, precision=precision, threads=threads, batch=batch,
+                            mode=mode)
         prof = get_profiler(backend, settings)  # fail on a missing runtime before exporting
         out = Path(out)
         if out.exists() and not resume:
             raise UserError(f"{out} exists; pass --resume to continue it, or choose another --out")
-        bundle = export_cached_bundle(space, calibration_nets, progress=export_progress)
+        bundle = export_cached_bundle(space, calibration_nets, progress=export_progress,
+                                      batch=batch)
         from dataclasses import replace
 
         protocol = replace(Protocol.quick() if quick else Protocol(), figure=figure)
@@ -138,13 +141,15 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
             settings = Settings(device=str(dev.get("target", "cpu")),
                                 precision=str(meta.get("precision", "fp32")),
                                 threads=int(meta.get("threads", 1)),
-                                batch=int(meta.get("batch", 1)))
+                                batch=int(meta.get("batch", 1)),
+                                mode=str(meta.get("mode", "")) if meta.get("mode") in
+                                ("cuda-graph",) else "")
         except (TypeError, ValueError):
             raise UserError(f"{table_path}: its settings (threads/batch) are not numbers") from None
         prof = get_profiler(backend, settings)  # a missing runtime fails here, naming the extra
         require("torch", "torch")
         archs = [sample_architecture(sp, seed=1_000_003 * seed + i) for i in range(nets)]
-        ndir = cache_dir() / "recalibrate" / f"{sp.name}-{sp.id}-s{seed}"
+        ndir = cache_dir() / "recalibrate" / f"{sp.name}-{sp.id}-s{seed}-b{settings.batch}"
         from .nn.export import export_architecture
 
         shape = (settings.batch, sp.input[2], sp.input[0], sp.input[1])
@@ -157,7 +162,7 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
                 for i, a in enumerate(archs):
                     f = ndir / f"net{i:03d}.onnx"
                     if not f.is_file():
-                        export_architecture(sp, a, f)
+                        export_architecture(sp, a, f, batch=settings.batch)
                     runners[f"net{i:03d}"] = prof.load(f, shape)
                 runners["overhead"] = prof.load(write_identity_model(Path(tmp) / "id.onnx"),
                                                 (1, 1, 1, 1))

@@ -38,6 +38,7 @@ class Settings:
     precision: str = "fp32"
     threads: int = 1  # 0: one per core of this machine; 1 by default (see README: noise)
     batch: int = 1
+    mode: str = ""    # backend-specific execution mode ("": its default; torch: eager, cuda-graph)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -52,8 +53,11 @@ class Settings:
         return self.threads or (os.cpu_count() or 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"device": self.device, "precision": self.precision, "threads": self.n_threads,
-                "batch": self.batch}
+        d = {"device": self.device, "precision": self.precision, "threads": self.n_threads,
+             "batch": self.batch}
+        if self.mode:
+            d["mode"] = self.mode
+        return d
 
 
 class Runner(abc.ABC):
@@ -77,8 +81,12 @@ class Profiler(abc.ABC):
     extra: ClassVar[str] = ""  # the pip extra that installs the runtime
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     model_suffixes: ClassVar[tuple[str, ...]] = (".onnx",)  # files ``load`` accepts
+    modes: ClassVar[tuple[str, ...]] = ()  # execution modes beside the default ("")
 
     def __post_init__(self) -> None:
+        if self.settings.mode and self.settings.mode not in self.modes:
+            raise Unsupported(f"backend {self.name!r} has no mode {self.settings.mode!r}; "
+                              f"modes: {', '.join(self.modes) or 'only its default'}")
         self.check()
 
     # ---------------------------------------------------------------- hooks

@@ -45,7 +45,9 @@ class Protocol:
     item_cap_s: float = 15.0  # sampling time cap per item
     total_cap_s: float = 0.0  # cap for a whole run (0: none); unfinished items stay pending
     figure: str = "floor"     # the statistic tables predict and checks measure (FIGURES)
-    min_span_s: float = 8.0   # an item samples at least this long (wall time) to meet a fast phase
+    min_span_s: float = 30.0  # an item samples at least this long (wall time) to meet a fast phase
+    floor_tol: float = 0.03   # floor: its FLOOR_K samples within this of each other (a populated
+    #                           fast mode, not one call that straddled a phase change)
 
     def __post_init__(self) -> None:
         if self.figure not in FIGURES:
@@ -61,12 +63,13 @@ class Protocol:
     def quick(cls) -> "Protocol":
         """A short protocol for tests and smoke runs (figures are noisier)."""
         return cls(warmup=1, per_round=2, min_samples=4, max_samples=8, stable_rounds=1,
-                   stable_rel=0.05, se_rel=0.5, item_cap_s=1.0, min_span_s=0.0)
+                   stable_rel=0.05, se_rel=0.5, item_cap_s=1.0, min_span_s=0.0, floor_tol=1.0)
 
 
 #: statistics a table can predict: name -> field of a table entry
 FIGURES = {"floor": "floor_ms", "median": "median_ms", "p10": "p10_ms", "min": "min_ms"}
 FLOOR_K = 3  # the floor is the mean of this many fastest samples
+_PACE_S = 0.005  # shortest round once every pending item has max_samples
 
 
 def table_figure(meta: Mapping[str, Any]) -> str:
@@ -150,6 +153,7 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
     rnd = 0
     while items:
         finished: dict[str, Any] = {}
+        t_round = time.perf_counter()
         keys = list(items)
         shift = rnd % len(keys)
         for key in keys[shift:] + keys[:shift]:
@@ -161,7 +165,9 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
                     it.warmed = True
                 t0 = time.perf_counter()
                 it.runner.time_ms()  # untimed: restore caches after the other items ran
-                for _ in range(protocol.per_round):
+                # past max_samples an item only waits out its span: one call per round
+                calls = 1 if len(it.samples) >= protocol.max_samples else protocol.per_round
+                for _ in range(calls):
                     it.samples.append(it.runner.time_ms())
                 t1 = time.perf_counter()
                 it.spent_s += t1 - t0
@@ -174,6 +180,10 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
             if done is not None:
                 finished[key] = summarize(it.samples, stable=done, span_s=it.span_s)
         rnd += 1
+        if items and all(len(i.samples) >= protocol.max_samples for i in items.values()):
+            # only span waits left: pace the rounds (a sample every few ms is plenty to
+            # meet a fast phase) instead of spinning a core and piling up samples
+            time.sleep(max(0.0, _PACE_S - (time.perf_counter() - t_round)))
         for key in finished:
             items.pop(key)
         drop = on_round(finished) if on_round else None
@@ -195,16 +205,23 @@ def _stop(it: _Item, p: Protocol) -> "bool | None":
         moved = abs(fig - it.last_median) / max(fig, 1e-9)
         it.calm_rounds = it.calm_rounds + 1 if moved <= p.stable_rel else 0
         if it.calm_rounds >= p.stable_rounds and (
-                p.figure != "median" or _median_se(it.samples) <= p.se_rel * fig):
+                p.figure != "median" or _median_se(it.samples) <= p.se_rel * fig) and (
+                p.figure != "floor" or _populated(a, p.floor_tol)):
             return True
     it.last_median = fig
     # the span rule may need more than item_cap_s of sampling: an item interleaved with many
     # others samples a small share of the wall time, so the cap waits for the span as well
     spanned = it.span_s >= p.min_span_s
     if (spanned and (n >= p.max_samples or it.spent_s >= p.item_cap_s)) or \
-            n >= 20 * p.max_samples:
+            n >= 50 * p.max_samples:
         return False
     return None
+
+
+def _populated(a: np.ndarray, tol: float) -> bool:
+    """The FLOOR_K fastest samples agree within ``tol``: the floor is a mode, not a blip."""
+    low = np.sort(a)[:FLOOR_K]
+    return bool(low.size == FLOOR_K and low[-1] <= low[0] * (1.0 + tol))
 
 
 def _median_se(samples: list) -> float:

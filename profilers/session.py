@@ -243,8 +243,11 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
     meta = table_meta(prof, protocol, {})
     for k in ("space", "space_id", "status"):
         meta.pop(k, None)
+    batch = int(input_shape[0]) if input_shape else prof.settings.batch
+    fig = model.figure(protocol.figure)
     return {"model": str(path), **model.entry(), "figure": protocol.figure,
-            "figure_ms": round(model.figure(protocol.figure), 6),
+            "figure_ms": round(fig, 6), "batch": batch,
+            "throughput_ips": round(batch * 1000.0 / fig, 3) if fig > 0 else None,
             "session_figures_ms": [round(s.figure(protocol.figure), 6) for s in stats],
             "overhead_ms": over.figure(protocol.figure) if isinstance(over, Stats) else None,
             "meta": meta}

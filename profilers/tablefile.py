@@ -25,7 +25,7 @@ from .base import ProfilerError
 SCHEMA = 1
 KIND = "hwnas.device_table"
 # meta fields that must agree for measurements to share one table
-IDENTITY = ("space_id", "backend", "precision", "threads", "batch", "runtime_version")
+IDENTITY = ("space_id", "backend", "precision", "threads", "batch", "mode", "runtime_version")
 
 
 def write_json_atomic(path: "str | Path", obj: Any) -> Path:

@@ -23,6 +23,13 @@ def register(sub) -> None:
                    help="continue an interrupted table; finished blocks are not re-measured")
     p.add_argument("--calibration-nets", type=int, default=12, metavar="N",
                    help="whole networks measured end to end to calibrate (default 12)")
+    p.add_argument("--batch", type=int, default=1, metavar="B",
+                   help="batch size of every block and network (default 1; GPU deployments "
+                        "batch: profile 1, 8 and 32 into separate tables)")
+    p.add_argument("--mode", default="", metavar="MODE",
+                   help="backend execution mode: torch eager (default) or cuda-graph (each "
+                        "block captured once, its replay timed: what a graph-captured "
+                        "deployment runs)")
     add_runtime_args(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_profile)
@@ -47,11 +54,13 @@ def cmd_profile(args) -> int:
 
         table = profile_space(sp, args.backend, args.out, args.device, args.precision,
                               args.threads, args.resume, args.calibration_nets, args.quick,
-                              export_progress=on_export, progress=on_profile)
+                              export_progress=on_export, progress=on_profile,
+                              batch=args.batch, mode=args.mode)
     cal = table.get("calibration", {})
     entries = table["entries"]
     summary = {"out": str(args.out), "space": sp.name, "space_id": sp.id,
                "backend": args.backend, "status": table["meta"].get("status"),
+               "batch": args.batch, "mode": table["meta"].get("mode", "default"),
                "blocks": len(entries),
                "failed": sorted(k for k, e in entries.items() if e.get("status") != "ok"),
                "overhead_ms": table.get("overhead_ms"),

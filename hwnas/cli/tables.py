@@ -54,6 +54,7 @@ def _summary(name: str, t) -> dict:
     dev = m.get("device")
     return {"table": name, "space": t.space, "space_id": t.space_id,
             "backend": m.get("backend"), "precision": m.get("precision"),
+            "figure": t.figure, "batch": m.get("batch", 1), "mode": m.get("mode", "default"),
             "device": dev.get("name") if isinstance(dev, dict) else dev,
             "threads": m.get("threads"), "date": m.get("date") or m.get("imported"),
             "entries": len(t.entries), "failed": sum(not s.ok for s in t.entries.values())}
@@ -64,9 +65,10 @@ def cmd_list(args) -> int:
 
     rows = [_summary(n, load_device_table(n)) for n in shipped_tables()]
     emit(args, rows, lambda r: table("shipped device tables",
-                                     ["table", "space", "backend", "precision", "device", "entries"],
+                                     ["table", "space", "backend", "precision", "figure",
+                                      "device", "entries"],
                                      [[x["table"], x["space"], x["backend"], x["precision"],
-                                       x["device"], x["entries"]] for x in r]))
+                                       x["figure"], x["device"], x["entries"]] for x in r]))
     return 0
 
 
@@ -80,8 +82,14 @@ def cmd_show(args) -> int:
         c = console()
         c.print(_summary(args.table, t))
         c.print({"overhead_ms": d["overhead_ms"], "calibration": d["calibration"]})
-        table("entries", ["block", "median ms", "spread ms", "n", "status"],
-              [[k, f"{v['median_ms']:.4f}" if "median_ms" in v else "-",
+        fld = t.figure_field
+        c.print(f"predicts the {t.figure} ({fld}); upper line: "
+                f"{'p90' if t.upper_line() else 'none'}")
+        table("entries", ["block", f"{t.figure} ms", "median ms", "p90 ms", "IQR ms", "n",
+                          "status"],
+              [[k, f"{v[fld]:.4f}" if fld in v else "-",
+                f"{v['median_ms']:.4f}" if "median_ms" in v else "-",
+                f"{v['p90_ms']:.4f}" if "p90_ms" in v else "-",
                 f"{v.get('spread_ms', 0):.4f}", v.get("n", "-"),
                 v["status"] + (f": {v['reason']}" if v.get("reason") else "")]
                for k, v in d["entries"].items()])
@@ -129,13 +137,17 @@ def cmd_predict(args) -> int:
     t = load_device_table(args.table)
     warn(t.portability_warning(args.table))
     pred = t.predict(sp, arch)
+    batch = t.meta.get("batch", 1) if isinstance(t.meta.get("batch", 1), int) else 1
     d = {"architecture": arch.notation(), "space": sp.name, "space_id": sp.id,
-         "table": str(args.table), **pred.to_dict()}
+         "table": str(args.table), **pred.to_dict(), "batch": batch,
+         "throughput_ips": batch * 1000.0 / pred.latency_ms if pred.latency_ms > 0 else None}
 
     def human(d) -> None:
         up = f"; upper (p90) {d['upper_ms']:.3f} ms" if d.get("upper_ms") is not None else ""
-        console().print(f"[bold]{d['latency_ms']:.3f} ms[/bold] predicted ({d['figure']}{up}) "
-                        f"for {d['architecture']} on {t.describe_source()}")
+        tp = (f", batch {d['batch']}: {d['throughput_ips']:.0f} images/s"
+              if d.get("throughput_ips") else "")
+        console().print(f"[bold]{d['latency_ms']:.3f} ms[/bold] predicted ({d['figure']}{up}"
+                        f"{tp}) for {d['architecture']} on {t.describe_source()}")
         table("per-block breakdown (calibrated ms)", ["block", "ms"],
               [[r["block"], f"{r['ms']:.4f}"] for r in d["breakdown"]])
 

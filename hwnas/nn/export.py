@@ -21,13 +21,13 @@ OPSET = 17
 
 
 def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: "str | Path",
-                opset: int = OPSET) -> Path:
-    """Export ``module`` (eval mode, batch 1, NCHW float32) and check the file."""
+                opset: int = OPSET, batch: int = 1) -> Path:
+    """Export ``module`` (eval mode, NCHW float32, fixed ``batch``) and check the file."""
     onnx = require("onnx", "torch")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
-    x = torch.zeros(1, *input_shape)
+    x = torch.zeros(batch, *input_shape)
     # a unique temporary name: two processes exporting the same file must not collide
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -46,20 +46,20 @@ def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: "str | Pa
 
 
 def export_architecture(space: SearchSpace, arch: Architecture, path: "str | Path",
-                        model: nn.Module | None = None, seed: int = 0) -> Path:
+                        model: nn.Module | None = None, seed: int = 0, batch: int = 1) -> Path:
     """ONNX file of a whole architecture (fresh weights unless ``model`` is given)."""
     net = model if model is not None else build_subnet(space, arch, seed)
-    return export_onnx(net, (space.input[2], space.input[0], space.input[1]), path)
+    return export_onnx(net, (space.input[2], space.input[0], space.input[1]), path, batch=batch)
 
 
-def export_block(block: Block, path: "str | Path", seed: int = 0) -> Path:
+def export_block(block: Block, path: "str | Path", seed: int = 0, batch: int = 1) -> Path:
     """ONNX file of one block with its own input shape (for profiling)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = build_block(block)
     if block.op == "skip":
         module = _Identity()
-    return export_onnx(module, (block.cin, block.h, block.w), path)
+    return export_onnx(module, (block.cin, block.h, block.w), path, batch=batch)
 
 
 class _Identity(nn.Module):

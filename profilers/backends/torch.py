@@ -126,6 +126,10 @@ class TorchProfiler(Profiler):
     extra = "torch"
     precisions = ("fp32", "fp16")
     model_suffixes = (".onnx", ".pt2")
+    # eager: each call runs the graph's ops from Python (batch 1 on a GPU: bound by the host
+    # launching kernels); cuda-graph: each block captured once, each timed call one replay,
+    # as a CUDA-graph, TensorRT or AOTInductor deployment runs it
+    modes = ("eager", "cuda-graph")
 
     def check(self) -> None:
         try:
@@ -144,12 +148,17 @@ class TorchProfiler(Profiler):
             raise self.unsupported("device cuda (torch.cuda.is_available() is False)")
         if self.settings.precision == "int8" or (self.settings.precision == "fp16" and dev == "cpu"):
             raise self.unsupported(f"precision {self.settings.precision} on {dev}")
+        if self.settings.mode == "cuda-graph" and dev != "cuda":
+            raise self.unsupported("mode cuda-graph on the CPU (CUDA graphs need --device cuda)")
         if dev == "cpu":
             torch.set_num_threads(self.settings.n_threads)
 
     def runtime(self) -> dict[str, str]:
         t = self._torch
-        d = {"runtime": "torch", "version": t.__version__, "mode": "eager (ONNX graph interpreted)"}
+        d = {"runtime": "torch", "version": t.__version__, "mode": self.settings.mode or "eager",
+             "execution": ("CUDA graph replay of the ONNX graph run as torch ops"
+                           if self.settings.mode == "cuda-graph"
+                           else "eager (ONNX graph interpreted op by op)")}
         if self.settings.device == "cuda":
             d["cuda"] = str(t.version.cuda)
         return d
@@ -178,6 +187,9 @@ class TorchProfiler(Profiler):
         dtype = torch.float16 if self.settings.precision == "fp16" else torch.float32
         fn = compile_graph(model, torch, onnx, dev, dtype)
         x = torch.as_tensor(fixed_input(input_shape)).to(device=dev, dtype=dtype)
+        if self.settings.mode == "cuda-graph":
+            graph, _ = cuda_graph(torch, fn, x)
+            return _TorchRunner(torch, graph.replay, True)
 
         def call() -> Any:
             with torch.inference_mode():

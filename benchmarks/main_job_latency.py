@@ -1,0 +1,74 @@
+"""The embedded default's latency figures over consecutive main-job runs (issue 9).
+
+Each run is ``hwnas run --backend B --out DIR`` in a fresh DIR that holds a copy of an
+already trained ``train/`` folder (``--train``), so the run re-profiles the device table,
+rebuilds and re-measures every engine, and only the (17-minute) supernet training is
+reused. Target: every engine within +-10% of its prediction, in each of ``--runs`` runs.
+
+    python benchmarks/main_job_latency.py --train runs/default/train [--backends onnxruntime,openvino]
+        [--runs 5] [--json runs/bench_main_job/latency.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--train", required=True, help="a trained train/ folder of hwnas run")
+    ap.add_argument("--backends", default="onnxruntime,openvino")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--json", default="runs/bench_main_job/latency.json")
+    args = ap.parse_args()
+
+    hwnas = [sys.executable, "-m", "hwnas"]
+    rows = []
+    for backend in args.backends.split(","):
+        for k in range(args.runs):
+            out = Path(tempfile.mkdtemp(prefix=f"hwnas-mainjob-{backend}-"))
+            shutil.copytree(args.train, out / "train")
+            t0 = time.perf_counter()
+            p = subprocess.run(hwnas + ["run", "--backend", backend, "--out", str(out)],
+                               capture_output=True, text=True, env=os.environ.copy())
+            wall = time.perf_counter() - t0
+            if p.returncode != 0:
+                print(f"{backend} run {k + 1}: exit {p.returncode}: {p.stderr.strip()[-300:]}")
+                rows.append({"backend": backend, "run": k + 1, "error": p.stderr[-2000:]})
+                continue
+            summ = json.loads((out / f"summary_{backend}_fp32.json").read_text())
+            errs = [r["prediction_error"] for r in summ["results"]]
+            row = {"backend": backend, "run": k + 1, "wall_s": round(wall, 1),
+                   "start": time.strftime("%H:%M:%S"),
+                   "engines": [{k2: r.get(k2) for k2 in ("budget_ms", "predicted_ms",
+                                                        "measured_ms", "statistic",
+                                                        "prediction_error",
+                                                        "measured_spread_ms")}
+                               for r in summ["results"]],
+                   "all_within_10pct": all(e is not None and abs(e) <= 0.10 for e in errs)}
+            rows.append(row)
+            print(f"{backend} run {k + 1} ({wall:.0f} s): errors "
+                  + ", ".join(f"{100 * e:+.1f}%" for e in errs)
+                  + f" -> {'all within 10%' if row['all_within_10pct'] else 'MISSED'}", flush=True)
+            shutil.rmtree(out, ignore_errors=True)
+    ok = [r for r in rows if "error" not in r]
+    for backend in args.backends.split(","):
+        rs = [r for r in ok if r["backend"] == backend]
+        errs = [abs(e["prediction_error"]) for r in rs for e in r["engines"]]
+        if rs:
+            print(f"{backend}: {sum(r['all_within_10pct'] for r in rs)}/{len(rs)} runs with every "
+                  f"engine within 10%; worst engine error {100 * max(errs):.1f}%")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
