@@ -47,13 +47,14 @@ def measure_nets(space, nets_dir, n: int, backend: str, threads: int, precision:
                  figure: str) -> dict:
     """The ``n`` exported nets end to end, interleaved, by the statistic ``figure``."""
     from profilers import Protocol, Settings, get_profiler
-    from profilers.protocol import measure_interleaved
+
+    from profilers.session import measure_with_reference
 
     prof = get_profiler(backend, Settings(threads=threads, precision=precision))
     shape = (1, space.input[2], space.input[0], space.input[1])
     runners = {f"net{i:03d}": prof.load(nets_dir / f"net{i:03d}.onnx", shape) for i in range(n)}
     try:
-        return measure_interleaved(runners, replace(Protocol(), figure=figure))
+        return measure_with_reference(prof, runners, replace(Protocol(), figure=figure))[0]
     finally:
         for r in runners.values():
             r.close()
@@ -105,7 +106,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--figure", default="floor", choices=["floor", "median", "p10", "min"])
+    ap.add_argument("--figure", default="floor", choices=["floor", "median", "p10", "min", "ref"])
     ap.add_argument("--table", help="existing table (default: profile a fresh one per run)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", help="write the rows here")

@@ -88,6 +88,7 @@ def check_run(cfg: RunConfig) -> tuple[Any, Any]:
     from .errors import require
 
     require("torch", "torch")
+    require("matplotlib", "plot")  # the report's figures, drawn at the very end
     space = load_space(cfg.space)
     emitter = cfg.request().emitter()  # registered, installed, precision supported
     from profilers import ProfilerError, Settings, get_profiler
@@ -229,11 +230,25 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
                         "top1_agreement": m["parity"]["top1_agreement"],
                         "engine": m["engine"]["path"],
                         "manifest": str(folder / "manifest.json")})
+    from .report import measure_baselines, predicted_accuracy, write_report
+
+    base = measure_baselines(out, cfg.tag, space, supernet, data, acc, dev,
+                             list(zip(budgets, chosen)), cfg.threads, cfg.quick, say)
+    for r in results:
+        r["predicted_accuracy"] = predicted_accuracy(base, r["score"])
+    write_json_atomic(out / f"frontier_{cfg.tag}.json", [
+        {"latency_ms": p.latency_ms, "score": p.score,
+         "predicted_accuracy": predicted_accuracy(base, p.score),
+         "choices": list(p.architecture.choices)} for p in points])
     summary = {"space": space.name, "space_id": space.id, "data": cfg.data,
                "backend": cfg.backend, "precision": cfg.precision,
+               "statistic": dev.figure, "device_table": str(table_path),
                "frontier_points": len(points), "results": results}
     write_json_atomic(out / f"summary_{cfg.tag}.json", summary)
     _write_csv(out / f"summary_{cfg.tag}.csv", results)
+    say("report: drawing figures")
+    summary["report"] = str(write_report(out, cfg.tag))
+    write_json_atomic(out / f"summary_{cfg.tag}.json", summary)
     return summary
 
 
@@ -243,8 +258,9 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
     from .fileio import write_text_atomic
 
-    cols = ["budget_ms", "choices", "predicted_ms", "measured_ms", "measured_spread_ms",
-            "prediction_error", "val_accuracy", "parity_max_abs_diff", "top1_agreement", "engine"]
+    cols = ["budget_ms", "choices", "predicted_ms", "predicted_upper_ms", "statistic",
+            "measured_ms", "measured_spread_ms", "prediction_error", "predicted_accuracy",
+            "val_accuracy", "parity_max_abs_diff", "top1_agreement", "engine"]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(cols)

@@ -135,7 +135,8 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
         from profilers.calibration import errors, fit_calibration, report
         from profilers.fingerprint import fingerprint
         from profilers.onnxgraph import write_identity_model
-        from profilers.protocol import Stats, measure_interleaved
+        from profilers.protocol import Stats
+        from profilers.session import measure_with_reference
 
         try:
             settings = Settings(device=str(dev.get("target", "cpu")),
@@ -172,7 +173,7 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
                 protocol = replace(protocol, figure=table.figure)
                 progress(f"measuring {nets} networks end to end ({backend} "
                          f"{settings.precision}, {table.figure})")
-                res = measure_interleaved(runners, protocol)
+                res, _ = measure_with_reference(prof, runners, protocol)
             finally:
                 for r in runners.values():
                     r.close()

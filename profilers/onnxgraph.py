@@ -1,4 +1,5 @@
-"""A minimal ONNX writer for the one graph the profilers make themselves: an identity.
+"""The graphs the profilers make themselves: an identity (per-call overhead) and a small
+convolution (the reference of figure ``ref``).
 
 The per-call overhead (binding input, allocating output, crossing into the runtime) is
 measured on a graph that does nothing, so it can be subtracted from every isolated block.
@@ -55,4 +56,36 @@ def identity_model(shape: Sequence[int] = (1, 1, 1, 1)) -> bytes:
 def write_identity_model(path: "str | Path", shape: Sequence[int] = (1, 1, 1, 1)) -> Path:
     path = Path(path)
     path.write_bytes(identity_model(shape))
+    return path
+
+
+def write_reference_model(path: "str | Path", channels: int = 16, size: int = 32) -> Path:
+    """The reference graph of figure ``ref`` (``profilers.protocol``): two 3x3 convolutions
+    with ReLU on a ``channels`` x ``size`` x ``size`` input (about 5 MFLOP, a tenth of a
+    millisecond on one CPU core): compute-bound like the blocks, so a neighbour's load
+    slows it alike, and short, so it fits the brief uncontended moments of a shared host.
+    Built with ``onnx`` (a dependency of every backend's precision conversion)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits, nodes, x = [], [], "input"
+    for i in range(2):
+        w = (rng.standard_normal((channels, channels, 3, 3)) * 0.1).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes.append(helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
+        out = "output" if i == 1 else f"r{i}"
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [out]))
+        x = out
+    shape = [1, channels, size, size]
+    graph = helper.make_graph(nodes, "reference",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="hwnas-profilers")
+    model.ir_version = IR_VERSION
+    path = Path(path)
+    onnx.save(model, str(path))
     return path

@@ -11,6 +11,7 @@ finished; items another process finished meanwhile are dropped from this run.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -18,10 +19,12 @@ from typing import Any, Callable, Mapping, Sequence
 from .base import Profiler, ProfilerError, Runner, Settings
 from .calibration import fit_calibration
 from .fingerprint import fingerprint
-from .onnxgraph import write_identity_model
-from .protocol import FIGURES, Protocol, Stats, _one_line, measure_interleaved, table_figure
+from .onnxgraph import write_identity_model, write_reference_model
+from .protocol import (FIGURES, Protocol, Stats, _one_line, measure_interleaved, reference_floor,
+                       table_figure)
 from .registry import get_profiler
-from .tablefile import KIND, SCHEMA, check_compatible, merge_write, read_json, read_table
+from .tablefile import (KIND, SCHEMA, check_compatible, locked, merge_write, read_json,
+                        read_table, write_json_atomic)
 
 BUNDLE_KIND = "hwnas.block_bundle"
 OVERHEAD = "overhead"
@@ -45,6 +48,74 @@ def read_manifest(bundle_dir: "str | Path") -> dict[str, Any]:
         if not isinstance(b, Mapping) or not {"key", "file", "input_shape"} <= set(b):
             raise ProfilerError(f"{bundle}/manifest.json: every block needs key, file, input_shape")
     return dict(m)
+
+
+REFERENCE = "2 x (conv 3x3, 16 channels, 32x32, ReLU)"
+
+
+def load_reference(prof: Profiler, tmp: "str | Path") -> Runner:
+    """The reference graph every interleaved run brackets its items with."""
+    return prof.load(write_reference_model(Path(tmp) / "reference.onnx"), (1, 16, 32, 32))
+
+
+def _reference_store(prof: Profiler) -> Path:
+    """Where this machine's best reference floor for one backend setting is remembered
+    (the hwnas cache: ``$HWNAS_CACHE`` or ``~/.cache/hwnas``; profilers import no hwnas)."""
+    import hashlib
+    import os
+
+    root = os.environ.get("HWNAS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hwnas")
+    fp = fingerprint(include_gpu=prof.settings.device != "cpu")
+    rt = prof.runtime()
+    key = json.dumps([prof.name, rt.get("version"), prof.settings.to_dict(), fp.get("cpu"),
+                      fp.get("logical_cores"), [g.get("name") for g in fp.get("gpus", [])]],
+                     sort_keys=True)
+    return Path(root) / "reference" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
+
+
+def reference_hint(prof: Profiler) -> float:
+    """The lowest reference floor this machine showed for ``prof``'s setting (0: none yet)."""
+    try:
+        d = json.loads(_reference_store(prof).read_text())
+        v = float(d.get("floor_ms", 0.0))
+        return v if v > 0 and v == v else 0.0
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0  # no or unreadable memory: this run's own floor stands
+
+
+def remember_reference(prof: Profiler, floor_ms: float) -> None:
+    if not floor_ms > 0:
+        return
+    path = _reference_store(prof)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with locked(path):
+            old = reference_hint(prof)
+            if old and old <= floor_ms:
+                return
+            write_json_atomic(path, {"floor_ms": floor_ms, "backend": prof.name,
+                                     "graph": REFERENCE, "date": _now()})
+    except OSError:
+        pass  # a read-only cache only loses the memory, never a measurement
+
+
+def measure_with_reference(prof: Profiler, runners: Mapping[str, Runner], protocol: Protocol,
+                           on_round=None, ref_log: "list[float] | None" = None
+                           ) -> tuple[dict[str, Any], float]:
+    """``measure_interleaved`` bracketed by the reference graph, on this machine's best
+    known reference floor; returns (results, the reference floor used)."""
+    log: list[float] = ref_log if ref_log is not None else []
+    hint = reference_hint(prof)
+    with tempfile.TemporaryDirectory(prefix="hwnas-ref-") as tmp:
+        ref = load_reference(prof, tmp)
+        try:
+            res = measure_interleaved(runners, protocol, on_round, ref, log, ref_hint=hint)
+        finally:
+            ref.close()
+    run = reference_floor(log)
+    remember_reference(prof, run)
+    return res, (min(run, hint) if hint and run else (run or hint))
 
 
 def _now() -> str:
@@ -118,6 +189,8 @@ def profile_bundle(bundle_dir: "str | Path", backend: str, out: "str | Path",
         if OVERHEAD not in done:
             runners[OVERHEAD] = prof.load(write_identity_model(Path(tmp) / "identity.onnx"),
                                           (1, 1, 1, 1))
+        ref_log: list[float] = []
+        hint = reference_hint(prof)
         for b in manifest["blocks"]:
             if f"block:{b['key']}" in done:
                 continue
@@ -149,12 +222,17 @@ def profile_bundle(bundle_dir: "str | Path", backend: str, out: "str | Path",
                     entries[key[6:]] = rec
                 else:
                     nets[key[4:]] = rec
+            if ref_log:
+                prior = (table["meta"].get("reference") or {}).get("floor_ms")
+                now = min(reference_floor(ref_log), hint) if hint else reference_floor(ref_log)
+                meta_up["reference"] = {"graph": REFERENCE, "calls": len(ref_log),
+                                        "floor_ms": round(min(now, prior) if prior else now, 6)}
             table = merge_write(out, base, entries, meta_up, meta_maps={"networks": nets})
             tick(table, f"{len(fin)} finished" if fin else "measuring")
             return finished_keys(table) & set(runners)
 
         try:
-            measure_interleaved(runners, protocol, on_round)
+            measure_with_reference(prof, runners, protocol, on_round, ref_log)
         finally:
             for r in runners.values():
                 r.close()
@@ -169,6 +247,20 @@ def finalize(out: Path, base: Mapping[str, Any], manifest: Mapping[str, Any]) ->
     if any(k not in table["entries"] for k in keys) or OVERHEAD not in meta:
         return table  # capped run: stays partial, resume goes on
     figure = table_figure(meta)
+    ref = (meta.get("reference") or {}).get("floor_ms")
+    if ref:  # every ref figure from the table's final reference floor (resumed runs too)
+        def rescale(e: Mapping[str, Any]) -> dict[str, Any]:
+            e = dict(e)
+            if e.get("ref_ratio"):
+                e["ref_ms"] = round(float(e["ref_ratio"]) * float(ref), 6)
+            return e
+
+        table["entries"] = {k: rescale(e) for k, e in table["entries"].items()}
+        meta[OVERHEAD] = rescale(meta[OVERHEAD])
+        meta["networks"] = {k: rescale(e) for k, e in (meta.get("networks") or {}).items()}
+        table = merge_write(out, base, table["entries"], {OVERHEAD: meta[OVERHEAD]},
+                            meta_maps={"networks": meta["networks"]}, replace_entries=True)
+        meta = table["meta"]
     nets = meta.get("networks") or {}
     fits = {}
     for name, field in ((figure, FIGURES[figure]), ("p90", "p90_ms")):
@@ -230,7 +322,7 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
                     raise ProfilerError(f"{backend} cannot load {path}: {_reason(exc)}") from None
             runners[OVERHEAD] = prof.load(write_identity_model(Path(tmp) / "identity.onnx"),
                                           (1, 1, 1, 1))
-            res = measure_interleaved(runners, protocol)
+            res, ref_floor = measure_with_reference(prof, runners, protocol)
         finally:
             for r in runners.values():
                 r.close()
@@ -250,7 +342,7 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
             "throughput_ips": round(batch * 1000.0 / fig, 3) if fig > 0 else None,
             "session_figures_ms": [round(s.figure(protocol.figure), 6) for s in stats],
             "overhead_ms": over.figure(protocol.figure) if isinstance(over, Stats) else None,
-            "meta": meta}
+            "reference_floor_ms": round(ref_floor, 6), "meta": meta}
 
 
 def _reason(exc: BaseException) -> str:

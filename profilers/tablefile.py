@@ -118,11 +118,13 @@ def check_compatible(path: "str | Path", on_disk: Mapping[str, Any], meta: Mappi
 def merge_write(path: "str | Path", base: Mapping[str, Any], entries: Mapping[str, Any] | None = None,
                 meta_updates: Mapping[str, Any] | None = None,
                 top: Mapping[str, Any] | None = None,
-                meta_maps: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+                meta_maps: Mapping[str, Mapping[str, Any]] | None = None,
+                replace_entries: bool = False) -> dict[str, Any]:
     """Under the lock: read the table on disk (or start from ``base``), add ``entries``
-    (keeping whichever of two ok measurements has more samples; ok beats failed), merge the
-    mappings ``meta_maps`` into meta key by key the same way, update meta and top-level
-    fields, write atomically. Returns the table now on disk."""
+    (keeping whichever of two ok measurements has more samples; ok beats failed; with
+    ``replace_entries`` the given ones win), merge the mappings ``meta_maps`` into meta key
+    by key the same way, update meta and top-level fields, write atomically. Returns the
+    table now on disk."""
     path = Path(path)
     with locked(path):
         if path.exists():
@@ -133,7 +135,7 @@ def merge_write(path: "str | Path", base: Mapping[str, Any], entries: Mapping[st
         merged = dict(current.get("entries", {}))
         for key, new in (entries or {}).items():
             old = merged.get(key)
-            if old is None or _better(new, old):
+            if old is None or replace_entries or _better(new, old):
                 merged[key] = new
         current["entries"] = {k: merged[k] for k in sorted(merged)}
         meta = dict(current.get("meta", {}))
@@ -141,7 +143,7 @@ def merge_write(path: "str | Path", base: Mapping[str, Any], entries: Mapping[st
         for name, new_map in (meta_maps or {}).items():
             sub = dict(meta.get(name) or {})
             for key, new in new_map.items():
-                if key not in sub or _better(new, sub[key]):
+                if key not in sub or replace_entries or _better(new, sub[key]):
                     sub[key] = new
             meta[name] = sub
         current["meta"] = meta

@@ -66,6 +66,53 @@ def test_span_rule_samples_at_least_min_span():
     assert isinstance(res, Stats) and res.span_s >= 0.15 and res.n > 8
 
 
+class _Spread(Runner):
+    """Timings that never form a fast mode: each call slower than the last."""
+
+    def __init__(self) -> None:
+        self.i = 0
+
+    def time_ms(self) -> float:
+        self.i += 1
+        return 1.0 * 1.05 ** min(self.i, 400)
+
+
+def test_floor_without_a_fast_mode_waits_then_is_marked_not_stable():
+    p = Protocol(warmup=0, per_round=2, min_samples=4, max_samples=8, stable_rounds=1,
+                 stable_rel=0.5, min_span_s=0.0, max_span_s=0.12)
+    res = measure_interleaved({"a": _Spread()}, p)["a"]
+    assert isinstance(res, Stats) and not res.stable and res.span_s >= 0.12
+
+
+class _Phased(Runner):
+    """Shares a phase clock with its partner: ``fast`` ms in the fast phase, ``fast *
+    slowdown`` in the slow one; the clock stays slow while ``slow_only`` is set."""
+
+    def __init__(self, clock: dict, fast: float, slowdown: float) -> None:
+        self.clock, self.fast, self.slowdown = clock, fast, slowdown
+
+    def time_ms(self) -> float:
+        self.clock["t"] += 1
+        slow = self.clock["slow_only"] or (self.clock["t"] // 7) % 2 == 0
+        return self.fast * (self.slowdown if slow else 1.0)
+
+
+def test_floor_is_phase_corrected_by_the_reference():
+    p = Protocol(warmup=0, per_round=3, min_samples=12, max_samples=60, stable_rounds=2,
+                 min_span_s=0.0, max_span_s=0.0)
+    clock = {"t": 0, "slow_only": False}
+    ref = _Phased(clock, 0.2, 1.43)
+    both = measure_interleaved({"a": _Phased(clock, 10.0, 1.54)}, p, reference=ref)["a"]
+    assert both.floor_ms == pytest.approx(10.0, rel=1e-6)  # met the fast phase: exact
+    # a run that never meets the fast phase, told the reference's floor of earlier runs
+    clock["slow_only"] = True
+    slow = measure_interleaved({"a": _Phased(clock, 10.0, 1.54)}, p, reference=ref,
+                               ref_hint=0.2)["a"]
+    assert slow.min_ms == pytest.approx(15.4)  # the raw figure: 54% off
+    assert slow.floor_ms == pytest.approx(10.0 * 1.54 / 1.43, rel=1e-6)  # corrected: +7.7%
+    assert slow.ref_ratio == pytest.approx(15.4 / (0.2 * 1.43))
+
+
 def _floor_table(space, with_upper=True):
     entries = {}
     for b in space.unique_blocks():

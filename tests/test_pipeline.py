@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +38,22 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
         assert len(man["architecture"]["choices"]) == 6
         assert man["preprocessing"]["normalise"]["std"] > 0
     assert (out / "train" / "accuracy_table.json").is_file()
+    # the report: four PNG figures and one offline HTML page referring to them
+    report = Path(summary["report"])
+    assert report.is_file() and report.parent.name == "report_onnxruntime_fp32"
+    page = report.read_text()
+    imgs = re.findall(r"<img class='fig' src='([^']+)'", page)
+    assert len(imgs) == 4 and "http" not in "".join(re.findall(r"src='([^']+)'", page))
+    for f in imgs:
+        assert (report.parent / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    base = json.loads((out / "baselines_onnxruntime_fp32.json").read_text())
+    kinds = [n["label"].split()[0] for n in base["networks"]]
+    assert kinds.count("random") == 20 and kinds.count("uniform") == 6
+    assert kinds.count("chosen") == len(summary["results"])
+    assert all(n["measured_ms"] > 0 and 0 <= n["supernet_val_accuracy"] <= 1
+               for n in base["networks"])
+    assert all(0 <= r["predicted_accuracy"] <= 1.5 for r in summary["results"])
+    assert summary["statistic"] == "floor"
     # a second run reuses the table, the device table and every engine (nothing rebuilt)
     table_before = (out / "train" / "accuracy_table.json").read_bytes()
     manifests = {r["manifest"]: open(r["manifest"], "rb").read() for r in summary["results"]}
@@ -41,6 +61,72 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
     assert rc == 0, err
     assert (out / "train" / "accuracy_table.json").read_bytes() == table_before
     assert {k: open(k, "rb").read() for k in manifests} == manifests
+    assert "baselines: reusing" in err or json.loads(stdout)["report"]
+    if shutil.which("chromium"):
+        _renders_in_chromium(report)
+
+
+def _renders_in_chromium(report: Path) -> None:
+    """Headless Chromium loads the page offline; its own script counts decoded figures."""
+    p = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                        "--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    m = re.search(r'data-figures="(\d+)/(\d+)"', p.stdout)
+    assert m, p.stderr[-2000:]
+    assert m.group(1) == m.group(2) == "4"
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed "
+                    "(.ci/run installs it)")
+def test_report_renders_every_figure_in_headless_chromium(tmp_path):
+    """write_report on a minimal finished run folder, opened by a real browser."""
+    from hwnas.report import write_report
+
+    out = _minimal_run(tmp_path)
+    _renders_in_chromium(write_report(out, "onnxruntime_fp32"))
+
+
+def _minimal_run(tmp_path: Path) -> Path:
+    """A run folder as hwnas run leaves it, from shipped and synthetic tables (no training)."""
+    from hwnas.arch import sample_architecture
+    from hwnas.spaces import load_space
+    from hwnas.tables.accuracy import AccuracyTable
+    from hwnas.tables.device import load_device_table
+
+    sp = load_space("tiny-32")
+    out = tmp_path / "run"
+    (out / "train").mkdir(parents=True)
+    rows = [{c: 0.9 + 0.01 * j for j, c in enumerate(layer.choices)} for layer in sp.layers]
+    acc = AccuracyTable.from_rows(sp, rows, {"source": "test"})
+    acc.save(out / "train" / "accuracy_table.json")
+    dev = load_device_table("tiny-32_onnxruntime_cpu_fp32")
+    dev.save(out / "device_table_onnxruntime_fp32.json")
+    archs = [sample_architecture(sp, s) for s in range(3)]
+    front = sorted(({"latency_ms": dev.predict(sp, a).latency_ms, "score": 5.5 + 0.01 * i,
+                     "choices": list(a.choices)} for i, a in enumerate(archs)),
+                   key=lambda p: p["latency_ms"])
+    (out / "frontier_onnxruntime_fp32.json").write_text(json.dumps(front))
+    results = [{"budget_ms": p["latency_ms"], "choices": p["choices"],
+                "predicted_ms": p["latency_ms"], "measured_ms": p["latency_ms"] * 1.03,
+                "measured_spread_ms": 0.01, "prediction_error": -0.03, "val_accuracy": 0.95,
+                "engine": "model.onnx", "manifest": str(out / "none.json")} for p in front]
+    (out / "summary_onnxruntime_fp32.json").write_text(json.dumps({
+        "space": sp.name, "space_id": sp.id, "data": "digits", "backend": "onnxruntime",
+        "precision": "fp32", "results": results,
+        "device_table": str(out / "device_table_onnxruntime_fp32.json")}))
+    return out
+
+
+def test_report_of_a_folder_without_a_run_exit_2(run_cli, tmp_path):
+    rc, _, err = run_cli("report", tmp_path)
+    assert rc == 2 and "hwnas run" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_without_browser_still_writes_figures(tmp_path):
+    from hwnas.report import write_report
+
+    page = write_report(_minimal_run(tmp_path), "onnxruntime_fp32")
+    assert len(list(page.parent.glob("*.png"))) == 4
 
 
 def test_run_bad_input_exit_2(run_cli, tmp_path):

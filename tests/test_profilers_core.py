@@ -255,7 +255,8 @@ def test_failed_block_is_recorded_with_reason_never_zero(tmp_path):
 def test_resume_after_interruption_remeasures_nothing_finished(tmp_path):
     bundle = make_bundle(tmp_path / "b")
     out = tmp_path / "t.json"
-    first = FakeProfiler(interrupt_after=90, drifting=tuple(_keys()[5:8]))
+    # calls counted include the reference graph's two per item turn
+    first = FakeProfiler(interrupt_after=200, drifting=tuple(_keys()[5:8]))
     with pytest.raises(KeyboardInterrupt):
         profile_bundle(bundle, "fake", out, protocol=QUICK, profiler=first)
     partial = read_table(out)
@@ -268,7 +269,14 @@ def test_resume_after_interruption_remeasures_nothing_finished(tmp_path):
     t = profile_bundle(bundle, "fake", out, protocol=QUICK, profiler=second, resume=True)
     assert t["meta"]["status"] == "complete" and len(t["entries"]) == 8
     assert not done & set(second.loaded)
-    assert {k: t["entries"][k] for k in done} == {k: partial["entries"][k] for k in done}
+    def measured(e):  # ref_ms is derived: ratio x the table's final reference floor
+        return {f: v for f, v in e.items() if f != "ref_ms"}
+
+    assert {k: measured(t["entries"][k]) for k in done} == \
+        {k: measured(partial["entries"][k]) for k in done}
+    ref = t["meta"]["reference"]["floor_ms"]
+    assert all(e["ref_ms"] == pytest.approx(e["ref_ratio"] * ref, rel=1e-5)
+               for e in t["entries"].values())
 
 
 def test_resume_refuses_a_table_measured_differently(tmp_path):

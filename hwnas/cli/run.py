@@ -5,7 +5,26 @@ from __future__ import annotations
 from ._output import add_json_flag, console, emit, table
 
 
+def register_report(sub) -> None:
+    p = sub.add_parser("report", help="(re)draw report.html and its PNG figures of a finished "
+                       "hwnas run folder (offline: nothing fetched)")
+    p.add_argument("out", metavar="DIR", help="the --out folder of hwnas run")
+    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
+    add_json_flag(p)
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from ..report import write_report
+
+    path = write_report(args.out, f"{args.backend}_{args.precision}")
+    emit(args, {"report": str(path)}, lambda d: console().print(f"wrote {d['report']}"))
+    return 0
+
+
 def register(sub) -> None:
+    register_report(sub)
     p = sub.add_parser("run", help="main job: accuracy table, device table, frontier, engine "
                        "files with predicted vs measured latency")
     p.add_argument("--space", default="tiny-32", metavar="NAME|FILE")
@@ -86,17 +105,22 @@ def cmd_run(args) -> int:
     summary = run_pipeline(cfg, args.out, say, progress)
 
     def human(d) -> None:
-        table(f"{d['space']} on {d['backend']} {d['precision']}: engines", [
-            "budget ms", "architecture", "predicted ms", "measured ms (IQR)", "error",
-            "val acc", "parity"],
-            [[r["budget_ms"], ",".join(r["choices"]), _ms(r["predicted_ms"]),
-              f"{_ms(r['measured_ms'])} ({_ms(r['measured_spread_ms'])})",
-              "-" if r["prediction_error"] is None else f"{100 * r['prediction_error']:+.1f}%",
-              "-" if r["val_accuracy"] is None else f"{100 * r['val_accuracy']:.1f}%",
-              f"{r['parity_max_abs_diff']:.1e} / {100 * r['top1_agreement']:.0f}% top-1"]
-             for r in d["results"]])
+        table(f"{d['space']} on {d['backend']} {d['precision']}: engines "
+              f"(latency: {d.get('statistic', 'median')})", [
+                  "budget ms", "architecture", "predicted ms", "measured ms (IQR)", "error",
+                  "pred. acc", "val acc", "parity"],
+              [[r["budget_ms"], ",".join(r["choices"]), _ms(r["predicted_ms"]),
+                f"{_ms(r['measured_ms'])} ({_ms(r['measured_spread_ms'])})",
+                "-" if r["prediction_error"] is None else f"{100 * r['prediction_error']:+.1f}%",
+                "-" if r.get("predicted_accuracy") is None
+                else f"{100 * r['predicted_accuracy']:.1f}%",
+                "-" if r["val_accuracy"] is None else f"{100 * r['val_accuracy']:.1f}%",
+                f"{r['parity_max_abs_diff']:.1e} / {100 * r['top1_agreement']:.0f}% top-1"]
+               for r in d["results"]])
         for r in d["results"]:
             c.print(f"  {r['engine']}")
+        if d.get("report"):
+            c.print(f"report: {d['report']}")
 
     emit(args, summary, human)
     return 0
