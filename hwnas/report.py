@@ -187,13 +187,15 @@ def _fig_frontier(path: Path, frontier, results, baselines) -> None:
                     color="tab:blue", label="chosen (measured, IQR)")
         ax.set_ylabel("validation accuracy (supernet weights)")
     else:
-        ax.plot([p["latency_ms"] for p in frontier], [p["score"] for p in frontier], "-")
+        ax.plot([p["latency_ms"] for p in frontier], [p["score"] for p in frontier], "-",
+                label="frontier (table score: no baselines measured)")
         ax.set_ylabel("table score")
     for r in results:
         ax.axvline(r["budget_ms"], color="tab:red", lw=0.6, ls=":")
     ax.set_xlabel("latency (ms)")
     ax.set_title("accuracy-latency frontier, chosen networks and baselines")
-    ax.legend(fontsize=8, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
