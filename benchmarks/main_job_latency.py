@@ -59,6 +59,8 @@ def main() -> None:
                   + ", ".join(f"{100 * e:+.1f}%" for e in errs)
                   + f" -> {'all within 10%' if row['all_within_10pct'] else 'MISSED'}", flush=True)
             shutil.rmtree(out, ignore_errors=True)
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(rows, indent=1))  # after every run
     ok = [r for r in rows if "error" not in r]
     for backend in args.backends.split(","):
         rs = [r for r in ok if r["backend"] == backend]
