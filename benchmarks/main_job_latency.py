@@ -31,7 +31,14 @@ def main() -> None:
     args = ap.parse_args()
 
     hwnas = [sys.executable, "-m", "hwnas"]
-    rows = []
+    rows: list = []
+    js = Path(args.json)
+    js.parent.mkdir(parents=True, exist_ok=True)
+
+    def add(row: dict) -> None:  # written after every run: a stopped benchmark keeps its rows
+        rows.append(row)
+        js.write_text(json.dumps(rows, indent=1))
+
     for backend in args.backends.split(","):
         for k in range(args.runs):
             out = Path(tempfile.mkdtemp(prefix=f"hwnas-mainjob-{backend}-"))
@@ -42,7 +49,7 @@ def main() -> None:
             wall = time.perf_counter() - t0
             if p.returncode != 0:
                 print(f"{backend} run {k + 1}: exit {p.returncode}: {p.stderr.strip()[-300:]}")
-                rows.append({"backend": backend, "run": k + 1, "error": p.stderr[-2000:]})
+                add({"backend": backend, "run": k + 1, "error": p.stderr[-2000:]})
                 continue
             summ = json.loads((out / f"summary_{backend}_fp32.json").read_text())
             errs = [r["prediction_error"] for r in summ["results"]]
@@ -54,13 +61,11 @@ def main() -> None:
                                                         "measured_spread_ms")}
                                for r in summ["results"]],
                    "all_within_10pct": all(e is not None and abs(e) <= 0.10 for e in errs)}
-            rows.append(row)
+            add(row)
             print(f"{backend} run {k + 1} ({wall:.0f} s): errors "
                   + ", ".join(f"{100 * e:+.1f}%" for e in errs)
                   + f" -> {'all within 10%' if row['all_within_10pct'] else 'MISSED'}", flush=True)
             shutil.rmtree(out, ignore_errors=True)
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(rows, indent=1))  # after every run
     ok = [r for r in rows if "error" not in r]
     for backend in args.backends.split(","):
         rs = [r for r in ok if r["backend"] == backend]
@@ -68,8 +73,6 @@ def main() -> None:
         if rs:
             print(f"{backend}: {sum(r['all_within_10pct'] for r in rs)}/{len(rs)} runs with every "
                   f"engine within 10%; worst engine error {100 * max(errs):.1f}%")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

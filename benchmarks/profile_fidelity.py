@@ -98,14 +98,19 @@ def export_nets(space, n: int, seed: int):
     return archs, nets_dir
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def add_table_args(ap: argparse.ArgumentParser) -> None:
+    """What a table is profiled on, shared by the table benchmarks."""
     ap.add_argument("--space", default="proxyless-mobile")
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--threads", type=int, default=1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    add_table_args(ap)
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--figure", default="floor", choices=["floor", "median", "p10", "min", "ref"])
     ap.add_argument("--table", help="existing table (default: profile a fresh one per run)")
     ap.add_argument("--seed", type=int, default=7)

@@ -51,11 +51,10 @@ def report(c: dict) -> str:
 
 
 def main() -> None:
+    from profile_fidelity import add_table_args
+
     ap = argparse.ArgumentParser()
-    ap.add_argument("--space", default="proxyless-mobile")
-    ap.add_argument("--backend", default="onnxruntime")
-    ap.add_argument("--precision", default="fp32")
-    ap.add_argument("--threads", type=int, default=1)
+    add_table_args(ap)
     ap.add_argument("--gap-min", type=float, default=0.0)
     ap.add_argument("--compare", nargs=2, metavar="TABLE")
     ap.add_argument("--json")

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from profile_fidelity import export_nets, measure_nets, score
+from profile_fidelity import add_table_args, export_nets, measure_nets, score
 
 
 def _burn(seconds: float) -> None:
@@ -34,10 +34,7 @@ def _burn(seconds: float) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--space", default="proxyless-mobile")
-    ap.add_argument("--backend", default="onnxruntime")
-    ap.add_argument("--precision", default="fp32")
-    ap.add_argument("--threads", type=int, default=1)
+    add_table_args(ap)
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--nets", type=int, default=8)
     ap.add_argument("--load", type=int, default=1, help="background burner processes")

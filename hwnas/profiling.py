@@ -98,8 +98,8 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
     another load phase, differs mostly by one factor over whole networks (measured: a
     shipped H100 table 34% low on another H100 machine, 100% within +-10% after one fitted
     scale), so ``nets`` random architectures of the table's space are timed end to end with
-    the table's own backend, settings and statistic, interleaved with the identity graph,
-    and the calibration line is fitted anew (``profilers.calibration``; the p90 "upper"
+    the table's own backend, settings and statistic, interleaved, and the calibration line
+    is fitted anew (``profilers.calibration``; the p90 "upper"
     line too). The entries stay as measured; the table records the recalibration (when,
     where, on which nets, the old calibration's error on them) and its fingerprint becomes
     this machine's, the one it now predicts.
@@ -133,8 +133,7 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
     with profiler_errors():
         from profilers import Protocol, Settings, get_profiler
         from profilers.calibration import errors, fit_calibration, report
-        from profilers.fingerprint import fingerprint
-        from profilers.onnxgraph import write_identity_model
+        from profilers.fingerprint import device_fingerprint
         from profilers.protocol import Stats
         from profilers.session import measure_with_reference
 
@@ -155,28 +154,22 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
 
         shape = (settings.batch, sp.input[2], sp.input[0], sp.input[1])
         runners: dict[str, Any] = {}
-        import tempfile
-
         progress(f"exporting {nets} networks of {sp.name}")
-        with tempfile.TemporaryDirectory(prefix="hwnas-recal-") as tmp:
-            try:
-                for i, a in enumerate(archs):
-                    f = ndir / f"net{i:03d}.onnx"
-                    if not f.is_file():
-                        export_architecture(sp, a, f, batch=settings.batch)
-                    runners[f"net{i:03d}"] = prof.load(f, shape)
-                runners["overhead"] = prof.load(write_identity_model(Path(tmp) / "id.onnx"),
-                                                (1, 1, 1, 1))
-                protocol = Protocol.quick() if quick else Protocol()
-                from dataclasses import replace
+        try:
+            for i, a in enumerate(archs):
+                f = ndir / f"net{i:03d}.onnx"
+                if not f.is_file():
+                    export_architecture(sp, a, f, batch=settings.batch)
+                runners[f"net{i:03d}"] = prof.load(f, shape)
+            from dataclasses import replace
 
-                protocol = replace(protocol, figure=table.figure)
-                progress(f"measuring {nets} networks end to end ({backend} "
-                         f"{settings.precision}, {table.figure})")
-                res, _ = measure_with_reference(prof, runners, protocol)
-            finally:
-                for r in runners.values():
-                    r.close()
+            protocol = replace(Protocol.quick() if quick else Protocol(), figure=table.figure)
+            progress(f"measuring {nets} networks end to end ({backend} "
+                     f"{settings.precision}, {table.figure})")
+            res, _ = measure_with_reference(prof, runners, protocol)
+        finally:
+            for r in runners.values():
+                r.close()
     bad = {k: v for k, v in res.items() if not isinstance(v, Stats)}
     if bad:
         k, why = next(iter(bad.items()))
@@ -196,9 +189,7 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
         up = fit_calibration(up_add, [res[n].p90_ms for n in names])
         cal["upper"] = {"figure": "p90", "scale": up["scale"], "offset_ms": up["offset_ms"],
                         "overhead_ms": line[2], "loo_within_10pct": up.get("loo_within_10pct")}
-    here = {**fingerprint(include_gpu=settings.device != "cpu"), "target": settings.device}
-    if settings.device != "cpu" and here.get("gpus"):
-        here["name"] = here["gpus"][0]["name"]
+    here = device_fingerprint(settings.device)
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     record = {"date": now, "nets": nets, "seed": seed, "figure": table.figure,
               "device": here, "previous_device": dev,

@@ -101,12 +101,15 @@ def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any,
             for r in runners.values():
                 r.close()
     ev = EvalSettings()
+    accuracy: dict[tuple[str, ...], float] = {}  # a chosen network may also be a baseline
     rows = []
     for (lbl, ch, kind), f in zip(nets, files):
         arch = Architecture.of(space, ch)
         st = res.get(str(f))
-        inherited, _ = real_accuracy(supernet, ch, data, ev)
-        score = float(sum(acc.score(i, c) for i, c in enumerate(ch)))
+        if tuple(ch) not in accuracy:
+            accuracy[tuple(ch)] = real_accuracy(supernet, ch, data, ev)[0]
+        inherited = accuracy[tuple(ch)]
+        score = acc.total(ch)
         rows.append({"label": lbl, "kind": kind, "choices": ch,
                      "predicted_ms": dev.predict(space, arch).latency_ms,
                      "measured_ms": st.figure(dev.figure) if isinstance(st, Stats) else None,
@@ -352,8 +355,7 @@ def write_report(out_dir: "str | Path", tag: str) -> Path:
     rows = []
     for r, m in zip(results, manifests):
         lat = m.get("latency", {})
-        pa = predicted_accuracy(baselines, float(sum(acc.score(i, c)
-                                                     for i, c in enumerate(r["choices"]))))
+        pa = predicted_accuracy(baselines, acc.total(r["choices"]))
         rows.append([r["budget_ms"], ",".join(r["choices"]), r.get("predicted_ms"),
                      lat.get("predicted_upper_ms"), r.get("measured_ms"),
                      r.get("measured_spread_ms"), _pct(r.get("prediction_error")),

@@ -123,6 +123,16 @@ def fingerprint(include_gpu: bool = True) -> dict[str, Any]:
     return d
 
 
+def device_fingerprint(target: str, include_gpu: "bool | None" = None) -> dict[str, Any]:
+    """:func:`fingerprint` with the ``target`` device; a GPU target is named after its GPU.
+    ``include_gpu`` defaults to whether the target is a GPU."""
+    d = {**fingerprint(include_gpu=target != "cpu" if include_gpu is None else include_gpu),
+         "target": target}
+    if target != "cpu" and d.get("gpus"):
+        d["name"] = d["gpus"][0]["name"]
+    return d
+
+
 #: fields compared by :func:`differences` (CPU fields always: GPU latency at batch 1 follows
 #: the host CPU too); absent on either side means not compared (older tables)
 CPU_FIELDS = ("cpu", "logical_cores", "physical_cores", "machine", "governor", "max_mhz")

@@ -229,6 +229,7 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
     while items:
         finished: dict[str, Any] = {}
         t_round = time.perf_counter()
+        rfl = reference_floor_with(refs, ref_hint)  # once a round: it sorts every call so far
         keys = list(items)
         shift = rnd % len(keys)
         for key in keys[shift:] + keys[:shift]:
@@ -258,7 +259,6 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
             except Exception as exc:  # noqa: BLE001 - a runtime's own error types vary
                 finished[key] = f"inference failed: {exc.__class__.__name__}: {_one_line(exc)}"
                 continue
-            rfl = _ref_floor(refs, ref_hint)
             done = _stop(it, protocol, rfl)
             if done is not None:
                 finished[key] = summarize(it.samples, stable=done, span_s=it.span_s,
@@ -279,7 +279,7 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
         if protocol.total_cap_s and time.monotonic() - start > protocol.total_cap_s:
             break
     if refs:  # every figure on the run's final reference floor
-        final = _ref_floor(refs, ref_hint)
+        final = reference_floor_with(refs, ref_hint)
         results = {k: summarize(done_items[k].samples, v.stable, v.span_s,
                                 done_items[k].adj or None, final, protocol.phase_correct)
                    if isinstance(v, Stats) and k in done_items else v
@@ -287,7 +287,9 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
     return results
 
 
-def _ref_floor(refs: list, hint: float) -> float:
+def reference_floor_with(refs: "list[float]", hint: float) -> float:
+    """The reference floor in use: the lower of this run's and ``hint`` (the best this
+    machine showed before; 0: none), whichever exists."""
     run = reference_floor(refs)
     return min(run, hint) if hint > 0 and run > 0 else (run or hint)
 

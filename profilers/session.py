@@ -18,10 +18,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .base import Profiler, ProfilerError, Runner, Settings
 from .calibration import fit_calibration
-from .fingerprint import fingerprint
+from .fingerprint import device_fingerprint, fingerprint
 from .onnxgraph import write_identity_model, write_reference_model
-from .protocol import (FIGURES, Protocol, Stats, _one_line, measure_interleaved, reference_floor,
-                       table_figure)
+from .protocol import (FIGURES, Protocol, Stats, _one_line, measure_interleaved,
+                       reference_floor_with, table_figure)
 from .registry import get_profiler
 from .tablefile import (KIND, SCHEMA, check_compatible, locked, merge_write, read_json,
                         read_table, write_json_atomic)
@@ -74,48 +74,48 @@ def _reference_store(prof: Profiler) -> Path:
     return Path(root) / "reference" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".json")
 
 
-def reference_hint(prof: Profiler) -> float:
-    """The lowest reference floor this machine showed for ``prof``'s setting (0: none yet)."""
+def reference_hint(store: Path) -> float:
+    """The lowest reference floor remembered in ``store`` (:func:`_reference_store`; 0: none)."""
     try:
-        d = json.loads(_reference_store(prof).read_text())
+        d = json.loads(store.read_text())
         v = float(d.get("floor_ms", 0.0))
         return v if v > 0 and v == v else 0.0
     except (OSError, ValueError, TypeError, AttributeError):
         return 0.0  # no or unreadable memory: this run's own floor stands
 
 
-def remember_reference(prof: Profiler, floor_ms: float) -> None:
+def remember_reference(store: Path, backend: str, floor_ms: float) -> None:
     if not floor_ms > 0:
         return
-    path = _reference_store(prof)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with locked(path):
-            old = reference_hint(prof)
+        store.parent.mkdir(parents=True, exist_ok=True)
+        with locked(store):
+            old = reference_hint(store)
             if old and old <= floor_ms:
                 return
-            write_json_atomic(path, {"floor_ms": floor_ms, "backend": prof.name,
-                                     "graph": REFERENCE, "date": _now()})
+            write_json_atomic(store, {"floor_ms": floor_ms, "backend": backend,
+                                      "graph": REFERENCE, "date": _now()})
     except OSError:
         pass  # a read-only cache only loses the memory, never a measurement
 
 
 def measure_with_reference(prof: Profiler, runners: Mapping[str, Runner], protocol: Protocol,
-                           on_round=None, ref_log: "list[float] | None" = None
-                           ) -> tuple[dict[str, Any], float]:
+                           on_round=None, ref_log: "list[float] | None" = None,
+                           store: Path | None = None) -> tuple[dict[str, Any], float]:
     """``measure_interleaved`` bracketed by the reference graph, on this machine's best
-    known reference floor; returns (results, the reference floor used)."""
+    known reference floor (remembered in ``store``, default :func:`_reference_store`);
+    returns (results, the reference floor used)."""
     log: list[float] = ref_log if ref_log is not None else []
-    hint = reference_hint(prof)
+    store = store or _reference_store(prof)
+    hint = reference_hint(store)
     with tempfile.TemporaryDirectory(prefix="hwnas-ref-") as tmp:
         ref = load_reference(prof, tmp)
         try:
             res = measure_interleaved(runners, protocol, on_round, ref, log, ref_hint=hint)
         finally:
             ref.close()
-    run = reference_floor(log)
-    remember_reference(prof, run)
-    return res, (min(run, hint) if hint and run else (run or hint))
+    remember_reference(store, prof.name, reference_floor_with(log, 0.0))
+    return res, reference_floor_with(log, hint)
 
 
 def _now() -> str:
@@ -124,9 +124,7 @@ def _now() -> str:
 
 def table_meta(prof: Profiler, protocol: Protocol, manifest: Mapping[str, Any]) -> dict[str, Any]:
     rt = prof.runtime()
-    dev = {**fingerprint(), "target": prof.settings.device}
-    if prof.settings.device != "cpu" and dev.get("gpus"):
-        dev["name"] = dev["gpus"][0]["name"]
+    dev = device_fingerprint(prof.settings.device, include_gpu=True)
     from . import __version__
 
     return {
@@ -190,7 +188,8 @@ def profile_bundle(bundle_dir: "str | Path", backend: str, out: "str | Path",
             runners[OVERHEAD] = prof.load(write_identity_model(Path(tmp) / "identity.onnx"),
                                           (1, 1, 1, 1))
         ref_log: list[float] = []
-        hint = reference_hint(prof)
+        store = _reference_store(prof)
+        hint = reference_hint(store)
         for b in manifest["blocks"]:
             if f"block:{b['key']}" in done:
                 continue
@@ -224,7 +223,7 @@ def profile_bundle(bundle_dir: "str | Path", backend: str, out: "str | Path",
                     nets[key[4:]] = rec
             if ref_log:
                 prior = (table["meta"].get("reference") or {}).get("floor_ms")
-                now = min(reference_floor(ref_log), hint) if hint else reference_floor(ref_log)
+                now = reference_floor_with(ref_log, hint)
                 meta_up["reference"] = {"graph": REFERENCE, "calls": len(ref_log),
                                         "floor_ms": round(min(now, prior) if prior else now, 6)}
             table = merge_write(out, base, entries, meta_up, meta_maps={"networks": nets})
@@ -232,7 +231,7 @@ def profile_bundle(bundle_dir: "str | Path", backend: str, out: "str | Path",
             return finished_keys(table) & set(runners)
 
         try:
-            measure_with_reference(prof, runners, protocol, on_round, ref_log)
+            measure_with_reference(prof, runners, protocol, on_round, ref_log, store)
         finally:
             for r in runners.values():
                 r.close()

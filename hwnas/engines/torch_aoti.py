@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -87,6 +87,17 @@ class TorchEmitterBase(Emitter):
         with torch.no_grad():
             return torch.export.export(self._module(files), (x,))
 
+    def _write_pt2(self, files: ModelFiles, out_dir: Path, what: str,
+                   write: Callable[[Any, Path], None]) -> dict[str, Any]:
+        """``model.pt2`` from the exported fine-tuned module by ``write(program, path)``."""
+        target = out_dir / "model.pt2"
+        try:
+            write(self._exported(files), target)
+        except Exception as exc:  # noqa: BLE001
+            raise self.failed(what, exc) from None
+        return {"file": target.name, "files": [target.name],
+                "source": "torch.export of the fine-tuned module (BN folded)"}
+
 
 @dataclass
 class TorchAotiEmitter(TorchEmitterBase):
@@ -100,14 +111,9 @@ class TorchAotiEmitter(TorchEmitterBase):
                               "(torch._inductor.aoti_compile_and_package); torch >= 2.6 needed")
 
     def emit(self, files: ModelFiles, out_dir: Path) -> dict[str, Any]:
-        target = out_dir / "model.pt2"
-        try:
-            ep = self._exported(files)
-            self._torch._inductor.aoti_compile_and_package(ep, package_path=str(target))
-        except Exception as exc:  # noqa: BLE001
-            raise self.failed("compile the AOTInductor package", exc) from None
-        return {"file": target.name, "files": [target.name],
-                "source": "torch.export of the fine-tuned module (BN folded)"}
+        return self._write_pt2(files, out_dir, "compile the AOTInductor package",
+                               lambda ep, path: self._torch._inductor.aoti_compile_and_package(
+                                   ep, package_path=str(path)))
 
     def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
         from profilers import ProfilerError

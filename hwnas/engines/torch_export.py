@@ -33,13 +33,8 @@ class TorchExportEmitter(TorchEmitterBase):
         return d
 
     def emit(self, files: ModelFiles, out_dir: Path) -> dict[str, Any]:
-        target = out_dir / "model.pt2"
-        try:
-            self._torch.export.save(self._exported(files), str(target))
-        except Exception as exc:  # noqa: BLE001
-            raise self.failed("save the exported program", exc) from None
-        return {"file": target.name, "files": [target.name],
-                "source": "torch.export of the fine-tuned module (BN folded)"}
+        return self._write_pt2(files, out_dir, "save the exported program",
+                               lambda ep, path: self._torch.export.save(ep, str(path)))
 
     def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
         torch = self._torch
