@@ -57,13 +57,15 @@ def main() -> None:
                    "start": time.strftime("%H:%M:%S"),
                    "engines": [{k2: r.get(k2) for k2 in ("budget_ms", "predicted_ms",
                                                         "measured_ms", "statistic",
-                                                        "prediction_error",
+                                                        "prediction_error", "host_drift",
                                                         "measured_spread_ms")}
                                for r in summ["results"]],
                    "all_within_10pct": all(e is not None and abs(e) <= 0.10 for e in errs)}
             add(row)
+            drift = [r.get("host_drift") for r in summ["results"]]
             print(f"{backend} run {k + 1} ({wall:.0f} s): errors "
-                  + ", ".join(f"{100 * e:+.1f}%" for e in errs)
+                  + ", ".join(f"{100 * e:+.1f}%" for e in errs) + "; host drift "
+                  + ", ".join("-" if d is None else f"{100 * d:+.1f}%" for d in drift)
                   + f" -> {'all within 10%' if row['all_within_10pct'] else 'MISSED'}", flush=True)
             shutil.rmtree(out, ignore_errors=True)
     ok = [r for r in rows if "error" not in r]

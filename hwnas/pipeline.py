@@ -225,6 +225,7 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
                         "measured_ms": lat.get("measured_ms"),
                         "measured_spread_ms": lat.get("measured_spread_ms"),
                         "prediction_error": lat.get("prediction_error"),
+                        "host_drift": lat.get("host_drift"),
                         "val_accuracy": accs.get("val_engine"),
                         "parity_max_abs_diff": m["parity"]["max_abs_diff"],
                         "top1_agreement": m["parity"]["top1_agreement"],

@@ -72,6 +72,9 @@ def _human(m) -> None:
                 f"n {lat['measured_n']})" + (
                     f"; predicted {pred:.4f} ms ({100 * lat['prediction_error']:+.1f}%)"
                     if pred else f"; no prediction: {lat.get('note', '')}"))
+        if lat.get("host_drift") is not None and abs(lat["host_drift"]) > 0.05:
+            c.print(f"  host drift: the reference graph ran {100 * lat['host_drift']:+.0f}% "
+                    "against the table's profiling run (the host's phase, part of the error)")
         for mm in lat.get("mismatch") or []:
             c.print(f"  [yellow]table mismatch[/]: {mm}")
     c.print(f"  parity vs PyTorch fp32: max |diff| {par['max_abs_diff']:.2e}, top-1 agreement "

@@ -119,6 +119,11 @@ def cmd_run(args) -> int:
                for r in d["results"]])
         for r in d["results"]:
             c.print(f"  {r['engine']}")
+        drift = [r["host_drift"] for r in d["results"] if r.get("host_drift") is not None]
+        if drift and max(abs(x) for x in drift) > 0.05:
+            c.print(f"  note: the host ran the reference graph {100 * min(drift):+.0f}% to "
+                    f"{100 * max(drift):+.0f}% against the table's profiling run while the "
+                    "engines were measured: part of each error is the host's phase, not the table")
         if d.get("report"):
             c.print(f"report: {d['report']}")
 

@@ -134,10 +134,27 @@ def prediction(table: Any, space: Any, arch: Any, emitter: Emitter, measured_met
     if recipe and emitter.precision == "int8" and recipe != "onnxruntime":
         mismatch.append("the table's int8 blocks carry ONNX Runtime's Q/DQ placement; this "
                         f"engine carries {recipe}'s (ONNX Runtime ran NNCF's 4-6x slower)")
+    drift = host_drift(meta, measured_meta)
     return {"predicted_ms": pred.latency_ms, "predicted_upper_ms": pred.upper_ms,
-            "additive_ms": pred.additive_ms,
+            "additive_ms": pred.additive_ms, **drift,
             "table": table.describe_source(), "table_date": meta.get("date"),
             "statistic": table.figure, "matches": not mismatch, "mismatch": mismatch}
+
+
+def host_drift(table_meta: Mapping, measured_meta: Mapping) -> dict[str, Any]:
+    """How much slower (positive) the host ran the reference graph while the engine was
+    measured than while the table was profiled. Why: this shared host switches between
+    phases minutes long (a tiny-32 network's floor 0.20 ms in one, 0.33 ms in another);
+    an engine measured in a slower phase than its table misses the prediction by the
+    phase, not by the table. The prediction is not corrected by it (tried: a phase
+    correction of the floor by the reference was 13% off, ``profilers.protocol``); the
+    figure is recorded so a reader can tell the two apart."""
+    ref = table_meta.get("reference") if isinstance(table_meta.get("reference"), Mapping) else {}
+    then, now = ref.get("floor_ms"), measured_meta.get("reference_floor_ms")
+    if not (isinstance(then, (int, float)) and isinstance(now, (int, float)) and then > 0):
+        return {"host_drift": None}
+    return {"table_reference_floor_ms": float(then), "reference_floor_ms": float(now),
+            "host_drift": float(now) / float(then) - 1.0}
 
 
 def build_engine(space: Any, arch: Any, supernet: Any, data: Any | None, req: EngineRequest,
@@ -349,7 +366,8 @@ def _measure(engine: Path, emitter: Emitter, req: EngineRequest, input_shape,
             "measured_p90_ms": r["p90_ms"], "measured_min_ms": r["min_ms"],
             "measured_n": r["n"], "measured_span_s": r["span_s"],
             "measured_stable": r["stable"], "session_figures_ms": r["session_figures_ms"],
-            "overhead_ms": r["overhead_ms"], "meta": r["meta"]}
+            "overhead_ms": r["overhead_ms"],
+            "meta": {**r["meta"], "reference_floor_ms": r.get("reference_floor_ms")}}
 
 
 def engine_dir_name(backend: str, precision: str, device: str = "cpu") -> str:
