@@ -12,6 +12,8 @@ from typing import Any, Mapping, Sequence
 
 from .blocks import Block
 from .errors import ArchitectureError, UserError
+from profilers.fileformat import echo, number
+
 from .fileio import check_header, read_json, write_json_atomic
 from .spaces import SearchSpace, find_space_by_id, load_space
 
@@ -57,7 +59,7 @@ class Architecture:
         for i, (choice, layer) in enumerate(zip(self.choices, space.layers)):
             if choice not in layer.choices:
                 hint = " (skip is not allowed on this layer)" if choice == "skip" else ""
-                raise ArchitectureError(f"layer {i}: {choice!r} is not a candidate{hint}; "
+                raise ArchitectureError(f"layer {i}: {echo(choice)} is not a candidate{hint}; "
                                         f"candidates: {', '.join(layer.choices)}")
 
     def blocks(self, space: SearchSpace) -> list[Block]:
@@ -92,11 +94,22 @@ class Architecture:
     def from_dict(cls, d: Mapping[str, Any], source: str = "architecture") -> "Architecture":
         check_header(d, ARCH_KIND, ARCH_SCHEMA, source, "architecture", ArchitectureError)
         choices = d.get("choices")
-        if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
-            raise ArchitectureError(f"{source}: 'choices' must be a list of strings")
+        if (not isinstance(choices, list) or len(choices) > 1024
+                or not all(isinstance(c, str) and len(c) <= 200 for c in choices)):
+            raise ArchitectureError(f"{source}: 'choices' must be a list of short strings")
+        for k in ("space_id", "space"):
+            if not isinstance(d.get(k, ""), str) or len(d.get(k, "")) > 200:
+                raise ArchitectureError(f"{source}: {k!r} must be a short string, got "
+                                        f"{echo(d.get(k))}")
+        figures = {}
+        for k, integer in (("latency_ms", False), ("score", False), ("flops", True),
+                           ("params", True)):
+            v = d.get(k)
+            figures[k] = None if v is None else number(
+                v, f"{source}: {k}", -1e15, 1e15, integer=integer, error=ArchitectureError)
         extra = d.get("extra", {})
         return cls(str(d.get("space_id", "")), tuple(choices), str(d.get("space", "")),
-                   d.get("latency_ms"), d.get("score"), d.get("flops"), d.get("params"),
+                   figures["latency_ms"], figures["score"], figures["flops"], figures["params"],
                    tuple(sorted(extra.items())) if isinstance(extra, Mapping) else ())
 
     def save(self, path: "str | Path") -> Path:
@@ -111,7 +124,11 @@ def load_architecture(ref: "str | Path", space: "str | SearchSpace | None" = Non
     """
     ref_s = str(ref)
     sp = load_space(space) if space is not None else None
-    if Path(ref_s).suffix.lower() == ".json" or Path(ref_s).is_file():
+    try:
+        is_file = len(ref_s) < 4096 and Path(ref_s).is_file()
+    except OSError:  # a name the OS refuses (too long, ...): then it is notation
+        is_file = False
+    if Path(ref_s).suffix.lower() == ".json" or is_file:
         try:
             raw = read_json(ref_s, "architecture file")
         except UserError as exc:  # the message names the file already
@@ -125,7 +142,7 @@ def load_architecture(ref: "str | Path", space: "str | SearchSpace | None" = Non
                     "built in; pass its space file with --space")
     else:
         if ":" not in ref_s:
-            raise ArchitectureError(f"{ref_s!r} is neither an architecture file nor "
+            raise ArchitectureError(f"{echo(ref_s)} is neither an architecture file nor "
                                     "SPACE:choice,choice,... notation")
         name, _, rest = ref_s.rpartition(":")
         if sp is None:

@@ -19,6 +19,8 @@ import math
 import re
 from dataclasses import dataclass, replace
 
+from profilers.fileformat import echo
+
 from .errors import UserError
 
 OPS = ("stem", "mbconv", "skip", "head")
@@ -58,9 +60,22 @@ class Block:
     def __post_init__(self) -> None:
         if self.op not in OPS:
             raise UserError(f"unknown block op {self.op!r}; known: {', '.join(OPS)}")
+        dims = (self.h, self.w, self.cin, self.cout, self.kernel, self.expand, self.stride,
+                self.classes)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in dims):
+            raise UserError(f"block {self.op}: shapes, kernel, expansion, stride and classes "
+                            "must be integers")
         if min(self.h, self.w, self.cin, self.cout) < 1:
             raise UserError(f"block {self.op}: shapes must be positive, got "
                             f"{self.h}x{self.w}x{self.cin} -> {self.cout}")
+        # bounds far above any real network, so a hostile file cannot ask for a tensor of
+        # terabytes (or a float overflow in the FLOP count) before anything checks it
+        if (max(self.h, self.w) > 16384 or max(self.cin, self.cout) > 65536
+                or self.kernel > 31 or self.expand > 64 or self.stride > 64
+                or self.classes > 1_000_000):
+            raise UserError(f"block {self.op}: a dimension is out of range (at most 16384 "
+                            "pixels, 65536 channels, kernel 31, expansion 64, stride 64, "
+                            "1e6 classes)")
         if self.act not in ACTIVATIONS:
             raise UserError(f"unknown activation {self.act!r}; known: {', '.join(ACTIVATIONS)}")
         if self.op == "skip" and (self.cin != self.cout or self.stride != 1):
@@ -112,15 +127,18 @@ class Block:
 
     @classmethod
     def from_key(cls, key: str) -> "Block":
-        parts = str(key).strip().split("_")
+        if not isinstance(key, str) or len(key) > 300:
+            raise UserError(f"a block key must be a short string, got {echo(key)}")
+        parts = key.strip().split("_")
         op = parts[0]
         if op not in _OP_FIELDS:
-            raise UserError(f"unknown block key {key!r}: op {op!r} is not one of {', '.join(OPS)}")
+            raise UserError(f"unknown block key {echo(key)}: op {echo(op)} is not one of "
+                            f"{', '.join(OPS)}")
         fields: dict[str, object] = {}
         for tok in parts[1:]:
             m = _TOKEN.match(tok)
             if not m:
-                raise UserError(f"malformed block key {key!r}: cannot read {tok!r}")
+                raise UserError(f"malformed block key {echo(key)}: cannot read {echo(tok)}")
             name, val = next((n, v) for n, v in m.groupdict().items() if v is not None)
             if name in fields:
                 raise UserError(f"malformed block key {key!r}: {name!r} given twice")

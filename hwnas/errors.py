@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class UserError(Exception):
-    """Bad input from the user (file, name, budget, missing runtime). Exit status 2."""
+    """Bad input from the user (file, name, budget, missing runtime). Exit status 2.
+
+    Its message is always one line of bounded length, whatever it quotes (a key with a
+    newline in it, a 10,000-character field): the CLI's contract holds for library
+    callers too."""
+
+    def __init__(self, message: object = "") -> None:
+        from profilers.fileformat import one_line
+
+        super().__init__(one_line(str(message), 1000))
 
 
 class SpaceError(UserError):

@@ -176,13 +176,23 @@ def _reusable(folder: Path, arch, req) -> dict[str, Any] | None:
 
 def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: None,
                  progress=None) -> dict[str, Any]:
+    space, emitter = check_run(cfg)
+    out = Path(out_dir).absolute()
+    from .fileio import folder_lock
+
+    lock = folder_lock(out, "run folder")  # two runs into one --out would mix their files
+    try:
+        return _run(cfg, space, emitter, out, say, progress)
+    finally:
+        lock.release()
+
+
+def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
+         ) -> dict[str, Any]:
     from .engines import build_engine
     from .solver import build_frontier
     from .train.checkpoint import load_checkpoint
 
-    space, emitter = check_run(cfg)
-    out = Path(out_dir).absolute()
-    out.mkdir(parents=True, exist_ok=True)
     acc, ck_path, data = _train(cfg, space, out, say, progress)
     dev, table_path = _device_table(cfg, space, emitter, out, say, progress)
 

@@ -8,7 +8,6 @@ The device-side package does the measuring; this module only adds what needs hwn
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -19,9 +18,9 @@ DEFAULT_CALIBRATION_NETS = 12
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("HWNAS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hwnas")
-    return Path(root)
+    from profilers.fileformat import cache_root
+
+    return cache_root()
 
 
 def bundle_dir(space: SearchSpace, calibration_nets: int, seed: int = 0, batch: int = 1) -> Path:

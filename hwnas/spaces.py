@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import yaml
+
+from profilers.fileformat import echo
 
 from .blocks import Block
 from .errors import SpaceError, UserError
@@ -154,33 +155,54 @@ class SearchSpace:
 
 
 # ---------------------------------------------------------------- decoding
+# Bounds of a space file, checked before anything is expanded or allocated: the largest
+# built-in space has 21 layers, 12 candidates, 1280 channels and a 224x224 input.
+LIMITS = {"n": 64, "layers": 256, "choices": 64, "out": 16384, "classes": 100_000,
+          "kernel": 15, "stride": 8, "input": 4096}
+
+
 def _int(spec: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int:
     val = spec.get(key, default)
     if val is None:
         raise SpaceError(f"{where}: missing {key!r}")
-    if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-        raise SpaceError(f"{where}: {key!r} must be a positive integer, got {val!r}")
+    hi = LIMITS.get(key, 1 << 20)
+    if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= hi:
+        raise SpaceError(f"{where}: {key!r} must be an integer from 1 to {hi}, got {echo(val)}")
     return val
+
+
+def _strings(spec: Mapping[str, Any], key: str, where: str) -> list[str]:
+    val = spec.get(key, [])
+    if not isinstance(val, list) or not all(isinstance(v, str) and len(v) <= 200 for v in val):
+        raise SpaceError(f"{where}: {key!r} must be a list of names, got {echo(val)}")
+    if len(val) > LIMITS["choices"]:
+        raise SpaceError(f"{where}: {len(val)} {key} (at most {LIMITS['choices']})")
+    return list(val)
 
 
 def _check_keys(spec: Any, allowed: Iterable[str], where: str) -> None:
     if not isinstance(spec, Mapping):
         raise SpaceError(f"{where}: expected a mapping, got {type(spec).__name__}")
-    unknown = sorted(set(spec) - set(allowed))
+    unknown = sorted(map(str, set(spec) - set(allowed)))
     if unknown:
-        raise SpaceError(f"{where}: unknown field(s) {', '.join(map(str, unknown))}")
+        raise SpaceError(f"{where}: unknown field(s) {echo(', '.join(map(str, unknown)))}")
 
 
 def _expand_stages(stages: Any) -> list[dict[str, Any]]:
     if not isinstance(stages, list) or not stages:
         raise SpaceError("space: 'stages' must be a non-empty list")
-    layers = []
+    if len(stages) > LIMITS["layers"]:
+        raise SpaceError(f"space: {len(stages)} stages (at most {LIMITS['layers']} layers)")
+    layers: list[dict[str, Any]] = []
     for s, st in enumerate(stages):
         where = f"stage {s}"
         _check_keys(st, ("out", "n", "stride", "choices", "skip"), where)
         n = _int(st, "n", where, 1)
+        if len(layers) + n > LIMITS["layers"]:
+            raise SpaceError(f"space: stages expand to more than {LIMITS['layers']} layers")
+        base = _strings(st, "choices", where)
         for j in range(n):
-            choices = list(st.get("choices", []))
+            choices = list(base)
             if st.get("skip", False) and j > 0:
                 choices.append("skip")
             layers.append({"out": st.get("out"), "stride": st.get("stride", 1) if j == 0 else 1,
@@ -193,10 +215,14 @@ def space_from_dict(spec: Mapping[str, Any]) -> SearchSpace:
     _check_keys(spec, ("name", "input", "classes", "act", "stem", "fixed", "layers", "stages",
                        "head", "description"), "space")
     name = str(spec.get("name", "custom"))
+    if not isinstance(spec.get("name", "custom"), str) or len(name) > 200:
+        raise SpaceError(f"space: 'name' must be a short string, got {echo(spec.get('name'))}")
     inp = spec.get("input")
     if (not isinstance(inp, (list, tuple)) or len(inp) != 3
-            or not all(isinstance(v, int) and v > 0 for v in inp)):
-        raise SpaceError(f"space {name}: 'input' must be [H, W, C] positive integers, got {inp!r}")
+            or not all(isinstance(v, int) and not isinstance(v, bool)
+                       and 0 < v <= LIMITS["input"] for v in inp)):
+        raise SpaceError(f"space {name}: 'input' must be [H, W, C] integers from 1 to "
+                         f"{LIMITS['input']}, got {echo(inp)}")
     classes = _int(spec, "classes", f"space {name}")
     act = str(spec.get("act", "relu6"))
     if ("layers" in spec) == ("stages" in spec):
@@ -204,6 +230,10 @@ def space_from_dict(spec: Mapping[str, Any]) -> SearchSpace:
     raw_layers = spec["layers"] if "layers" in spec else _expand_stages(spec["stages"])
     if not isinstance(raw_layers, list) or not raw_layers:
         raise SpaceError(f"space {name}: 'layers' must be a non-empty list")
+    if len(raw_layers) > LIMITS["layers"]:
+        raise SpaceError(f"space {name}: {len(raw_layers)} layers (at most {LIMITS['layers']})")
+    if not isinstance(spec.get("fixed", []) or [], list) or len(spec.get("fixed") or []) > 16:
+        raise SpaceError(f"space {name}: 'fixed' must be a list of at most 16 blocks")
     try:
         st = spec.get("stem", {})
         _check_keys(st, ("out", "kernel", "stride"), "stem")
@@ -226,11 +256,11 @@ def space_from_dict(spec: Mapping[str, Any]) -> SearchSpace:
         _check_keys(ls, ("out", "stride", "choices", "blocks"), where)
         try:
             if "blocks" in ls:
-                cands = tuple(Block.from_key(k) for k in ls["blocks"])
+                cands = tuple(Block.from_key(k) for k in _strings(ls, "blocks", where))
             else:
                 out, stride = _int(ls, "out", where), _int(ls, "stride", where, 1)
                 cands = tuple(Block.from_choice(ch, h, w, c, out, stride, act)
-                              for ch in ls.get("choices", []))
+                              for ch in _strings(ls, "choices", where))
         except UserError as exc:
             raise SpaceError(f"{where}: {exc}") from None
         if not cands:
@@ -322,12 +352,13 @@ def load_space(ref: "str | Path | SearchSpace") -> SearchSpace:
                          " (or give a .json/.yaml space file)")
     if not path.is_file():
         raise SpaceError(f"space file {ref_s} does not exist")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    from .fileio import read_json, read_yaml
+
     try:
-        spec = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise SpaceError(f"space file {ref_s} is not valid {path.suffix[1:].upper()}: {first}") from None
+        spec = (read_json(path, "space file") if path.suffix.lower() == ".json"
+                else read_yaml(path, "space file"))
+    except UserError as exc:
+        raise SpaceError(str(exc)) from None
     if not isinstance(spec, Mapping):
         raise SpaceError(f"space file {ref_s} must hold a mapping at top level")
     return space_from_dict(spec)

@@ -62,10 +62,10 @@ def _reference_store(prof: Profiler) -> Path:
     """Where this machine's best reference floor for one backend setting is remembered
     (the hwnas cache: ``$HWNAS_CACHE`` or ``~/.cache/hwnas``; profilers import no hwnas)."""
     import hashlib
-    import os
 
-    root = os.environ.get("HWNAS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hwnas")
+    from .fileformat import cache_root
+
+    root = str(cache_root())
     fp = fingerprint(include_gpu=prof.settings.device != "cpu")
     rt = prof.runtime()
     key = json.dumps([prof.name, rt.get("version"), prof.settings.to_dict(), fp.get("cpu"),
@@ -225,7 +225,9 @@ def profile_bundle(bundle_dir: "str | Path", backend: str, out: "str | Path",
                 prior = (table["meta"].get("reference") or {}).get("floor_ms")
                 now = reference_floor_with(ref_log, hint)
                 meta_up["reference"] = {"graph": REFERENCE, "calls": len(ref_log),
-                                        "floor_ms": round(min(now, prior) if prior else now, 6)}
+                                        "floor_ms": round(min(now, prior) if prior else now, 6),
+                                        # this run's own: the host's state while it measured
+                                        "run_floor_ms": round(reference_floor_with(ref_log, 0.0), 6)}
             table = merge_write(out, base, entries, meta_up, meta_maps={"networks": nets})
             tick(table, f"{len(fin)} finished" if fin else "measuring")
             return finished_keys(table) & set(runners)
@@ -321,7 +323,8 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
                     raise ProfilerError(f"{backend} cannot load {path}: {_reason(exc)}") from None
             runners[OVERHEAD] = prof.load(write_identity_model(Path(tmp) / "identity.onnx"),
                                           (1, 1, 1, 1))
-            res, ref_floor = measure_with_reference(prof, runners, protocol)
+            ref_log: list[float] = []
+            res, ref_floor = measure_with_reference(prof, runners, protocol, ref_log=ref_log)
         finally:
             for r in runners.values():
                 r.close()
@@ -341,7 +344,8 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
             "throughput_ips": round(batch * 1000.0 / fig, 3) if fig > 0 else None,
             "session_figures_ms": [round(s.figure(protocol.figure), 6) for s in stats],
             "overhead_ms": over.figure(protocol.figure) if isinstance(over, Stats) else None,
-            "reference_floor_ms": round(ref_floor, 6), "meta": meta}
+            "reference_floor_ms": round(ref_floor, 6),
+            "reference_run_floor_ms": round(reference_floor_with(ref_log, 0.0), 6), "meta": meta}
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,8 +1,8 @@
 """Reading and writing device-table JSON on the device side, atomically and under a lock.
 
-``profilers`` cannot import ``hwnas``, so it carries its own small copy of the atomic
-write (temporary file in the same folder, fsync, rename) and the advisory lock. The JSON
-it writes is the ``hwnas.device_table`` schema 1 that ``hwnas.tables.device`` reads.
+Atomic writes, bounded reads and the lock come from ``profilers.fileformat``, the one
+file-format layer both packages share. The JSON written here is the
+``hwnas.device_table`` schema 1 that ``hwnas.tables.device`` reads.
 
 Every write is a read-modify-write under an exclusive lock on a side file: the entries on
 disk and the ones to add are merged, so two processes profiling into one table both land
@@ -13,78 +13,35 @@ new one, never half of one.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
-import os
-import tempfile
+import copy
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from . import fileformat
 from .base import ProfilerError
+from .fileformat import write_json_atomic, write_text_atomic  # noqa: F401 - re-exported
 
-SCHEMA = 1
 KIND = "hwnas.device_table"
+SCHEMA = fileformat.KINDS[KIND]
 # meta fields that must agree for measurements to share one table
 IDENTITY = ("space_id", "backend", "precision", "threads", "batch", "mode", "runtime_version")
 
 
-def write_json_atomic(path: "str | Path", obj: Any) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
-
-
-def write_text_atomic(path: "str | Path", text: str) -> Path:
-    """Temporary file in the target's folder, fsync, rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a table is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def read_json(path: "str | Path", what: str) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise ProfilerError(f"{what} {path} does not exist")
     try:
-        text = path.read_text(encoding="utf-8")
-        if not text.strip():
-            raise ProfilerError(f"{what} {path} is empty")
-        return json.loads(text, parse_constant=_reject)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ProfilerError(f"{what} {path} is not valid JSON (truncated or corrupt?): "
-                            f"{' '.join(str(exc).split())}") from None
-
-
-def _reject(name: str) -> Any:
-    raise ValueError(f"non-finite number {name}")
+        return fileformat.read_json(path, what)
+    except fileformat.FormatError as exc:
+        raise ProfilerError(str(exc)) from None
 
 
 @contextlib.contextmanager
 def locked(path: "str | Path") -> Iterator[None]:
-    """Exclusive advisory lock for a read-modify-write of ``path`` across processes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "a+") as fh:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - non-POSIX: the atomic rename still protects readers
+    """Exclusive lock for a read-modify-write of ``path`` across processes (filelock)."""
+    try:
+        with fileformat.locked(path, what=f"device table {path}"):
             yield
-            return
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    except fileformat.LockTimeout as exc:
+        raise ProfilerError(str(exc)) from None
 
 
 def read_table(path: "str | Path") -> dict[str, Any]:
@@ -131,7 +88,7 @@ def merge_write(path: "str | Path", base: Mapping[str, Any], entries: Mapping[st
             current = read_table(path)
             check_compatible(path, current, base["meta"])
         else:
-            current = json.loads(json.dumps(base))
+            current = copy.deepcopy(dict(base))
         merged = dict(current.get("entries", {}))
         for key, new in (entries or {}).items():
             old = merged.get(key)
@@ -148,8 +105,7 @@ def merge_write(path: "str | Path", base: Mapping[str, Any], entries: Mapping[st
             meta[name] = sub
         current["meta"] = meta
         current.update(top or {})
-        _check_finite(current)
-        write_json_atomic(path, current)
+        write_json_atomic(path, current)  # refuses NaN/Infinity
         return current
 
 
@@ -157,14 +113,3 @@ def _better(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
     if old.get("status") != "ok":
         return new.get("status") == "ok"
     return new.get("status") == "ok" and int(new.get("n", 0)) > int(old.get("n", 0))
-
-
-def _check_finite(obj: Any) -> None:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        raise ValueError(f"refusing to write non-finite number {obj!r}")
-    if isinstance(obj, Mapping):
-        for v in obj.values():
-            _check_finite(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            _check_finite(v)

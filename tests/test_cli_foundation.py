@@ -87,6 +87,8 @@ def test_space_export_round_trips_and_edits(run_cli, tmp_path, suffix):
     assert rc == 0, e
     assert load_space(out).id == load_space("proxyless-mobile").id == json.loads(o)["id"]
     rc, o, e = run_cli("space", "export", "tiny-32", "--classes", "3", "--out", out)
+    assert rc == 2 and "--force" in e   # an existing file is never silently replaced
+    rc, o, e = run_cli("space", "export", "tiny-32", "--classes", "3", "--out", out, "--force")
     assert rc == 0 and load_space(out).classes == 3 and load_space(out).head.classes == 3
     rc, _, e = run_cli("space", "export", "tiny-32", "--out", tmp_path / "s.txt")
     assert rc == 2 and len(e.strip().splitlines()) == 1

@@ -43,16 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from profilers.fileformat import FormatError, LockTimeout, one_line, os_reason
+
     try:
         rc = args.func(args)
-    except UserError as exc:
-        sys.stderr.write(f"hwnas: error: {exc}\n")
+    except (UserError, FormatError, LockTimeout) as exc:
+        sys.stderr.write(f"hwnas: error: {one_line(str(exc))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("hwnas: interrupted\n")
         return 130
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
         return 0
+    except OSError as exc:
+        # a read-only folder, a full disk, a path whose parent is a file: the user's
+        # environment, not a bug; every writer is atomic, so nothing earlier was lost
+        sys.stderr.write(f"hwnas: error: {os_reason(exc)}\n")
+        return 2
     return int(rc or 0)
 
 

@@ -14,9 +14,52 @@ def add_json_flag(p) -> None:
 def emit(args, data: Any, human: Callable[[Any], None] | None = None) -> None:
     """Print ``data`` as JSON with ``--json``; else call ``human`` (or pretty-print)."""
     if getattr(args, "json", False) or human is None:
-        sys.stdout.write(json.dumps(data, indent=1) + "\n")
+        # never NaN/Infinity: they are not JSON (a non-finite figure prints as null)
+        sys.stdout.write(json.dumps(_json_safe(data), indent=1, allow_nan=False) + "\n")
     else:
         human(data)
+
+
+def _json_safe(obj: Any) -> Any:
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def add_force_flag(p) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output (the old one stays until the new is complete)")
+
+
+def check_out(path: "str | None", force: bool, what: str = "output", folder: bool = False):
+    """Refuse, before any work, an output that exists (unless ``force``), whose parent is
+    a file, or whose folder is not writable: one line, exit 2, nothing touched."""
+    import os
+    from pathlib import Path
+
+    from ..errors import UserError
+
+    if not path:
+        return None
+    p = Path(path)
+    if p.exists() and not force:
+        raise UserError(f"{what} {p} exists; pass --force to replace it, or choose another path")
+    if p.exists() and folder != p.is_dir():
+        raise UserError(f"{what} {p} exists and is {'not ' if folder else ''}a folder")
+    parent = p.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{what} {p}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {p}: folder {parent} is not writable")
+    return p
 
 
 def warn(line: "str | None") -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._output import add_json_flag, console, emit, table
+from ._output import add_force_flag, add_json_flag, check_out, console, emit, table
 
 
 def register(sub) -> None:
@@ -12,6 +12,7 @@ def register(sub) -> None:
     sa.add_argument("--space", required=True, metavar="NAME|FILE")
     sa.add_argument("--seed", type=int, default=None)
     sa.add_argument("--out", metavar="ARCH.json", help="also write it to this file")
+    add_force_flag(sa)
     add_json_flag(sa)
     sa.set_defaults(func=cmd_sample)
     sh = s.add_parser("show", help="an architecture: blocks, FLOPs, parameters")
@@ -24,6 +25,7 @@ def register(sub) -> None:
     ex.add_argument("--space", metavar="NAME|FILE")
     ex.add_argument("--out", required=True, metavar="FILE.onnx")
     ex.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
+    add_force_flag(ex)
     add_json_flag(ex)
     ex.set_defaults(func=cmd_export)
 
@@ -40,6 +42,7 @@ def cmd_sample(args) -> int:
     from ..arch import sample_architecture
     from ..spaces import load_space
 
+    check_out(args.out, args.force, "--out")
     sp = load_space(args.space)
     arch = sample_architecture(sp, args.seed)
     if args.out:
@@ -67,6 +70,7 @@ def cmd_export(args) -> int:
     from ..arch import load_architecture
     from ..errors import require
 
+    check_out(args.out, args.force, "--out")
     sp, arch = load_architecture(args.arch, args.space)
     require("torch", "torch")
     from ..nn.export import export_architecture

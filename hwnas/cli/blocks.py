@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._output import add_json_flag, console, emit, progress_bar
+from ._output import add_force_flag, add_json_flag, check_out, console, emit, progress_bar
 
 
 def register(sub) -> None:
@@ -14,6 +14,7 @@ def register(sub) -> None:
     ex.add_argument("--calibration-nets", type=int, default=8, metavar="N",
                     help="whole random networks to include for calibration (default 8)")
     ex.add_argument("--seed", type=int, default=0)
+    add_force_flag(ex)
     add_json_flag(ex)
     ex.set_defaults(func=cmd_export)
 
@@ -23,6 +24,7 @@ def cmd_export(args) -> int:
     from ..errors import UserError, require
     from ..spaces import load_space
 
+    check_out(args.out, args.force, "--out", folder=True)
     sp = load_space(args.space)
     if args.calibration_nets < 0:
         raise UserError("--calibration-nets must be >= 0")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._output import add_json_flag, console, emit, progress_bar
+from ._output import check_out, add_json_flag, console, emit, progress_bar
 
 
 def add_runtime_args(p) -> None:
@@ -43,6 +43,9 @@ def cmd_profile(args) -> int:
     sp = load_space(args.space)
     if args.calibration_nets < 0:
         raise UserError("--calibration-nets must be >= 0")
+    # an existing table is resumed with --resume (and refused without, by profile_space);
+    # anything else wrong with --out is refused here, before anything is measured
+    check_out(args.out, True, "--out")
     prog, task = progress_bar(f"exporting {sp.name}", len(sp.unique_blocks()) + args.calibration_nets)
     with prog:
         def on_export(i: int, n: int) -> None:

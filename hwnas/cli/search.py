@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._output import add_json_flag, console, emit, table, warn
+from ._output import add_force_flag, add_json_flag, check_out, console, emit, table, warn
 
 
 def register(sub) -> None:
@@ -38,6 +38,7 @@ def register(sub) -> None:
                    "suffixed with the budget (ARCH_8ms.json)")
     p.add_argument("--space", metavar="NAME|FILE",
                    help="the space of a CSV accuracy table (default: the table's own space)")
+    add_force_flag(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_search)
 
@@ -98,6 +99,9 @@ def cmd_search(args) -> int:
     from ..spaces import find_space_by_id
 
     limits = _limits(args)
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
+    check_out(args.frontier, args.force, "--frontier")
     if args.objective == "latency":
         targets = _numbers(args.min_score, "--min-score")
         if not targets:
@@ -114,6 +118,10 @@ def cmd_search(args) -> int:
         if args.min_score is not None:
             raise UserError("--min-score goes with --objective latency")
         cap = []
+    for t in targets:
+        if args.out:
+            unit = "ms" if args.objective != "latency" else "score"
+            check_out(str(_out_path(args.out, t, len(targets) > 1, unit)), args.force, "--out")
     dev = load_device_table(args.table)
     warn(dev.portability_warning(args.table))
     space = args.space

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._output import add_json_flag, console, emit, table
+from ._output import add_force_flag, add_json_flag, check_out, console, emit, table
 
 
 def register(sub) -> None:
@@ -20,6 +20,7 @@ def register(sub) -> None:
     ex.add_argument("--out", required=True, metavar="FILE.json|FILE.yaml")
     ex.add_argument("--classes", type=int, help="change the class count (your data's)")
     ex.add_argument("--name", help="name of the written space")
+    add_force_flag(ex)
     add_json_flag(ex)
     ex.set_defaults(func=cmd_export)
 
@@ -70,6 +71,7 @@ def cmd_export(args) -> int:
     from ..fileio import write_text_atomic
     from ..spaces import load_space, space_from_dict
 
+    check_out(args.out, args.force, "--out")
     d = load_space(args.space).to_dict()
     if args.classes is not None:
         d["classes"] = args.classes

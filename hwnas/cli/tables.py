@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._output import add_json_flag, console, emit, table, warn
+from ._output import add_force_flag, add_json_flag, check_out, console, emit, table, warn
 
 
 def register(sub) -> None:
@@ -26,6 +26,7 @@ def register(sub) -> None:
     im.add_argument("--space", metavar="NAME|FILE",
                     help="space the table must serve (default: proxyless-mobile for proxylessnas)")
     im.add_argument("--out", required=True, metavar="TABLE.json")
+    add_force_flag(im)
     add_json_flag(im)
     im.set_defaults(func=cmd_import)
     rc = s.add_parser("recalibrate", help="re-fit a table's calibration on a few whole "
@@ -39,6 +40,7 @@ def register(sub) -> None:
                     help="where to write the recalibrated table (default: TABLE itself, "
                          "atomically; a shipped table needs --out)")
     rc.add_argument("--quick", action="store_true", help="short protocol (smoke tests)")
+    add_force_flag(rc)
     add_json_flag(rc)
     rc.set_defaults(func=cmd_recalibrate)
     pr = sub.add_parser("predict", help="predicted end-to-end latency of an architecture")
@@ -121,6 +123,7 @@ def cmd_diff(args) -> int:
 def cmd_import(args) -> int:
     from ..tables.foreign import import_foreign
 
+    check_out(args.out, args.force, "--out")
     t = import_foreign(args.file, args.format, args.space)
     t.save(args.out)
     emit(args, _summary(args.out, t),
@@ -163,6 +166,8 @@ def cmd_recalibrate(args) -> int:
     from ..spaces import load_space
 
     out = args.out
+    if out is not None and Path(out).resolve() != Path(args.table).resolve():
+        check_out(out, args.force, "--out")
     if out is None:
         if not Path(args.table).is_file():
             raise UserError(f"{args.table} is a shipped table; write the recalibrated copy "

@@ -109,6 +109,7 @@ def cmd_train(args) -> int:
          "shrunk_space": str(result.space_path) if result.space_path else None,
          "chosen": list(result.chosen), "data": data.describe(),
          "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
+         "resumed_from": result.resumed_from,
          "layers": [dict(row) for row in t.scores]}
 
     def human(d) -> None:
@@ -159,12 +160,20 @@ def cmd_validate(args) -> int:
     from ..train.validate import EvalSettings, validate_table
 
     ck = load_checkpoint(args.checkpoint, tab.space)
+    made_with = tab.provenance.get("config")
+    if made_with is not None and made_with != dict(ck.config):
+        raise UserError(f"{args.table} and {args.checkpoint} come from different training runs "
+                        "(their settings differ); give the checkpoint the table was made from")
     net = ck.supernet()
-    seed = int(ck.config.get("seed", 0))
-    data = load_data(args.data, ck.space.input, ck.space.classes, seed,
-                     float(ck.config.get("val_fraction", 0.2)))
-    settings = EvalSettings(batch_size=int(ck.config.get("batch_size", 64)),
-                            bn_batches=int(ck.config.get("bn_batches", 4)),
+    try:
+        seed = int(ck.config.get("seed", 0))
+        val_fraction = float(ck.config.get("val_fraction", 0.2))
+        batch, bn = int(ck.config.get("batch_size", 64)), int(ck.config.get("bn_batches", 4))
+    except (TypeError, ValueError):
+        raise UserError(f"checkpoint {args.checkpoint} is damaged (its config holds a "
+                        "non-number where a number belongs)") from None
+    data = load_data(args.data, ck.space.input, ck.space.classes, seed, val_fraction)
+    settings = EvalSettings(batch_size=batch, bn_batches=bn,
                             finetune_steps=args.finetune_steps,
                             seed=seed if args.seed is None else args.seed)
     from ._output import progress_bar

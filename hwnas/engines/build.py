@@ -150,7 +150,10 @@ def host_drift(table_meta: Mapping, measured_meta: Mapping) -> dict[str, Any]:
     correction of the floor by the reference was 13% off, ``profilers.protocol``); the
     figure is recorded so a reader can tell the two apart."""
     ref = table_meta.get("reference") if isinstance(table_meta.get("reference"), Mapping) else {}
-    then, now = ref.get("floor_ms"), measured_meta.get("reference_floor_ms")
+    # each run's own floor of the reference (not the machine's best, which both share)
+    # (tables profiled before run_floor_ms existed: their recorded floor)
+    then = ref.get("run_floor_ms") or ref.get("floor_ms")
+    now = measured_meta.get("reference_floor_ms")
     if not (isinstance(then, (int, float)) and isinstance(now, (int, float)) and then > 0):
         return {"host_drift": None}
     return {"table_reference_floor_ms": float(then), "reference_floor_ms": float(now),
@@ -367,7 +370,7 @@ def _measure(engine: Path, emitter: Emitter, req: EngineRequest, input_shape,
             "measured_n": r["n"], "measured_span_s": r["span_s"],
             "measured_stable": r["stable"], "session_figures_ms": r["session_figures_ms"],
             "overhead_ms": r["overhead_ms"],
-            "meta": {**r["meta"], "reference_floor_ms": r.get("reference_floor_ms")}}
+            "meta": {**r["meta"], "reference_floor_ms": r.get("reference_run_floor_ms")}}
 
 
 def engine_dir_name(backend: str, precision: str, device: str = "cpu") -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
+from profilers.fileformat import atomic_path
 from torch import nn
 
 from ..arch import Architecture
@@ -28,20 +27,13 @@ def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: "str | Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
     x = torch.zeros(batch, *input_shape)
-    # a unique temporary name: two processes exporting the same file must not collide
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, (x,), str(tmp), opset_version=opset, dynamo=False,
-                              input_names=["input"], output_names=["output"])
-        model = onnx.load(str(tmp))
-        onnx.checker.check_model(model, full_check=True)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # a unique temporary name (two processes exporting one file must not collide),
+    # renamed over ``path`` only once the model passed the checker
+    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), str(tmp), opset_version=opset, dynamo=False,
+                          input_names=["input"], output_names=["output"])
+        onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
     return path
 
 

@@ -22,6 +22,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from profilers.fileformat import FormatError, check_size, echo, number, one_line
+
 from ..errors import TableError, UserError
 from ..fileio import check_header, read_json, write_json_atomic, write_text_atomic
 from ..spaces import SearchSpace, find_space_by_id, load_space, space_from_dict
@@ -44,8 +46,8 @@ class AccuracyTable:
             got = {c for c, _ in row}
             for c, v in row:
                 if c not in layer.choices:
-                    raise TableError(f"accuracy table layer {i}: {c!r} is not a candidate of "
-                                     f"space {self.space.name}")
+                    raise TableError(f"accuracy table layer {i}: {echo(c)} is not a candidate "
+                                     f"of space {self.space.name}")
                 if not isinstance(v, (int, float)) or not math.isfinite(v):
                     raise TableError(f"accuracy table layer {i} {c}: score must be finite, got {v!r}")
             lacking = [c for c in layer.choices if c not in got]
@@ -55,12 +57,21 @@ class AccuracyTable:
     @classmethod
     def from_rows(cls, space: SearchSpace, rows: Sequence[Mapping[str, float]],
                   provenance: Mapping[str, Any] | None = None) -> "AccuracyTable":
-        scores = tuple(tuple((c, float(r[c])) for c in layer.choices if c in r)
-                       + tuple((c, float(v)) for c, v in r.items() if c not in layer.choices)
-                       for r, layer in zip(rows, space.layers))
         if len(rows) != len(space.layers):
             raise TableError(f"accuracy table has {len(rows)} layers, space {space.name} has "
                              f"{len(space.layers)}")
+
+        def val(i: int, c: Any, v: Any) -> tuple[str, float]:
+            if not isinstance(c, str):
+                raise TableError(f"accuracy table layer {i}: choice {echo(c)} is not a name")
+            return c, number(v, f"accuracy table layer {i} {c}: score", -1e6, 1e6,
+                             error=TableError)
+
+        scores = tuple(tuple(val(i, c, r[c]) for c in layer.choices if c in r)
+                       + tuple(val(i, c, v) for c, v in r.items() if c not in layer.choices)
+                       for i, (r, layer) in enumerate(zip(rows, space.layers)))
+        if provenance is not None and not isinstance(provenance, Mapping):
+            raise TableError("accuracy table: 'provenance' must be a mapping")
         return cls(space, scores, dict(provenance or {}))
 
     # ------------------------------------------------------------- lookups
@@ -96,6 +107,9 @@ class AccuracyTable:
     @classmethod
     def from_dict(cls, d: Any, source: str = "accuracy table") -> "AccuracyTable":
         check_header(d, KIND, ACCURACY_SCHEMA, source, "accuracy table")
+        if d.get("space_spec") is not None and not isinstance(d["space_spec"], Mapping):
+            raise TableError(f"{source}: 'space_spec' must be a mapping (a space), got "
+                             f"{echo(d['space_spec'])}")
         try:
             if isinstance(d.get("space_spec"), Mapping):
                 space = space_from_dict(d["space_spec"])
@@ -126,6 +140,14 @@ class AccuracyTable:
     @classmethod
     def from_csv(cls, text: str, space: SearchSpace, source: str = "accuracy CSV"
                  ) -> "AccuracyTable":
+        try:
+            return cls._from_csv(text, space, source)
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            raise TableError(f"{source}: not a readable CSV table ({one_line(str(exc), 200)})") \
+                from None
+
+    @classmethod
+    def _from_csv(cls, text: str, space: SearchSpace, source: str) -> "AccuracyTable":
         reader = csv.reader(io.StringIO(text))
         header = next(reader, None)
         if header is None or [h.strip().lower() for h in header] != ["layer", "choice", "score"]:
@@ -139,7 +161,11 @@ class AccuracyTable:
             try:
                 layer, choice, score = int(rec[0]), rec[1].strip(), float(rec[2])
             except ValueError:
-                raise TableError(f"{source} line {lineno}: cannot read {','.join(rec)!r}") from None
+                raise TableError(f"{source} line {lineno}: cannot read {echo(','.join(rec))}") \
+                    from None
+            if not math.isfinite(score) or abs(score) > 1e6:
+                raise TableError(f"{source} line {lineno}: score must be a finite number from "
+                                 f"-1e6 to 1e6, got {echo(rec[2])}")
             if not 0 <= layer < len(space.layers):
                 raise TableError(f"{source} line {lineno}: layer {layer} is out of range 0.."
                                  f"{len(space.layers) - 1} for space {space.name}")
@@ -164,8 +190,12 @@ def load_accuracy_table(path: "str | Path", space: "str | SearchSpace | None" = 
             raise TableError(f"{p}: a CSV accuracy table needs its space (--space)")
         if not p.is_file():
             raise TableError(f"accuracy table {p} does not exist")
-        return AccuracyTable.from_csv(p.read_text(encoding="utf-8", errors="replace"),
-                                      load_space(space), str(p))
+        try:
+            check_size(p, "accuracy table")
+            text = p.read_text(encoding="utf-8", errors="replace")
+        except FormatError as exc:
+            raise TableError(str(exc)) from None
+        return AccuracyTable.from_csv(text, load_space(space), str(p))
     table = AccuracyTable.from_dict(read_json(p, "accuracy table"), f"accuracy table {p}")
     if space is not None and load_space(space).id != table.space.id:
         sp = load_space(space)

@@ -26,6 +26,8 @@ import numpy as np
 
 from ..arch import Architecture
 from ..blocks import Block
+from profilers.fileformat import echo, number, one_line
+
 from ..errors import TableError, UserError
 from ..fileio import check_header, read_json, write_json_atomic
 from ..spaces import SearchSpace
@@ -70,19 +72,20 @@ class LatencyStat:
             raise TableError(f"device table entry {key}: expected a mapping")
         status = d.get("status", "ok")
         if status == "failed":
-            return cls(None, status="failed", reason=str(d.get("reason", "unknown")))
+            return cls(None, status="failed", reason=one_line(str(d.get("reason", "unknown")), 300))
         if status != "ok":
-            raise TableError(f"device table entry {key}: unknown status {status!r}")
-        med = d.get("median_ms")
-        if not isinstance(med, (int, float)) or isinstance(med, bool) or not math.isfinite(med) \
-                or med < 0:
-            raise TableError(f"device table entry {key}: median_ms must be a finite number >= 0, "
-                             f"got {med!r}")
-        spread = d.get("spread_ms", 0.0)
-        n = d.get("n", 0)
+            raise TableError(f"device table entry {key}: unknown status {echo(status)}")
+        where = f"device table entry {key}:"
+        med = number(d.get("median_ms"), f"{where} median_ms", 0.0, 1e7, error=TableError)
+        spread = number(d.get("spread_ms", 0.0) or 0.0, f"{where} spread_ms", 0.0, 1e7,
+                        error=TableError)
+        n = number(d.get("n", 0) or 0, f"{where} n", 0, 1e12, integer=True, error=TableError)
         extra = tuple(sorted((k, v) for k, v in d.items()
                              if k not in ("median_ms", "spread_ms", "n", "status")))
-        return cls(float(med), float(spread or 0.0), int(n or 0), "ok", "", extra)
+        for k, v in extra:  # every statistic a table may predict or report is a number
+            if k.endswith("_ms") or k in ("ref_ratio", "span_s"):
+                number(v, f"{where} {k}", 0.0, 1e7, error=TableError)
+        return cls(med, spread, int(n), "ok", "", extra)
 
 
 @dataclass(frozen=True)
@@ -102,15 +105,14 @@ class Calibration:
             return cls()
         if not isinstance(d, Mapping):
             raise TableError("device table calibration must be a mapping")
-        try:
-            scale, offset = float(d.get("scale", 1.0)), float(d.get("offset_ms", 0.0))
-        except (TypeError, ValueError):
-            raise TableError("device table calibration: scale/offset_ms must be numbers") from None
-        if not (math.isfinite(scale) and math.isfinite(offset)) or scale <= 0:
-            raise TableError("device table calibration: scale must be > 0 and finite")
+        where = "device table calibration:"
+        scale = number(d.get("scale", 1.0), f"{where} scale", 1e-9, 1e6, error=TableError)
+        offset = number(d.get("offset_ms", 0.0), f"{where} offset_ms", -1e7, 1e7, error=TableError)
+        fitted = number(d.get("fitted_on", 0) or 0, f"{where} fitted_on", 0, 1e9, integer=True,
+                        error=TableError)
         report = tuple(sorted((k, v) for k, v in d.items()
                               if k not in ("scale", "offset_ms", "fitted_on")))
-        return cls(scale, offset, int(d.get("fitted_on", 0)), report)
+        return cls(scale, offset, int(fitted), report)
 
 
 @dataclass(frozen=True)
@@ -276,12 +278,26 @@ class DeviceTable:
             except UserError as exc:
                 raise TableError(f"{source}: {exc}") from None
             entries[key] = LatencyStat.from_dict(key, val)
-        over = d.get("overhead_ms", 0.0)
-        if not isinstance(over, (int, float)) or not math.isfinite(over) or over < 0:
-            raise TableError(f"{source}: overhead_ms must be a finite number >= 0")
+        over = number(d.get("overhead_ms", 0.0), f"{source}: overhead_ms", 0.0, 1e7,
+                      error=TableError)
         meta = d.get("meta", {})
         if not isinstance(meta, Mapping):
             raise TableError(f"{source}: 'meta' must be a mapping")
+        for k in ("protocol", "reference", "networks"):
+            if meta.get(k) is not None and not isinstance(meta[k], Mapping):
+                raise TableError(f"{source}: meta {k!r} must be a mapping, got {echo(meta[k])}")
+        if not isinstance(meta.get("device", ""), (Mapping, str)):  # a fingerprint, or a name
+            raise TableError(f"{source}: meta 'device' must be a mapping or a name, got "
+                             f"{echo(meta['device'])}")
+        from profilers.protocol import FIGURES
+
+        fig = (meta.get("protocol") or {}).get("figure", "median")
+        if fig not in FIGURES:
+            raise TableError(f"{source}: meta protocol figure {echo(fig)} is not a statistic "
+                             f"hwnas knows ({', '.join(FIGURES)})")
+        for k in ("space", "space_id"):
+            if not isinstance(d.get(k, ""), str) or len(d.get(k, "")) > 200:
+                raise TableError(f"{source}: {k!r} must be a short string, got {echo(d.get(k))}")
         t = cls(dict(meta), entries, str(d.get("space", "")), str(d.get("space_id", "")),
                 float(over), Calibration.from_dict(d.get("calibration")))
         field = t.figure_field

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
+from profilers.fileformat import echo, number
 
 from ..blocks import Block
 from ..errors import TableError, UserError
@@ -38,44 +38,55 @@ _TAIL = ("Conv_1", "AvgPool2D", "Conv_2", "Logits")
 
 
 def _parse_key(key: str, where: str) -> tuple[str, dict[str, str]]:
-    kind, *rest = str(key).split("-")
+    if not isinstance(key, str) or len(key) > 400:
+        raise TableError(f"{where}: a layer key must be a string, got {echo(key)}")
+    kind, *rest = key.split("-")
     fields = {}
     for tok in rest:
         m = _FIELD.match(tok)
         if not m:
-            raise TableError(f"{where}: cannot read field {tok!r} of key {key!r}")
+            raise TableError(f"{where}: cannot read field {echo(tok)} of the key")
         fields[m["name"]] = m["val"]
     return kind, fields
 
 
 def _hwc(val: str, where: str) -> tuple[int, int, int]:
-    parts = val.split("x")
-    if len(parts) != 3:
-        raise TableError(f"{where}: expected HxWxC, got {val!r}")
+    parts = str(val).split("x")
+    if len(parts) != 3 or not all(p.isdigit() and len(p) <= 6 and int(p) > 0 for p in parts):
+        raise TableError(f"{where}: expected HxWxC of positive integers, got {echo(val)}")
     h, w, c = (int(p) for p in parts)
     return h, w, c
+
+
+def _count(fields: Mapping[str, str], name: str, where: str) -> int:
+    if name not in fields:
+        raise TableError(f"{where}: missing field {name!r}")
+    v = fields[name]
+    if not v.isdigit() or len(v) > 6:
+        raise TableError(f"{where}: field {name!r} must be a positive integer, got {echo(v)}")
+    return int(v)
 
 
 def _stat(val: Any, fmt: str, where: str) -> tuple[float, float, int]:
     if not isinstance(val, Mapping) or "mean" not in val:
         raise TableError(f"{where}: expected a mapping with count/mean/{FORMATS[fmt]['spread']}")
-    mean = val["mean"]
-    if not isinstance(mean, (int, float)) or not math.isfinite(mean) or mean < 0:
-        raise TableError(f"{where}: mean must be a finite number >= 0, got {mean!r}")
+    mean = number(val["mean"], f"{where}: mean", 0.0, 1e7, error=TableError)
     if "var" in val:
-        spread = math.sqrt(max(float(val["var"]), 0.0))
+        spread = math.sqrt(number(val["var"], f"{where}: var", 0.0, 1e14, error=TableError))
     else:
-        spread = float(val.get("std", 0.0))
-    return float(mean), spread, int(val.get("count", 0) or 0)
+        spread = number(val.get("std", 0.0), f"{where}: std", 0.0, 1e7, error=TableError)
+    count = number(val.get("count", 0) or 0, f"{where}: count", 0, 1e12, integer=True,
+                   error=TableError)
+    return mean, spread, int(count)
 
 
 def _mbconv(fields: dict[str, str], fmt: str, where: str) -> Block:
-    try:
-        h, w, cin = _hwc(fields["input"], where)
-        ho, wo, cout = _hwc(fields["output"], where)
-        k, s, e = int(fields["kernel"]), int(fields["stride"]), int(fields["expand"])
-    except KeyError as exc:
-        raise TableError(f"{where}: missing field {exc.args[0]!r}") from None
+    for name in ("input", "output"):
+        if name not in fields:
+            raise TableError(f"{where}: missing field {name!r}")
+    h, w, cin = _hwc(fields["input"], where)
+    ho, wo, cout = _hwc(fields["output"], where)
+    k, s, e = (_count(fields, n, where) for n in ("kernel", "stride", "expand"))
     if FORMATS[fmt]["expand"] == "channels":
         if e % cin:
             raise TableError(f"{where}: middle channels {e} are not a multiple of input {cin}")
@@ -101,14 +112,10 @@ def import_foreign(path: "str | Path", fmt: str, space: "str | SearchSpace | Non
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown table format {fmt!r}; known: {', '.join(FORMATS)}")
+    from ..fileio import read_yaml
+
     p = Path(path)
-    if not p.is_file():
-        raise TableError(f"foreign table {p} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8", errors="replace"))
-    except yaml.YAMLError as exc:
-        raise TableError(f"foreign table {p} is not valid YAML: "
-                         f"{str(exc).splitlines()[0] if str(exc) else exc}") from None
+    raw = read_yaml(p, "foreign table")
     if not isinstance(raw, Mapping) or not raw:
         raise TableError(f"foreign table {p} must be a non-empty YAML mapping of layer keys")
     entries: dict[str, LatencyStat] = {}
@@ -126,8 +133,14 @@ def import_foreign(path: "str | Path", fmt: str, space: "str | SearchSpace | Non
             h, w, c = _hwc(fields.get("input", ""), where)
             ho, wo, co = _hwc(fields.get("output", ""), where)
             stride = round(h / ho)
-            stem = Block("stem", h, w, c, co, kernel=3, stride=stride,
-                         act=FORMATS[fmt]["stem_act"])
+            if stride < 1 or ho * stride != h or wo * stride != w:
+                raise TableError(f"{where}: output {ho}x{wo} does not follow from input {h}x{w} "
+                                 "by an integer stride")
+            try:
+                stem = Block("stem", h, w, c, co, kernel=3, stride=stride,
+                             act=FORMATS[fmt]["stem_act"])
+            except UserError as exc:
+                raise TableError(f"{where}: {exc}") from None
             entries[stem.key()] = LatencyStat(mean, spread, count, extra=(("source_key", key),))
         elif kind in _TAIL:
             tail[kind] = (mean, spread, count)
@@ -135,11 +148,14 @@ def import_foreign(path: "str | Path", fmt: str, space: "str | SearchSpace | Non
         else:
             raise TableError(f"{where}: unknown layer type {kind!r} for format {fmt}")
     if "Conv_1" in tail and "Logits" in tail:
-        h, w, c = _hwc(tail_shapes["Conv_1"]["input"], f"{p.name}: Conv_1")
-        feat = _hwc(tail_shapes["Conv_1"]["output"], f"{p.name}: Conv_1")[2]
-        classes = int(tail_shapes["Logits"]["output"])
+        h, w, c = _hwc(tail_shapes["Conv_1"].get("input", ""), f"{p.name}: Conv_1")
+        feat = _hwc(tail_shapes["Conv_1"].get("output", ""), f"{p.name}: Conv_1")[2]
+        classes = _count(tail_shapes["Logits"], "output", f"{p.name}: Logits")
         head_act = "hswish" if fmt == "ofa" else "relu6"
-        head = Block("head", h, w, c, feat, classes=classes, act=head_act)
+        try:
+            head = Block("head", h, w, c, feat, classes=classes, act=head_act)
+        except UserError as exc:
+            raise TableError(f"{p.name}: head: {exc}") from None
         parts = [k for k in _TAIL if k in tail]
         entries[head.key()] = LatencyStat(
             sum(tail[k][0] for k in parts), math.sqrt(sum(tail[k][1] ** 2 for k in parts)),

@@ -10,14 +10,14 @@ previous file is replaced only by a complete new one (temporary file, fsync, ren
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
+
+from profilers.fileformat import FormatError, atomic_write, loads, number, one_line
 
 from ..errors import UserError
 from ..fileio import check_header
@@ -66,17 +66,7 @@ def save_checkpoint(path: "str | Path", ck: Checkpoint) -> Path:
         "model": dict(ck.model), "init": dict(ck.init),
         "optimizer": ck.optimizer if ck.optimizer is not None else {},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def load_checkpoint(path: "str | Path", space: SearchSpace | None = None) -> Checkpoint:
@@ -89,16 +79,45 @@ def load_checkpoint(path: "str | Path", space: SearchSpace | None = None) -> Che
             warnings.simplefilter("ignore")
             d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unreadable or unsafe file is bad input, not a bug
-        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-        raise UserError(f"checkpoint {path} cannot be read safely: {first[:200]}") from None
+        text = str(exc)
+        if "weights_only" in text or "Weights only load failed" in text:
+            # torch's own message goes on to advise weights_only=False: never the advice to
+            # give about a file from elsewhere
+            raise UserError(f"checkpoint {path} holds objects other than tensors and plain data; "
+                            "refused (nothing in it was run). hwnas checkpoints never do: "
+                            "is it from another tool, or tampered with?") from None
+        first = (text.strip().splitlines() or [exc.__class__.__name__])[0]
+        raise UserError(f"checkpoint {path} cannot be read: {one_line(first, 200)}") from None
     check_header(d, CHECKPOINT_KIND, CHECKPOINT_SCHEMA, f"checkpoint {path}",
                  "supernet checkpoint", UserError)
+    src = f"checkpoint {path}"
     try:
-        ck_space = space_from_dict(json.loads(d["space_spec"]))
-        target = space_from_dict(json.loads(d["target_spec"]))
-        config, progress = json.loads(d["config"]), json.loads(d["progress"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"checkpoint {path} is damaged ({exc.__class__.__name__}: {exc})") from None
+        specs = {k: d[k] for k in ("space_spec", "target_spec", "config", "progress")}
+        if not all(isinstance(v, str) for v in specs.values()):
+            raise TypeError("space_spec, target_spec, config and progress must be JSON text")
+        decoded = {k: loads(v, f"{src} ({k})") for k, v in specs.items()}
+        if not all(isinstance(v, dict) for v in decoded.values()):
+            raise TypeError("space_spec, target_spec, config and progress must be mappings")
+        ck_space = space_from_dict(decoded["space_spec"])
+        target = space_from_dict(decoded["target_spec"])
+        config, progress = decoded["config"], decoded["progress"]
+        for k in ("meta_epoch", "shrink_round"):
+            number(progress.get(k, 0), f"{src}: progress {k}", 0, 1e6, integer=True,
+                   error=UserError)
+        if not isinstance(progress.get("base_target", ""), str):
+            raise TypeError("progress base_target must be a space id")
+        for k in ("model", "init"):
+            sd = d.get(k, {})
+            if not isinstance(sd, Mapping) or not all(
+                    isinstance(n, str) and isinstance(t, torch.Tensor) for n, t in sd.items()):
+                raise TypeError(f"{k} must map parameter names to tensors")
+        opt = d.get("optimizer") or {}
+        if not isinstance(opt, Mapping) or (opt and not (
+                isinstance(opt.get("state"), Mapping)
+                and isinstance(opt.get("param_groups"), list))):
+            raise TypeError("optimizer must be a state dict (state, param_groups)")
+    except (KeyError, TypeError, ValueError, FormatError) as exc:
+        raise UserError(f"checkpoint {path} is damaged ({one_line(str(exc), 200)})") from None
     if ck_space.id != d.get("space_id") or target.id != d.get("target_id"):
         raise UserError(f"checkpoint {path} is damaged: its space does not match its space id")
     if space is not None and space.id not in (ck_space.id, target.id):

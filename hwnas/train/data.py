@@ -70,7 +70,57 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return (d.images / 16.0).astype(np.float32)[..., None], d.target.astype(np.int64)
 
 
+# Arrays are checked from their headers before anything is allocated: a 100-byte .npz
+# can declare 23 TiB. Limits far above any dataset this tool trains on a CPU or one GPU.
+MAX_ARRAY_BYTES = 8 * 2**30
+MAX_IMAGE_BYTES = 256 * 2**20
+
+
+def _npy_header(fh: Any, where: str, limit: int) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a ``.npy`` stream from its header alone, or one ``UserError``."""
+    from numpy.lib import format as npf
+
+    try:
+        version = npf.read_magic(fh)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"npy format version {version[0]}.{version[1]} (read: 1.0, 2.0)")
+        read = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
+        shape, _, dtype = read(fh, max_header_size=10_000)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise UserError(f"{where}: not a readable .npy array ({_short(exc)})") from None
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise UserError(f"{where}: must hold numbers, found dtype {dtype}")
+    n = 1
+    for d in shape:
+        n *= int(d)
+    if n * dtype.itemsize > limit:
+        raise UserError(f"{where}: declares {n * dtype.itemsize / 2**30:.1f} GiB (shape "
+                        f"{tuple(shape)}); hwnas reads arrays up to {limit / 2**30:g} GiB")
+    return tuple(int(d) for d in shape), dtype
+
+
+def _short(exc: BaseException) -> str:
+    from profilers.fileformat import one_line
+
+    return one_line(f"{exc.__class__.__name__}: {exc}", 160)
+
+
+def _finite(x: np.ndarray, where: str) -> np.ndarray:
+    if x.size and not np.isfinite(x).all():
+        raise UserError(f"{where}: holds NaN or infinite values")
+    return x
+
+
 def _read_netpbm(path: Path) -> np.ndarray:
+    try:
+        return _netpbm(path)
+    except (ValueError, IndexError) as exc:
+        raise UserError(f"{path}: malformed PGM/PPM file ({_short(exc)})") from None
+
+
+def _netpbm(path: Path) -> np.ndarray:
+    if path.stat().st_size > MAX_IMAGE_BYTES:
+        raise UserError(f"{path}: image file over {MAX_IMAGE_BYTES // 2**20} MiB")
     data = path.read_bytes()
     tokens: list[bytes] = []
     pos = 0
@@ -87,8 +137,11 @@ def _read_netpbm(path: Path) -> np.ndarray:
             raise UserError(f"{path}: truncated PGM/PPM header")
         tokens.append(data[start:pos])
     magic, w, h, maxval = tokens[0], int(tokens[1]), int(tokens[2]), int(tokens[3])
-    if magic not in (b"P5", b"P6") or maxval > 255:
-        raise UserError(f"{path}: only binary 8-bit PGM (P5) / PPM (P6) files are read")
+    if magic not in (b"P5", b"P6") or not 1 <= maxval <= 255:
+        raise UserError(f"{path}: only binary 8-bit PGM (P5) / PPM (P6) files are read "
+                        "(maxval 1 to 255)")
+    if not (1 <= w <= 16384 and 1 <= h <= 16384):
+        raise UserError(f"{path}: image size {w}x{h} out of range (1 to 16384 pixels a side)")
     c = 1 if magic == b"P5" else 3
     raw = np.frombuffer(data[pos + 1:pos + 1 + h * w * c], dtype=np.uint8)
     if raw.size != h * w * c:
@@ -100,11 +153,18 @@ def _read_image(path: Path) -> np.ndarray:
     """One image as HxWxC float32 in [0, 1]."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
+        with open(path, "rb") as fh:
+            shape, _ = _npy_header(fh, str(path), MAX_IMAGE_BYTES)
+        if len(shape) not in (2, 3) or min(shape, default=0) < 1 or (
+                len(shape) == 3 and shape[2] not in (1, 3, 4)):
+            raise UserError(f"{path}: .npy image must be HxW or HxWxC (C 1, 3 or 4) with no "
+                            f"empty axis, got shape {shape}")
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise UserError(f"{path}: not a readable .npy image ({_short(exc)})") from None
         arr = arr[..., None] if arr.ndim == 2 else arr
-        if arr.ndim != 3:
-            raise UserError(f"{path}: .npy image must be HxW or HxWxC, got shape {arr.shape}")
-        arr = arr.astype(np.float32)
+        arr = _finite(arr.astype(np.float32), str(path))
         return arr / 255.0 if arr.max(initial=0) > 1.0 else arr
     if suffix in (".pgm", ".ppm", ".pnm"):
         return _read_netpbm(path)
@@ -117,8 +177,10 @@ def _read_image(path: Path) -> np.ndarray:
         with Image.open(path) as im:
             im = im.convert("L" if im.mode in ("1", "L", "I", "F") else "RGB")
             arr = np.asarray(im, dtype=np.float32) / 255.0
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read image ({exc})") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise UserError(f"{path}: cannot read image ({_short(exc)})") from None
+    if min(arr.shape[:2], default=0) < 1:
+        raise UserError(f"{path}: empty image")
     return arr[..., None] if arr.ndim == 2 else arr
 
 
@@ -144,14 +206,35 @@ def _folder(root: Path) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
 
 
 def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import zipfile
+
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "x" not in z or "y" not in z:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if "x.npy" not in names or "y.npy" not in names:
                 raise UserError(f"{path}: .npz must hold arrays 'x' (images) and 'y' (labels), "
-                                f"found {', '.join(z.files) or 'none'}")
+                                f"found {', '.join(n.removesuffix('.npy') for n in names[:8]) or 'none'}")
+            declared = 0
+            for name in ("x.npy", "y.npy"):  # headers first: nothing allocated yet
+                with zf.open(name) as fh:
+                    shape, dtype = _npy_header(fh, f"{path} ({name[0]})", MAX_ARRAY_BYTES)
+                n = dtype.itemsize
+                for d in shape:
+                    n *= d
+                if n > zf.getinfo(name).file_size:
+                    raise UserError(f"{path} ({name[0]}): truncated (declares {n} bytes, "
+                                    f"holds {zf.getinfo(name).file_size})")
+                declared += n
+        with np.load(path, allow_pickle=False) as z:
             x, y = z["x"], z["y"]
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable .npz file ({exc})") from None
+    except UserError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError,
+            NotImplementedError) as exc:
+        raise UserError(f"{path}: not a readable .npz file ({_short(exc)})") from None
+    if x.ndim < 3 or 0 in x.shape:
+        raise UserError(f"{path}: 'x' must be N x H x W, N x H x W x C or N x C x H x W with "
+                        f"at least one image and no empty axis, got shape {tuple(x.shape)}")
     if x.ndim == 3:
         x = x[..., None]
     elif x.ndim == 4 and x.shape[-1] not in (1, 3, 4) and x.shape[1] in (1, 3, 4):
@@ -166,7 +249,7 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(f"{path}: 'y' must hold non-negative integer class labels")
     if not np.issubdtype(x.dtype, np.number):
         raise UserError(f"{path}: 'x' must be numeric, got {x.dtype}")
-    x = x.astype(np.float32)
+    x = _finite(x.astype(np.float32), f"{path} ('x')")
     if x.max(initial=0) > 1.0:
         x = x / 255.0
     return x, y.astype(np.int64)

@@ -97,6 +97,7 @@ class TrainResult:
     space_path: Path | None      # the shrunk space file, when shrinking ran
     chosen: tuple[str, ...]      # the per-layer best blocks of stage 2
     seconds: Mapping[str, float]
+    resumed_from: Mapping[str, Any] | None = None  # progress found on disk, None: fresh start
 
 
 def _lr(cfg: TrainConfig, epoch: int, total: int) -> float:
@@ -153,7 +154,11 @@ class _Run:
         cfg, total = self.cfg, self.cfg.meta_epochs
         opt = sgd(net.parameters(), cfg.lr)
         if opt_state:
-            opt.load_state_dict(opt_state)
+            try:
+                opt.load_state_dict(opt_state)
+            except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
+                raise UserError(f"{self.ck_path}: its optimizer state does not fit the supernet "
+                                f"({exc.__class__.__name__}); use another --out folder") from None
         steps = len(make_loader(self.train.train_x, self.train.train_y, cfg.batch_size, True, 0))
         done = prog["meta_epoch"] * steps
         t0 = time.perf_counter()
@@ -207,6 +212,12 @@ class _Run:
             saved = read_json(state_path, "stage-2 progress")
             if isinstance(saved, dict) and saved.get("key") == key:
                 rows, chosen = list(saved["rows"]), list(saved["chosen"])
+                ok = (len(rows) == len(chosen) <= len(space.layers) and all(
+                    isinstance(r, dict) and isinstance(c, str) and c in r
+                    for r, c in zip(rows, chosen)))
+                if not ok:
+                    raise UserError(f"{state_path} is damaged; remove it to redo stage 2")
+        self.stage2_resumed = len(rows)
         total = sum(len(layer.choices) for layer in space.layers)
         done = sum(len(r) for r in rows)
         t0 = time.perf_counter()
@@ -257,9 +268,22 @@ def train_accuracy_table(space: SearchSpace, data: DataSplit, out_dir: "str | Pa
     ``data`` must be at the proxy space's input size (see :func:`data_for`).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from ..fileio import folder_lock
+
+    lock = folder_lock(out, "training folder")  # a second train into --out is refused
+    try:
+        return _train(space, data, out, cfg, progress)
+    finally:
+        lock.release()
+
+
+def _train(space: SearchSpace, data: DataSplit, out: Path, cfg: TrainConfig,
+           progress: ProgressFn | None) -> TrainResult:
     run = _Run(space, data, out, cfg, progress)
+    existed = run.ck_path.exists()
     net, init, prog, opt_state = run.start()
+    resumed = ({"meta_epoch": prog.get("meta_epoch", 0), "shrink_round": prog.get("shrink_round", 0)}
+               if existed else None)
     run.meta_train(net, init, prog, opt_state)
     net = run.shrink(net, init, prog)
     rows, chosen = run.layerwise(net)
@@ -273,11 +297,14 @@ def train_accuracy_table(space: SearchSpace, data: DataSplit, out_dir: "str | Pa
         "score": "validation accuracy (fraction), mean over context paths",
         "chosen": chosen, "seconds": {k: round(v, 2) for k, v in run.seconds.items()},
         "torch": torch.__version__,
+        "config": cfg.to_dict(),  # the checkpoint's config: validate-table checks the pair
     }
     table = AccuracyTable.from_rows(run.target, rows, provenance)
     table_path = table.save(out / TABLE_NAME)
+    if resumed is not None:
+        resumed["stage2_layers"] = run.stage2_resumed
     return TrainResult(table, table_path, run.ck_path, space_path, tuple(chosen),
-                       dict(run.seconds))
+                       dict(run.seconds), resumed)
 
 
 def data_for(space: SearchSpace, ref: str, cfg: TrainConfig) -> DataSplit:

@@ -20,7 +20,6 @@ import numpy as np
 
 from ..base import MissingRuntime, ProfilerError
 
-_CACHE = Path(tempfile.gettempdir()) / f"hwnas-profilers-{os.getuid() if hasattr(os, 'getuid') else 0}"
 _QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
               "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger")
 FLOAT16 = 10  # TensorProto.FLOAT16
@@ -92,9 +91,11 @@ def quantizable_copy(onnx_path: Path, tmp: Path) -> Path:
 def _cached(onnx_path: Path, tag: str, extra: str = "") -> tuple[Path, Path]:
     data = Path(onnx_path).read_bytes()
     digest = hashlib.sha256(data + extra.encode()).hexdigest()[:16]
-    _CACHE.mkdir(parents=True, exist_ok=True)
-    out = _CACHE / f"{Path(onnx_path).stem}-{digest}.{tag}.onnx"
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=_CACHE)
+    from ..fileformat import cache_root
+
+    cache = cache_root("converted")  # the user's private cache, not a fixed /tmp folder
+    out = cache / f"{Path(onnx_path).stem}-{digest}.{tag}.onnx"
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=cache)
     os.close(fd)
     return out, Path(tmp)
 

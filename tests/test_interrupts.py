@@ -1,0 +1,77 @@
+"""Issue 14: kill -9 and Ctrl-C at moments of real ``profile`` and ``train`` runs (``run``
+under ``-m slow``), then the same command again: it resumes, re-measures or re-trains
+nothing finished, and every file on disk is complete JSON at every kill.
+
+The moments are fractions of an uninterrupted run's duration measured in the same test,
+drawn from a fixed seed; ``benchmarks/interrupts.py`` tries many more.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+
+import pytest
+
+import interrupts as it
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def profile_reference(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("profile-ref")
+    t0 = time.monotonic()
+    r = it.hwnas([*it.PROFILE, "--out", tmp / "t.json", "--json"], it.env_for(tmp))
+    assert r.returncode == 0, r.stderr[-1000:]
+    return time.monotonic() - t0
+
+
+@pytest.mark.parametrize("k,sig", [(0, signal.SIGKILL), (1, signal.SIGINT),
+                                   pytest.param(2, signal.SIGKILL, marks=pytest.mark.slow)])
+def test_profile_interrupted_resumes(profile_reference, tmp_path, k, sig):
+    frac = random.Random(14 + k).uniform(0.3, 0.9)
+    r = it.profile_trial(tmp_path, frac * profile_reference, sig)
+    assert r["resume_rc"] == 0, r["resume_err"]
+    assert r["complete"] == "complete", r
+    assert not r["changed_after_resume"], r   # nothing measured was measured again
+    if r["hit"] and sig == signal.SIGINT:
+        assert r["rc"] == 130 and "Traceback" not in r["stderr"], r["stderr"]
+
+
+@pytest.fixture(scope="module")
+def train_reference(tmp_path_factory):
+    import json
+
+    tmp = tmp_path_factory.mktemp("train-ref")
+    t0 = time.monotonic()
+    r = it.hwnas([*it.TRAIN, "--out", tmp / "train", "--json"], it.env_for(tmp))
+    assert r.returncode == 0, r.stderr[-1000:]
+    return time.monotonic() - t0, json.loads(r.stdout)["layers"]
+
+
+@pytest.mark.parametrize("k,sig", [(0, signal.SIGKILL), (1, signal.SIGINT)])
+def test_train_interrupted_resumes_to_the_same_table(train_reference, tmp_path, k, sig):
+    seconds, layers = train_reference
+    frac = random.Random(140 + k).uniform(0.4, 0.9)
+    r = it.train_trial(tmp_path, frac * seconds, sig, layers)
+    assert r["resume_rc"] == 0, r["resume_err"]
+    # resumed, not restarted: the same table as the run that was never interrupted
+    assert r["equal_to_uninterrupted"] is True, r
+    if r["progress_at_kill"] is not None:
+        assert r["resumed_from"]["meta_epoch"] >= r["progress_at_kill"]["meta_epoch"], r
+    if r["hit"] and sig == signal.SIGINT:
+        assert r["rc"] == 130 and "Traceback" not in r["stderr"], r["stderr"]
+
+
+@pytest.mark.slow
+def test_run_interrupted_resumes(tmp_path):
+    first = it.hwnas(["run", "--quick", "--out", tmp_path / "a", "--json"], it.env_for(tmp_path))
+    assert first.returncode == 0, first.stderr[-1000:]
+    for k, sig in enumerate((signal.SIGKILL, signal.SIGINT)):
+        after = random.Random(1400 + k).uniform(5, 25)
+        r = it.run_trial(tmp_path / f"b{k}", tmp_path / "a" / "train", after, sig)
+        assert r["resume_rc"] == 0 and r["supernet_unchanged"] and r["engines"] == 3, r
+        assert not r["table_entries_changed"], r
