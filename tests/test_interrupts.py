@@ -75,3 +75,43 @@ def test_run_interrupted_resumes(tmp_path):
         r = it.run_trial(tmp_path / f"b{k}", tmp_path / "a" / "train", after, sig)
         assert r["resume_rc"] == 0 and r["supernet_unchanged"] and r["engines"] == 3, r
         assert not r["table_entries_changed"], r
+
+
+def test_two_profiles_resume_one_table_with_a_cold_cache(tmp_path):
+    """The issue saw one of two ``profile --resume`` runs on one table crash in 5 of 8
+    trials (a fixed temporary name while exporting the bundle): both must now finish."""
+    import subprocess
+    import sys
+
+    env, out = it.env_for(tmp_path), tmp_path / "t.json"
+    argv = [sys.executable, "-m", "hwnas", *it.PROFILE, "--out", str(out), "--resume", "--json"]
+    procs = [subprocess.Popen(argv, cwd=it.ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=900) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err[-1500:]
+    table = it.read_valid_json(out)
+    assert table["meta"]["status"] == "complete"
+
+
+def test_second_train_into_a_busy_folder_is_refused(tmp_path, run_cli):
+    """Two ``hwnas train`` into one ``--out``: the second is refused at once (one line,
+    exit 2) instead of the folder ending with one run's table and the other's checkpoint."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "train"
+    first = subprocess.Popen([sys.executable, "-m", "hwnas", *it.TRAIN, "--out", str(out)],
+                             cwd=it.ROOT, env=it.env_for(tmp_path), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.monotonic()
+        while not (out / "supernet.pt").exists() and time.monotonic() - t0 < 300:
+            assert first.poll() is None, first.stderr.read()[-1000:]
+            time.sleep(0.1)
+        rc, _, err = run_cli(*it.TRAIN, "--out", out, "--seed", "7")
+        assert rc == 2 and "in use by another hwnas process" in err, err
+        assert len(err.strip().splitlines()) == 1
+    finally:
+        first.terminate()
+        first.wait(timeout=60)

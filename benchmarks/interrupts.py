@@ -1,0 +1,115 @@
+"""Issue 14 figures: kill real ``profile``, ``train`` and ``run`` processes at many moments
+(SIGKILL and SIGINT alternating), run the same command again, and count the kill points
+where something finished was lost or redone.
+
+    python benchmarks/interrupts.py [--points 8] [--commands profile,train,run]
+
+The moments are spread evenly over an uninterrupted run's duration (measured first), with
+a seeded jitter. The checks are those of ``tests/interrupts.py``: every file on disk is
+complete JSON at the kill; the resume exits 0; profile: every entry on disk before the
+resume is unchanged after it and the table is complete; train: the final accuracy table
+equals the uninterrupted run's; run: the supernet is untouched, the table's entries kept,
+three engines written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import interrupts as it  # noqa: E402
+
+
+def _moments(total_s: float, n: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    return [total_s * (k + rng.uniform(0.1, 0.9)) / n for k in range(n)]
+
+
+def _sig(k: int) -> int:
+    return signal.SIGKILL if k % 2 == 0 else signal.SIGINT
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--points", type=int, default=8, help="kill points per command")
+    ap.add_argument("--commands", default="profile,train,run")
+    ap.add_argument("--json", default="runs/bench_interrupts.json")
+    args = ap.parse_args()
+    rows: list[dict] = []
+    tmp = Path(tempfile.mkdtemp(prefix="hwnas-interrupts-"))
+    cmds = args.commands.split(",")
+
+    ref_layers = None
+    train_ref = tmp / "train-ref"
+    if "train" in cmds or "run" in cmds:
+        t0 = time.monotonic()
+        r = it.hwnas([*it.TRAIN, "--out", train_ref / "train", "--json"], it.env_for(train_ref))
+        assert r.returncode == 0, r.stderr[-1000:]
+        train_s = time.monotonic() - t0
+        ref_layers = json.loads(r.stdout)["layers"]
+
+    if "profile" in cmds:
+        t0 = time.monotonic()
+        r = it.hwnas([*it.PROFILE, "--out", tmp / "pref" / "t.json"], it.env_for(tmp / "pref"))
+        assert r.returncode == 0, r.stderr[-1000:]
+        total = time.monotonic() - t0
+        for k, at in enumerate(_moments(total, args.points, 1)):
+            r = it.profile_trial(tmp / f"p{k}", at, _sig(k))
+            ok = (r["resume_rc"] == 0 and r["complete"] == "complete"
+                  and not r["changed_after_resume"])
+            rows.append({"command": "profile", "ok": ok, **{k2: r[k2] for k2 in (
+                "after_s", "signal", "hit", "rc", "entries_before", "entries_after",
+                "resume_rc", "changed_after_resume")}})
+            print(f"profile kill {k + 1} at {at:.1f} s ({r['signal']}): hit {r['hit']}, "
+                  f"{r['entries_before']} entries on disk, resume rc {r['resume_rc']}, "
+                  f"{'ok' if ok else 'LOST: ' + str(r)}", flush=True)
+    if "train" in cmds:
+        for k, at in enumerate(_moments(train_s, args.points, 2)):
+            r = it.train_trial(tmp / f"t{k}", at, _sig(k), ref_layers)
+            ok = r["resume_rc"] == 0 and r["equal_to_uninterrupted"] is True
+            rows.append({"command": "train", "ok": ok, **{k2: r[k2] for k2 in (
+                "after_s", "signal", "hit", "rc", "progress_at_kill", "resumed_from",
+                "resume_rc", "equal_to_uninterrupted")}})
+            print(f"train kill {k + 1} at {at:.1f} s ({r['signal']}): hit {r['hit']}, "
+                  f"progress {r['progress_at_kill']}, resumed from {r['resumed_from']}, "
+                  f"{'ok' if ok else 'LOST: ' + str(r)}", flush=True)
+    if "run" in cmds:
+        # an uninterrupted run first (its own training), then kills with its train/ reused
+        t0 = time.monotonic()
+        first = it.hwnas(["run", "--quick", "--out", tmp / "run-ref", "--json"],
+                         it.env_for(tmp / "run-ref-env"))
+        assert first.returncode == 0, first.stderr[-1000:]
+        t1 = time.monotonic()
+        probe = it.run_trial(tmp / "run-probe", tmp / "run-ref" / "train", 1e9, signal.SIGKILL)
+        run_s = time.monotonic() - t1
+        print(f"run: first {t1 - t0:.0f} s with training, {run_s:.0f} s (and its rerun) "
+              f"reusing train/; probe ok {probe['resume_rc'] == 0}", flush=True)
+        for k, at in enumerate(_moments(run_s / 2, args.points, 3)):
+            r = it.run_trial(tmp / f"r{k}", tmp / "run-ref" / "train", at, _sig(k))
+            ok = (r["resume_rc"] == 0 and r["supernet_unchanged"] and r["engines"] == 3
+                  and not r["table_entries_changed"])
+            rows.append({"command": "run", "ok": ok, **{k2: r[k2] for k2 in (
+                "after_s", "signal", "hit", "rc", "resume_rc", "supernet_unchanged",
+                "table_entries_before", "table_entries_changed", "engines")}})
+            print(f"run kill {k + 1} at {at:.1f} s ({r['signal']}): hit {r['hit']}, table "
+                  f"entries kept {r['table_entries_before']}, resume rc {r['resume_rc']}, "
+                  f"{'ok' if ok else 'LOST: ' + str(r)}", flush=True)
+    for c in cmds:
+        rs = [r for r in rows if r["command"] == c]
+        print(f"{c}: {len(rs)} kill points ({sum(r['hit'] for r in rs)} hit a running "
+              f"process), {sum(r['ok'] for r in rs)} resumed with nothing lost or redone")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
