@@ -103,7 +103,7 @@ def _budgets(front, n: int = 5) -> list[float]:
     return [round(lo + q * (hi - lo), 4) for q in (0.1, 0.3, 0.5, 0.7, 0.9)][:n]
 
 
-def stage_budgets(run: Path | None, passes: int = 3) -> None:
+def stage_budgets(run: Path | None, passes: int = 2) -> None:
     from hwnas.engines import EngineRequest, build_engine
     from hwnas.profiling import measure_onnx
     from hwnas.solver import build_frontier
@@ -260,7 +260,8 @@ def main() -> None:
     stage = sys.argv[1] if len(sys.argv) > 1 else "report"
     run = Path(sys.argv[sys.argv.index("--run") + 1]) if "--run" in sys.argv else None
     OUT.mkdir(parents=True, exist_ok=True)
-    {"tables": stage_tables, "budgets": lambda: stage_budgets(run),
+    passes = int(sys.argv[sys.argv.index("--passes") + 1]) if "--passes" in sys.argv else 2
+    {"tables": stage_tables, "budgets": lambda: stage_budgets(run, passes),
      "quality": lambda: stage_quality(run), "report": report}[stage]()
 
 
