@@ -40,7 +40,8 @@ def _sig(k: int) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--points", type=int, default=8, help="kill points per command")
+    ap.add_argument("--points", type=int, default=8, help="kill points of profile and train")
+    ap.add_argument("--run-points", type=int, default=4, help="kill points of run")
     ap.add_argument("--commands", default="profile,train,run")
     ap.add_argument("--json", default="runs/bench_interrupts.json")
     args = ap.parse_args()
@@ -85,15 +86,15 @@ def main() -> None:
     if "run" in cmds:
         # an uninterrupted run first (its own training), then kills with its train/ reused
         t0 = time.monotonic()
-        first = it.hwnas(["run", "--quick", "--out", tmp / "run-ref", "--json"],
-                         it.env_for(tmp / "run-ref-env"))
+        first = it.hwnas(["run", "--quick", "--epochs", "1", "--later-paths", "1", "--out",
+                          tmp / "run-ref", "--json"], it.env_for(tmp / "run-ref-env"))
         assert first.returncode == 0, first.stderr[-1000:]
         t1 = time.monotonic()
         probe = it.run_trial(tmp / "run-probe", tmp / "run-ref" / "train", 1e9, signal.SIGKILL)
         run_s = time.monotonic() - t1
         print(f"run: first {t1 - t0:.0f} s with training, {run_s:.0f} s (and its rerun) "
               f"reusing train/; probe ok {probe['resume_rc'] == 0}", flush=True)
-        for k, at in enumerate(_moments(run_s / 2, args.points, 3)):
+        for k, at in enumerate(_moments(run_s / 2, args.run_points, 3)):
             r = it.run_trial(tmp / f"r{k}", tmp / "run-ref" / "train", at, _sig(k))
             ok = (r["resume_rc"] == 0 and r["supernet_unchanged"] and r["engines"] == 3
                   and not r["table_entries_changed"])

@@ -49,6 +49,7 @@ class RunConfig:
     qat_steps: int = 100
     seed: int = 0
     quick: bool = False                  # short measurement protocol (noisier figures)
+    train_device: str = "cpu"            # where the supernet trains (cuda: bf16 autocast)
 
     def __post_init__(self) -> None:
         if self.finetune_steps < 0 or self.qat_steps < 1 or \
@@ -112,6 +113,12 @@ def check_run(cfg: RunConfig) -> tuple[Any, Any]:
     if cfg.data != "digits" and not Path(cfg.data).exists():
         raise UserError(f"data {cfg.data} does not exist (give 'digits', an image folder or "
                         "a .npz)")
+    if cfg.train_device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--train-device cuda: no CUDA GPU is visible to PyTorch here; "
+                            "train on the cpu (the default)")
     return space, emitter
 
 
@@ -130,8 +137,12 @@ def _train(cfg: RunConfig, space, out: Path, say: Say, progress):
     if (tdir / TABLE_NAME).is_file() and (tdir / CHECKPOINT_NAME).is_file():
         say(f"accuracy table: reusing {tdir / TABLE_NAME}")
         return load_accuracy_table(tdir / TABLE_NAME, space), tdir / CHECKPOINT_NAME, data
-    say(f"training the {space.name} supernet on {cfg.data} (PONAS two stages)")
-    res = train_accuracy_table(space, data, tdir, tcfg, progress=progress)
+    from .train.distributed import setup
+
+    dist = setup(cfg.train_device)
+    say(f"training the {space.name} supernet on {cfg.data} (PONAS two stages, "
+        f"{cfg.train_device})")
+    res = train_accuracy_table(space, data, tdir, tcfg, progress=progress, dist=dist)
     return res.table, res.checkpoint_path, data
 
 

@@ -752,7 +752,8 @@ def _argument_cases() -> list[Case]:
     for name, extra in (("budget-inf", ["--budget-ms", "inf"]), ("budget-nan", ["--budget-ms", "nan"]),
                         ("budget-zero", ["--budget-ms", "0"]),
                         ("backend-unknown", ["--backend", "onnx"]),
-                        ("precision-unknown", ["--precision", "int4"])):
+                        ("precision-unknown", ["--precision", "int4"]),
+                        ("train-device-unknown", ["--train-device", "tpu"])):
         out.append(Case("arguments", f"run-{name}", ["run", "--quick", "--out", "{d}/run"] + extra))
     out.append(Case("arguments", "predict-space-unknown", ["predict", "tiny-99:k3e3", "--table",
                                                            str(DEVICE)]))

@@ -46,6 +46,8 @@ def register(sub) -> None:
     p.add_argument("--finetune-steps", type=int, default=150,
                    help="fine-tuning steps of each chosen network")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the supernet trains (the engines run on --backend)")
     p.add_argument("--quick", action="store_true", help="short measurement protocol (noisier)")
     p.add_argument("--out", default="runs/default", metavar="DIR")
     add_json_flag(p)
@@ -78,7 +80,8 @@ def cmd_run(args) -> int:
                     precision=args.precision, int8=args.int8, qat_steps=args.qat_steps,
                     threads=args.threads, budgets_ms=_budgets(args.budget_ms),
                     epochs=args.epochs, later_paths=args.later_paths,
-                    finetune_steps=args.finetune_steps, seed=args.seed, quick=args.quick)
+                    finetune_steps=args.finetune_steps, seed=args.seed, quick=args.quick,
+                    train_device=args.train_device)
     c = console()
     say = (lambda s: None) if args.json else (lambda s: c.print(f"[bold cyan]hwnas run[/]: {s}"))
     last: dict[str, int] = {}

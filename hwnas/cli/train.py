@@ -31,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where to train (cuda: bf16 autocast where supported); under "
+                        "torchrun each process takes its LOCAL_RANK's GPU")
     add_json_flag(p)
     p.set_defaults(func=cmd_train)
 
@@ -87,6 +90,9 @@ def cmd_train(args) -> int:
                       finetune_steps=args.finetune_steps, later_paths=args.later_paths,
                       prefix=args.prefix, shrink_rounds=args.shrink, seed=args.seed,
                       proxy=Proxy.parse(args.proxy))
+    from ..train.distributed import setup
+
+    dist = setup(args.device)
     data = data_for(space, args.data, cfg)
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -101,8 +107,11 @@ def cmd_train(args) -> int:
             tasks[stage] = prog.add_task(stage, total=total)
         prog.update(tasks[stage], completed=done, total=total)
 
+    if not dist.main:  # under torchrun: rank 0 reports, the others train quietly
+        train_accuracy_table(space, data, args.out, cfg, None, dist)
+        return 0
     with prog:
-        result = train_accuracy_table(space, data, args.out, cfg, progress)
+        result = train_accuracy_table(space, data, args.out, cfg, progress, dist)
     t = result.table
     d = {"out": args.out, "table": str(result.table_path), "checkpoint": str(result.checkpoint_path),
          "space": t.space.name, "space_id": t.space.id,

@@ -52,6 +52,15 @@ class DataSplit:
                 "val": int(len(self.val_y)), "classes": self.classes,
                 "input": list(self.train_x.shape[1:])}
 
+    def to(self, device: "str | torch.device") -> "DataSplit":
+        """The same split with its tensors on ``device`` (small in-memory sets: once)."""
+        if str(device) == "cpu":
+            return self
+        from dataclasses import replace
+
+        return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
+                       val_x=self.val_x.to(device), val_y=self.val_y.to(device))
+
     def subsample(self, ratio: float, seed: int) -> "DataSplit":
         """A training subset of ``ratio`` (EcoNAS sample ratio); validation is kept whole."""
         if ratio >= 1.0:

@@ -43,15 +43,26 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
                 path_fn: PathFn, seed: int, epoch: int,
                 progress: Progress | None = None, max_steps: int | None = None) -> float:
     """One pass (or ``max_steps`` steps) of single-path training; returns the mean loss."""
+    import contextlib
+
     model.train()
     loss_fn = nn.CrossEntropyLoss()
     total, n = 0.0, 0
+    dev = next(model.parameters()).device
+    # mixed precision where the device has it: bf16 autocast on CUDA (no loss scaling
+    # needed); CPU training stays fp32
+    bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    def amp():
+        return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
     for step, (xb, yb) in enumerate(loader):
         if max_steps is not None and step >= max_steps:
             break
         path = path_fn(step_rng(seed, epoch, step))
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xb) if path is None else model(xb, path), yb)
+        with amp():
+            loss = loss_fn(model(xb) if path is None else model(xb, path), yb)
         loss.backward()
         optimizer.step()
         total += float(loss.detach()) * len(yb)

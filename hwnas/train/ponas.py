@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from ..errors import UserError
+from .distributed import Dist, ShardedBatches, barrier, gather, wrap
 from ..fileio import read_json, write_json_atomic
 from ..spaces import SearchSpace, save_space
 from ..tables.accuracy import AccuracyTable
@@ -116,12 +117,24 @@ class _Run:
     """State of one training run in one output folder (never global, never on the net)."""
 
     def __init__(self, target: SearchSpace, data: DataSplit, out: Path, cfg: TrainConfig,
-                 progress: ProgressFn | None) -> None:
+                 progress: ProgressFn | None, dist: Dist = Dist()) -> None:
+        self.dist = dist
+        data = data.to(dist.device)
         self.target, self.data, self.out, self.cfg = target, data, out, cfg
-        self.progress = progress or (lambda *_: None)
+        self.progress = (progress or (lambda *_: None)) if dist.main else (lambda *_: None)
         self.ck_path = out / CHECKPOINT_NAME
         self.seconds: dict[str, float] = {}
         self.train = data.subsample(cfg.proxy.samples, cfg.seed)
+
+    def loader(self, epoch: int):
+        """This process's batches of ``epoch`` (its share of each global batch under torchrun)."""
+        cfg, d = self.cfg, self.dist
+        x, y = self.train.train_x, self.train.train_y
+        if not d.on:
+            return make_loader(x, y, cfg.batch_size, True, cfg.seed, epoch)
+        return make_loader(x, y, cfg.batch_size // d.world, True, cfg.seed, epoch,
+                           sampler=ShardedBatches(len(y), cfg.batch_size, d.rank, d.world,
+                                                  cfg.seed))
 
     # ------------------------------------------------------------ checkpoint
     def start(self) -> tuple[Supernet, dict[str, torch.Tensor], dict[str, Any], dict | None]:
@@ -136,22 +149,29 @@ class _Run:
                 raise UserError(f"{self.ck_path} was trained with other settings; resume with the "
                                 "same options or use another --out folder")
             self.target = ck.target
-            return ck.supernet(), dict(ck.init), dict(ck.progress), dict(ck.optimizer or {}) or None
+            dev = self.dist.device
+            return (ck.supernet().to(dev), {k: v.to(dev) for k, v in ck.init.items()},
+                    dict(ck.progress), dict(ck.optimizer or {}) or None)
         torch.manual_seed(self.cfg.seed)
-        net = Supernet(space)
+        net = Supernet(space).to(self.dist.device)
         init = {k: v.detach().clone() for k, v in net.state_dict().items()}
         return net, init, {"meta_epoch": 0, "shrink_round": 0, "base_target": self.target.id}, None
 
     def save(self, net: Supernet, init: Mapping[str, torch.Tensor], progress: Mapping[str, Any],
              opt: torch.optim.Optimizer | None) -> None:
+        if not self.dist.main:  # rank 0 alone writes; the others wait for it
+            barrier(self.dist)
+            return
         save_checkpoint(self.ck_path, Checkpoint(net.space, self.target, self.cfg.to_dict(),
                                                  dict(progress), net.state_dict(), dict(init),
                                                  opt.state_dict() if opt is not None else None))
+        barrier(self.dist)
 
     # --------------------------------------------------------------- stage 1
     def meta_train(self, net: Supernet, init: Mapping[str, torch.Tensor], prog: dict[str, Any],
                    opt_state: dict | None) -> None:
         cfg, total = self.cfg, self.cfg.meta_epochs
+        model = wrap(self.dist, net)
         opt = sgd(net.parameters(), cfg.lr)
         if opt_state:
             try:
@@ -159,21 +179,20 @@ class _Run:
             except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
                 raise UserError(f"{self.ck_path}: its optimizer state does not fit the supernet "
                                 f"({exc.__class__.__name__}); use another --out folder") from None
-        steps = len(make_loader(self.train.train_x, self.train.train_y, cfg.batch_size, True, 0))
+        steps = len(self.loader(0))
         done = prog["meta_epoch"] * steps
         t0 = time.perf_counter()
         for epoch in range(prog["meta_epoch"], total):
             for g in opt.param_groups:
                 g["lr"] = _lr(cfg, epoch, total)
-            loader = make_loader(self.train.train_x, self.train.train_y, cfg.batch_size, True,
-                                 cfg.seed, epoch)
+            loader = self.loader(epoch)
 
             def tick(n: int) -> None:
                 nonlocal done
                 done += n
                 self.progress("meta-training", done, total * steps)
 
-            train_epoch(net, loader, opt, lambda r: sample_path(net.space, r), cfg.seed, epoch,
+            train_epoch(model, loader, opt, lambda r: sample_path(net.space, r), cfg.seed, epoch,
                         progress=tick)
             prog["meta_epoch"] = epoch + 1
             self.save(net, init, prog, opt)
@@ -190,11 +209,11 @@ class _Run:
             net, self.target = shrink_supernet(net, keep, self.target)
             init = {k: init[k] for k in net.state_dict()}
             opt = sgd(net.parameters(), cfg.lr * 0.1)
+            model = wrap(self.dist, net)
             for e in range(cfg.shrink_epochs):
                 epoch = 10_000 + rnd * 100 + e
-                loader = make_loader(self.train.train_x, self.train.train_y, cfg.batch_size,
-                                     True, cfg.seed, epoch)
-                train_epoch(net, loader, opt, lambda r: sample_path(net.space, r), cfg.seed, epoch)
+                train_epoch(model, self.loader(epoch), opt, lambda r: sample_path(net.space, r),
+                            cfg.seed, epoch)
             prog["shrink_round"] = rnd + 1
             self.save(net, init, prog, None)
             self.progress("shrinking", rnd + 1, cfg.shrink_rounds)
@@ -226,15 +245,20 @@ class _Run:
             contexts = [sample_path(space, rng) for _ in range(cfg.later_paths)]
             if cfg.prefix == "chosen":
                 contexts = [tuple(chosen) + p[l:] for p in contexts]
-            row: dict[str, float] = {}
-            for c in space.layers[l].choices:
-                row[c] = self._score_candidate(net, chosen, l, c, contexts)
-                done += 1
-                self.progress("layer-wise fine-tuning", done, total)
+            mine: dict[str, float] = {}
+            d = self.dist
+            for i, c in enumerate(space.layers[l].choices):
+                if i % d.world == d.rank:  # under torchrun: this rank's share of the layer
+                    mine[c] = self._score_candidate(net, chosen, l, c, contexts)
+                    done += d.world
+                    self.progress("layer-wise fine-tuning", min(done, total), total)
+            got = {c: v for part in gather(d, mine) for c, v in part.items()}
+            row = {c: got[c] for c in space.layers[l].choices}
             best = max(space.layers[l].choices, key=lambda c: (row[c], -space.layers[l].choices.index(c)))
             rows.append(row)
             chosen.append(best)
-            write_json_atomic(state_path, {"key": key, "rows": rows, "chosen": chosen})
+            if self.dist.main:
+                write_json_atomic(state_path, {"key": key, "rows": rows, "chosen": chosen})
         self.seconds["layerwise"] = time.perf_counter() - t0
         return rows, chosen
 
@@ -262,24 +286,37 @@ class _Run:
 
 def train_accuracy_table(space: SearchSpace, data: DataSplit, out_dir: "str | Path",
                          cfg: TrainConfig = TrainConfig(),
-                         progress: ProgressFn | None = None) -> TrainResult:
+                         progress: ProgressFn | None = None, dist: Dist = Dist()
+                         ) -> TrainResult:
     """The whole run: meta-train, shrink (optional), layer-wise fine-tune, write the table.
 
-    ``data`` must be at the proxy space's input size (see :func:`data_for`).
+    ``data`` must be at the proxy space's input size (see :func:`data_for`); ``dist`` is
+    this process's place in a torchrun job (:func:`hwnas.train.distributed.setup`).
     """
     out = Path(out_dir)
     from ..fileio import folder_lock
 
-    lock = folder_lock(out, "training folder")  # a second train into --out is refused
+    # a second train into --out is refused (rank 0 holds the lock for a torchrun job, and
+    # tells the others, so no rank waits at a barrier for one that has given up)
+    lock, err = None, None
+    if dist.main:
+        try:
+            lock = folder_lock(out, "training folder")
+        except UserError as exc:
+            err = str(exc)
+    errors = [e for e in gather(dist, err) if e]
+    if errors:
+        raise UserError(errors[0])
     try:
-        return _train(space, data, out, cfg, progress)
+        return _train(space, data, out, cfg, progress, dist)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _train(space: SearchSpace, data: DataSplit, out: Path, cfg: TrainConfig,
-           progress: ProgressFn | None) -> TrainResult:
-    run = _Run(space, data, out, cfg, progress)
+           progress: ProgressFn | None, dist: Dist = Dist()) -> TrainResult:
+    run = _Run(space, data, out, cfg, progress, dist)
     existed = run.ck_path.exists()
     net, init, prog, opt_state = run.start()
     resumed = ({"meta_epoch": prog.get("meta_epoch", 0), "shrink_round": prog.get("shrink_round", 0)}
@@ -299,8 +336,13 @@ def _train(space: SearchSpace, data: DataSplit, out: Path, cfg: TrainConfig,
         "torch": torch.__version__,
         "config": cfg.to_dict(),  # the checkpoint's config: validate-table checks the pair
     }
+    provenance["processes"] = dist.world
+    provenance["device"] = dist.device.split(":")[0]
     table = AccuracyTable.from_rows(run.target, rows, provenance)
-    table_path = table.save(out / TABLE_NAME)
+    table_path = out / TABLE_NAME
+    if dist.main:
+        table.save(table_path)
+    barrier(dist)
     if resumed is not None:
         resumed["stage2_layers"] = run.stage2_resumed
     return TrainResult(table, table_path, run.ck_path, space_path, tuple(chosen),
