@@ -38,7 +38,13 @@ def test_profile_interrupted_resumes(profile_reference, tmp_path, k, sig):
     assert r["complete"] == "complete", r
     assert not r["changed_after_resume"], r   # nothing measured was measured again
     if r["hit"] and sig == signal.SIGINT:
-        assert r["rc"] == 130 and "Traceback" not in r["stderr"], r["stderr"]
+        _ctrl_c_exit(r)
+
+
+def _ctrl_c_exit(r) -> None:
+    # "hwnas: interrupted", exit 130; or -SIGINT when the signal lands while the interpreter
+    # is starting or tearing down (after the command's own work), where no handler runs
+    assert r["rc"] in (130, -signal.SIGINT) and "Traceback" not in r["stderr"], r["stderr"]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +69,7 @@ def test_train_interrupted_resumes_to_the_same_table(train_reference, tmp_path, 
     if r["progress_at_kill"] is not None:
         assert r["resumed_from"]["meta_epoch"] >= r["progress_at_kill"]["meta_epoch"], r
     if r["hit"] and sig == signal.SIGINT:
-        assert r["rc"] == 130 and "Traceback" not in r["stderr"], r["stderr"]
+        _ctrl_c_exit(r)
 
 
 @pytest.mark.slow
