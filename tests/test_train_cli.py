@@ -50,6 +50,20 @@ def _one_line(rc, err):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_validate_table_of_another_run_is_refused(cli_run, run_cli, tmp_path):
+    """The issue's mixed folder: a table from one training run beside the checkpoint of
+    another (other settings) is refused by validate-table, not silently validated."""
+    _, out = cli_run
+    d = json.loads((out / "accuracy_table.json").read_text())
+    assert d["provenance"]["config"]["seed"] == 0   # tables record their run's settings
+    d["provenance"]["config"]["seed"] = 7
+    (tmp_path / "t.json").write_text(json.dumps(d))
+    rc, _, err = run_cli("validate-table", "--checkpoint", out / "supernet.pt", "--table",
+                         tmp_path / "t.json")
+    _one_line(rc, err)
+    assert "different training runs" in err
+
+
 def test_validate_wrong_space_checkpoint(cli_run, run_cli, tmp_path):
     _, out = cli_run
     from hwnas.spaces import load_space
