@@ -23,12 +23,17 @@ def hwnas(argv: list[str], env: dict[str, str], timeout: float = 900) -> subproc
                           capture_output=True, text=True, timeout=timeout)
 
 
-def interrupted(argv: list[str], env: dict[str, str], after_s: float, sig: int) -> dict[str, Any]:
-    """Start ``hwnas argv``, send ``sig`` after ``after_s`` seconds (to its process group,
-    as a terminal's Ctrl-C does), wait; returns exit code, stderr tail, whether it was hit."""
+def interrupted(argv: list[str], env: dict[str, str], after_s: float, sig: int,
+                once: Path | None = None) -> dict[str, Any]:
+    """Start ``hwnas argv``, send ``sig`` ``after_s`` seconds after ``once`` appears on disk
+    (after the start without it) to its process group, as a terminal's Ctrl-C does; wait.
+    ``once`` (the table, the first checkpoint) puts the kill where finished work is at
+    stake, not in the start-up. Returns exit code, stderr tail, whether it was hit."""
     p = subprocess.Popen([sys.executable, "-m", "hwnas", *map(str, argv)], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
+    while once is not None and not once.exists() and p.poll() is None:
+        time.sleep(0.01)
     t0 = time.monotonic()
     while time.monotonic() - t0 < after_s and p.poll() is None:
         time.sleep(0.02)
@@ -38,6 +43,31 @@ def interrupted(argv: list[str], env: dict[str, str], after_s: float, sig: int) 
     out, err = p.communicate(timeout=600)
     return {"rc": p.returncode, "hit": hit, "stderr": err[-2000:], "after_s": after_s,
             "signal": signal.Signals(sig).name}
+
+
+def reference(argv: list[str], env: dict[str, str], once: Path) -> tuple[float, float, str]:
+    """Run ``hwnas argv`` uninterrupted: (seconds in all, seconds after ``once`` appeared,
+    stdout), so kill moments can be drawn where the work is."""
+    p = subprocess.Popen([sys.executable, "-m", "hwnas", *map(str, argv)], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    seen = None
+    while p.poll() is None:
+        if seen is None and once.exists():
+            seen = time.monotonic()
+        time.sleep(0.01)
+    out, err = p.communicate()
+    if p.returncode != 0:
+        raise AssertionError(err[-1500:])
+    end = time.monotonic()
+    return end - t0, end - (seen or end), out
+
+
+def measured(entry: Any) -> Any:
+    """An entry's measured fields: ``ref_ms`` is derived (its ratio to the reference graph
+    times the table's final reference floor, recomputed by every finishing run), so it may
+    change on a resume while nothing is measured again."""
+    return {k: v for k, v in entry.items() if k != "ref_ms"} if isinstance(entry, dict) else entry
 
 
 def file_digest(p: Path) -> str | None:
@@ -62,18 +92,19 @@ def env_for(tmp: Path) -> dict[str, str]:
 # ------------------------------------------------------------------ profile
 PROFILE = ["profile", "--space", "tiny-32", "--backend", "onnxruntime", "--quick",
            "--calibration-nets", "2"]
+# the table appears on disk with its first finished entries; measuring goes on from there
 
 
 def profile_trial(tmp: Path, after_s: float, sig: int) -> dict[str, Any]:
     """Interrupt a profile run, check the table on disk, resume, check nothing finished was
     re-measured (every entry on disk before the resume is unchanged after it)."""
     env, out = env_for(tmp), tmp / "table.json"
-    r = interrupted([*PROFILE, "--out", out], env, after_s, sig)
+    r = interrupted([*PROFILE, "--out", out], env, after_s, sig, once=out)
     before = read_valid_json(out)
     resume = hwnas([*PROFILE, "--out", out, "--resume", "--json"], env)
     after = read_valid_json(out)
     kept = before["entries"] if before else {}
-    lost = [k for k, v in kept.items() if after["entries"].get(k) != v]
+    lost = [k for k, v in kept.items() if measured(after["entries"].get(k)) != measured(v)]
     return {**r, "entries_before": len(kept), "resume_rc": resume.returncode,
             "resume_err": resume.stderr[-1000:], "complete": (after or {}).get("meta", {}).get("status"),
             "changed_after_resume": lost, "entries_after": len((after or {}).get("entries", {}))}
@@ -98,7 +129,7 @@ def train_trial(tmp: Path, after_s: float, sig: int, reference: dict | None) -> 
     """Interrupt a training run, resume it; the table must equal the uninterrupted run's
     (``reference``: its layers) and no finished epoch is trained again."""
     env, out = env_for(tmp), tmp / "train"
-    r = interrupted([*TRAIN, "--out", out], env, after_s, sig)
+    r = interrupted([*TRAIN, "--out", out], env, after_s, sig, once=out / "supernet.pt")
     prog = _progress(out / "supernet.pt")
     table_before = file_digest(out / "accuracy_table.json")
     resume = hwnas([*TRAIN, "--out", out, "--json"], env)
@@ -126,14 +157,15 @@ def run_trial(tmp: Path, train_dir: Path, after_s: float, sig: int) -> dict[str,
     shutil.copytree(train_dir, out / "train")
     ck_digest = file_digest(out / "train" / "supernet.pt")
     argv = ["run", "--quick", "--out", out, "--json"]
-    r = interrupted(argv, env, after_s, sig)
+    r = interrupted(argv, env, after_s, sig, once=out / "device_table_onnxruntime_fp32.json")
     table = out / "device_table_onnxruntime_fp32.json"
     table_before = read_valid_json(table)
     resume = hwnas(argv, env)
     summary = read_valid_json(out / "summary_onnxruntime_fp32.json")
     table_after = read_valid_json(table)
     kept = (table_before or {}).get("entries", {})
-    changed = [k for k, v in kept.items() if (table_after or {}).get("entries", {}).get(k) != v]
+    changed = [k for k, v in kept.items()
+               if measured((table_after or {}).get("entries", {}).get(k)) != measured(v)]
     return {**r, "resume_rc": resume.returncode, "resume_err": resume.stderr[-1000:],
             "supernet_unchanged": file_digest(out / "train" / "supernet.pt") == ck_digest,
             "table_entries_before": len(kept), "table_entries_changed": changed,
