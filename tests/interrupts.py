@@ -106,6 +106,7 @@ def profile_trial(tmp: Path, after_s: float, sig: int) -> dict[str, Any]:
     kept = before["entries"] if before else {}
     lost = [k for k, v in kept.items() if measured(after["entries"].get(k)) != measured(v)]
     return {**r, "entries_before": len(kept), "resume_rc": resume.returncode,
+            "finished_before": (before or {}).get("meta", {}).get("status") == "complete",
             "resume_err": resume.stderr[-1000:], "complete": (after or {}).get("meta", {}).get("status"),
             "changed_after_resume": lost, "entries_after": len((after or {}).get("entries", {}))}
 
@@ -143,6 +144,7 @@ def train_trial(tmp: Path, after_s: float, sig: int, reference: dict | None) -> 
         d = json.loads(resume.stdout)
         redone = d.get("resumed_from")
     return {**r, "progress_at_kill": prog, "table_before_resume": table_before is not None,
+            "finished_before": table_before is not None,
             "resume_rc": resume.returncode, "resume_err": resume.stderr[-1000:],
             "equal_to_uninterrupted": same, "resumed_from": redone}
 
