@@ -5,7 +5,8 @@ where something finished was lost or redone.
     python benchmarks/interrupts.py [--points 8] [--commands profile,train,run]
 
 The moments are spread evenly over an uninterrupted run's working phase (from the first
-write of its table or checkpoint to its end, measured first), with a seeded jitter. The checks are those of ``tests/interrupts.py``: every file on disk is
+write of its table or checkpoint to its end, measured first), with a seeded jitter. The
+checks (each trial's ``ok``) are those of ``tests/interrupts.py``: every file on disk is
 complete JSON at the kill; the resume exits 0; profile: every entry on disk before the
 resume is unchanged after it and the table is complete; train: the final accuracy table
 equals the uninterrupted run's; run: the supernet is untouched, the table's entries kept,
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -56,54 +58,44 @@ def main() -> None:
                                        it.env_for(train_ref), train_ref / "train" / "supernet.pt")
         ref_layers = json.loads(out)["layers"]
 
+    def record(command: str, k: int, at: float, r: dict, keys: tuple[str, ...], what: str) -> None:
+        rows.append({"command": command, "ok": r["ok"], "after_s": r["after_s"],
+                     "signal": r["signal"], "hit": r["hit"], "rc": r["rc"],
+                     "resume_rc": r["resume_rc"], **{key: r[key] for key in keys}})
+        print(f"{command} kill {k + 1} at {at:.1f} s ({r['signal']}): hit {r['hit']}, {what}, "
+              f"resume rc {r['resume_rc']}, {'ok' if r['ok'] else 'LOST: ' + str(r)}", flush=True)
+
     if "profile" in cmds:
         _, total, _ = it.reference([*it.PROFILE, "--out", tmp / "pref" / "t.json"],
                                    it.env_for(tmp / "pref"), tmp / "pref" / "t.json")
         for k, at in enumerate(_moments(total, args.points, 1)):
             r = it.profile_trial(tmp / f"p{k}", at, _sig(k))
-            ok = (r["resume_rc"] == 0 and r["complete"] == "complete"
-                  and not r["changed_after_resume"])
-            rows.append({"command": "profile", "ok": ok, **{k2: r[k2] for k2 in (
-                "after_s", "signal", "hit", "rc", "entries_before", "entries_after",
-                "resume_rc", "changed_after_resume")}})
-            print(f"profile kill {k + 1} at {at:.1f} s ({r['signal']}): hit {r['hit']}, "
-                  f"{r['entries_before']} entries on disk, resume rc {r['resume_rc']}, "
-                  f"{'ok' if ok else 'LOST: ' + str(r)}", flush=True)
+            record("profile", k, at, r, ("entries_before", "entries_after", "changed_after_resume"),
+                   f"{r['entries_before']} entries on disk")
     if "train" in cmds:
         for k, at in enumerate(_moments(train_s, args.points, 2)):
             r = it.train_trial(tmp / f"t{k}", at, _sig(k), ref_layers)
-            ok = r["resume_rc"] == 0 and r["equal_to_uninterrupted"] is True
-            rows.append({"command": "train", "ok": ok, **{k2: r[k2] for k2 in (
-                "after_s", "signal", "hit", "rc", "progress_at_kill", "resumed_from",
-                "resume_rc", "equal_to_uninterrupted")}})
-            print(f"train kill {k + 1} at {at:.1f} s ({r['signal']}): hit {r['hit']}, "
-                  f"progress {r['progress_at_kill']}, resumed from {r['resumed_from']}, "
-                  f"{'ok' if ok else 'LOST: ' + str(r)}", flush=True)
+            record("train", k, at, r, ("progress_at_kill", "resumed_from",
+                                       "equal_to_uninterrupted"),
+                   f"progress {r['progress_at_kill']}, resumed from {r['resumed_from']}")
     if "run" in cmds:
         # an uninterrupted run first (its own training), then kills with its train/ reused
         t0 = time.monotonic()
         first = it.hwnas(["run", "--quick", "--epochs", "1", "--later-paths", "1", "--out",
                           tmp / "run-ref", "--json"], it.env_for(tmp / "run-ref-env"))
         assert first.returncode == 0, first.stderr[-1000:]
-        import shutil
-
+        first_s = time.monotonic() - t0
         shutil.copytree(tmp / "run-ref" / "train", tmp / "run-probe" / "train")
         _, run_s, _ = it.reference(["run", "--quick", "--out", tmp / "run-probe", "--json"],
                                    it.env_for(tmp / "run-probe"),
                                    tmp / "run-probe" / "device_table_onnxruntime_fp32.json")
-        t1 = time.monotonic()
-        print(f"run: first {t1 - t0:.0f} s with training; {run_s:.0f} s from the device "
-              "table's first write to the end, reusing train/", flush=True)
+        print(f"run: first {first_s:.0f} s with training; {run_s:.0f} s "
+              "from the device table's first write to the end, reusing train/", flush=True)
         for k, at in enumerate(_moments(run_s, args.run_points, 3)):
             r = it.run_trial(tmp / f"r{k}", tmp / "run-ref" / "train", at, _sig(k))
-            ok = (r["resume_rc"] == 0 and r["supernet_unchanged"] and r["engines"] == 3
-                  and not r["table_entries_changed"])
-            rows.append({"command": "run", "ok": ok, **{k2: r[k2] for k2 in (
-                "after_s", "signal", "hit", "rc", "resume_rc", "supernet_unchanged",
-                "table_entries_before", "table_entries_changed", "engines")}})
-            print(f"run kill {k + 1} at {at:.1f} s ({r['signal']}): hit {r['hit']}, table "
-                  f"entries kept {r['table_entries_before']}, resume rc {r['resume_rc']}, "
-                  f"{'ok' if ok else 'LOST: ' + str(r)}", flush=True)
+            record("run", k, at, r, ("supernet_unchanged", "table_entries_before",
+                                     "table_entries_changed", "engines"),
+                   f"table entries kept {r['table_entries_before']}")
     for c in cmds:
         rs = [r for r in rows if r["command"] == c]
         print(f"{c}: {len(rs)} kill points ({sum(r['hit'] for r in rs)} hit a running "

@@ -10,15 +10,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from profilers.fileformat import KINDS, echo, number
+
 from .blocks import Block
 from .errors import ArchitectureError, UserError
-from profilers.fileformat import echo, number
-
 from .fileio import check_header, read_json, write_json_atomic
 from .spaces import SearchSpace, find_space_by_id, load_space
 
-ARCH_SCHEMA = 1
 ARCH_KIND = "hwnas.architecture"
+ARCH_SCHEMA = KINDS[ARCH_KIND]
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from profilers.fileformat import KINDS
+
 from .arch import sample_architecture
 from .fileio import write_json_atomic
 from .spaces import SearchSpace
 
-BUNDLE_SCHEMA = 1
 BUNDLE_KIND = "hwnas.block_bundle"
+BUNDLE_SCHEMA = KINDS[BUNDLE_KIND]
 MANIFEST = "manifest.json"
 
 

@@ -18,7 +18,7 @@ from profilers.fileformat import (atomic_path, dumps, locked, write_bytes_atomic
 from .errors import TableError, UserError
 
 __all__ = ["atomic_path", "check_header", "dumps", "folder_lock", "locked", "read_json",
-           "read_yaml", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+           "read_text", "read_yaml", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 
 # YAML is read by hwnas only (space files, foreign tables): a node budget for the document
 # as its aliases would expand it, checked on the composed node graph before any Python
@@ -35,21 +35,22 @@ def read_json(path: "str | Path", what: str = "file", limit: int = fileformat.MA
         raise TableError(str(exc)) from None
 
 
+def read_text(path: "str | Path", what: str = "file", limit: int = fileformat.MAX_BYTES,
+              errors: str = "strict") -> str:
+    """The text of an untrusted file, its size checked first; failures are one
+    ``TableError`` line."""
+    try:
+        return fileformat.read_text(path, what, limit, errors)
+    except fileformat.FormatError as exc:
+        raise TableError(str(exc)) from None
+
+
 def read_yaml(path: "str | Path", what: str = "file", limit: int = fileformat.MAX_BYTES) -> Any:
     """Read a YAML file with PyYAML's safe loader, its expanded size and depth bounded."""
     import yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise TableError(f"{what} {path} does not exist" if not path.exists()
-                         else f"{what} {path} is not a file")
-    try:
-        fileformat.check_size(path, what, limit)
-        text = path.read_text(encoding="utf-8")
-    except fileformat.FormatError as exc:
-        raise TableError(str(exc)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TableError(f"{what} {path} cannot be read: {fileformat.os_reason(exc)}") from None
+    text = read_text(path, what, limit)
     try:
         loader = yaml.SafeLoader(text)
         try:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from profilers.fileformat import KINDS
 
 from .errors import UserError
 from .fileio import read_json, write_json_atomic, write_text_atomic
@@ -123,7 +124,7 @@ def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any,
     resid = [r["supernet_val_accuracy"] - (a * r["table_score"] + b) for r in rnd]
     for r in rows:
         r["predicted_accuracy"] = float(a * r["table_score"] + b)
-    d = {"kind": "hwnas.baselines", "schema": 1, "statistic": dev.figure,
+    d = {"kind": "hwnas.baselines", "schema": KINDS["hwnas.baselines"], "statistic": dev.figure,
          "accuracy": "supernet, inherited weights, BN recalibrated, validation split "
                      f"({int(len(data.val_y))} images)",
          "score_to_accuracy": {"slope": float(a), "intercept": float(b), "fitted_on": len(rnd),

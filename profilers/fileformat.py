@@ -16,7 +16,8 @@ packages (``profilers`` never imports ``hwnas``, so the layer lives on the devic
   hand-written ``fcntl`` lock, which took no lock at all off POSIX and waited forever on a
   stuck holder.
 - **Header checks** (``kind`` and ``schema``), in one function for every format; the
-  format kinds themselves are declared once, in ``KINDS``.
+  schema version of every format is declared once, in ``KINDS``, and read from there by
+  the modules that write and check each format.
 """
 
 from __future__ import annotations
@@ -134,17 +135,24 @@ def loads(text: str, source: str) -> Any:
     return obj
 
 
-def read_json(path: "str | Path", what: str = "file", limit: int = MAX_BYTES) -> Any:
-    """Read and decode a JSON file; every failure is one ``FormatError`` line."""
+def read_text(path: "str | Path", what: str = "file", limit: int = MAX_BYTES,
+              errors: str = "strict") -> str:
+    """The text of an untrusted file (JSON, YAML, CSV), its size checked before reading;
+    every failure is one ``FormatError`` line."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{what} {path} does not exist" if not path.exists()
                           else f"{what} {path} is not a file")
     try:
         check_size(path, what, limit)
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8", errors=errors)
     except (OSError, UnicodeDecodeError) as exc:
         raise FormatError(f"{what} {path} cannot be read: {os_reason(exc)}") from None
+
+
+def read_json(path: "str | Path", what: str = "file", limit: int = MAX_BYTES) -> Any:
+    """Read and decode a JSON file; every failure is one ``FormatError`` line."""
+    text = read_text(path, what, limit)
     if not text.strip():
         raise FormatError(f"{what} {path} is empty")
     return loads(text, f"{what} {path}")
@@ -156,8 +164,9 @@ def check_header(d: Any, kind: str, source: str, noun: str, schema: int | None =
     if not isinstance(d, Mapping) or d.get("kind") != kind:
         raise FormatError(f"{source} is not an hwnas {noun} (kind {kind!r} missing)")
     if d.get("schema") != schema:
-        raise FormatError(f"{source} has schema version {echo(d.get('schema'))}; this hwnas "
-                          f"reads schema {schema}")
+        got = echo(d.get("schema"))
+        raise FormatError(f"{source} has schema version {got}; this hwnas reads schema "
+                          f"{schema}, not schema {got}")
 
 
 def os_reason(exc: BaseException) -> str:
@@ -195,29 +204,12 @@ def write_text_atomic(path: "str | Path", text: str) -> Path:
     return atomic_write(Path(path), lambda fh: fh.write(text.encode("utf-8")))
 
 
-def atomic_write(path: Path, write) -> Path:
-    """Unique temporary file in the target's folder, fsync, rename: never a half-written
-    file, and the previous one intact when anything fails (a full disk included)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a table is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 @contextlib.contextmanager
 def atomic_path(path: "str | Path") -> Iterator[Path]:
-    """A unique temporary path beside ``path`` for a writer that takes a file name (an ONNX
-    exporter, ``torch.save``); renamed over ``path`` only when the block ends cleanly."""
+    """A unique temporary path beside ``path`` (``tempfile.mkstemp``), renamed over it only
+    when the block ends cleanly; on any failure (a full disk included) the temporary file
+    is removed and the previous ``path`` is left intact. For writers that take a file name
+    (an ONNX exporter) and, through :func:`atomic_write`, for everything else."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -225,10 +217,20 @@ def atomic_path(path: "str | Path") -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a table is meant to be shared
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, write) -> Path:
+    """``write(binary file)`` into :func:`atomic_path`, fsynced before the rename: a reader
+    sees the old file or the new one, never half of one."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return path
 
 
 def cache_root(sub: str = "") -> Path:

@@ -22,6 +22,7 @@ from .fingerprint import device_fingerprint, fingerprint
 from .onnxgraph import write_identity_model, write_reference_model
 from .protocol import (FIGURES, Protocol, Stats, _one_line, measure_interleaved,
                        reference_floor_with, table_figure)
+from .fileformat import FormatError, check_header
 from .registry import get_profiler
 from .tablefile import (KIND, SCHEMA, check_compatible, locked, merge_write, read_json,
                         read_table, write_json_atomic)
@@ -37,10 +38,10 @@ def read_manifest(bundle_dir: "str | Path") -> dict[str, Any]:
         raise ProfilerError(f"bundle {bundle} is not a directory (export one with: "
                             "hwnas blocks export --space S --out DIR)")
     m = read_json(bundle / "manifest.json", "bundle manifest")
-    if not isinstance(m, Mapping) or m.get("kind") != BUNDLE_KIND:
-        raise ProfilerError(f"{bundle}/manifest.json is not an hwnas block bundle manifest")
-    if m.get("schema") != 1:
-        raise ProfilerError(f"{bundle}/manifest.json has schema {m.get('schema')!r}; expected 1")
+    try:  # the schema version from the one table of formats
+        check_header(m, BUNDLE_KIND, f"{bundle}/manifest.json", "block bundle manifest")
+    except FormatError as exc:
+        raise ProfilerError(str(exc)) from None
     for name in ("blocks", "networks"):
         if not isinstance(m.get(name, []), list):
             raise ProfilerError(f"{bundle}/manifest.json: {name!r} must be a list")

@@ -46,12 +46,10 @@ def locked(path: "str | Path") -> Iterator[None]:
 
 def read_table(path: "str | Path") -> dict[str, Any]:
     d = read_json(path, "device table")
-    if not isinstance(d, Mapping) or d.get("kind") != KIND:
-        raise ProfilerError(f"device table {path} is not an hwnas device table "
-                            f"(kind {KIND!r} missing)")
-    if d.get("schema") != SCHEMA:
-        raise ProfilerError(f"device table {path} has schema {d.get('schema')!r}; "
-                            f"these profilers write schema {SCHEMA}")
+    try:
+        fileformat.check_header(d, KIND, f"device table {path}", "device table")
+    except fileformat.FormatError as exc:
+        raise ProfilerError(str(exc)) from None
     if not isinstance(d.get("entries"), Mapping) or not isinstance(d.get("meta"), Mapping):
         raise ProfilerError(f"device table {path}: 'entries' and 'meta' must be mappings")
     return dict(d)

@@ -18,7 +18,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def hwnas(argv: list[str], env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
+def hwnas(argv: list[str], env: dict[str, str], timeout: float = 900
+          ) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hwnas", *map(str, argv)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -105,9 +106,11 @@ def profile_trial(tmp: Path, after_s: float, sig: int) -> dict[str, Any]:
     after = read_valid_json(out)
     kept = before["entries"] if before else {}
     lost = [k for k, v in kept.items() if measured(after["entries"].get(k)) != measured(v)]
-    return {**r, "entries_before": len(kept), "resume_rc": resume.returncode,
+    complete = (after or {}).get("meta", {}).get("status")
+    return {**r, "ok": resume.returncode == 0 and complete == "complete" and not lost,
+            "entries_before": len(kept), "resume_rc": resume.returncode,
             "finished_before": (before or {}).get("meta", {}).get("status") == "complete",
-            "resume_err": resume.stderr[-1000:], "complete": (after or {}).get("meta", {}).get("status"),
+            "resume_err": resume.stderr[-1000:], "complete": complete,
             "changed_after_resume": lost, "entries_after": len((after or {}).get("entries", {}))}
 
 
@@ -143,8 +146,8 @@ def train_trial(tmp: Path, after_s: float, sig: int, reference: dict | None) -> 
     if resume.returncode == 0:
         d = json.loads(resume.stdout)
         redone = d.get("resumed_from")
-    return {**r, "progress_at_kill": prog, "table_before_resume": table_before is not None,
-            "finished_before": table_before is not None,
+    return {**r, "ok": resume.returncode == 0 and same is True,
+            "progress_at_kill": prog, "finished_before": table_before is not None,
             "resume_rc": resume.returncode, "resume_err": resume.stderr[-1000:],
             "equal_to_uninterrupted": same, "resumed_from": redone}
 
@@ -168,7 +171,9 @@ def run_trial(tmp: Path, train_dir: Path, after_s: float, sig: int) -> dict[str,
     kept = (table_before or {}).get("entries", {})
     changed = [k for k, v in kept.items()
                if measured((table_after or {}).get("entries", {}).get(k)) != measured(v)]
-    return {**r, "resume_rc": resume.returncode, "resume_err": resume.stderr[-1000:],
-            "supernet_unchanged": file_digest(out / "train" / "supernet.pt") == ck_digest,
-            "table_entries_before": len(kept), "table_entries_changed": changed,
-            "engines": len((summary or {}).get("results", []))}
+    untouched = file_digest(out / "train" / "supernet.pt") == ck_digest
+    engines = len((summary or {}).get("results", []))
+    return {**r, "ok": resume.returncode == 0 and untouched and engines == 3 and not changed,
+            "resume_rc": resume.returncode, "resume_err": resume.stderr[-1000:],
+            "supernet_unchanged": untouched, "table_entries_before": len(kept),
+            "table_entries_changed": changed, "engines": engines}

@@ -29,9 +29,14 @@ json_like = st.recursive(scalars, lambda kids: st.lists(kids, max_size=5)
                          | st.dictionaries(st.text(max_size=12), kids, max_size=5), max_leaves=30)
 
 
-def _one_line(exc: BaseException) -> None:
-    msg = str(exc)
-    assert "\n" not in msg.strip() and len(msg) <= 1500, msg[:300]
+def _decodes_or_refuses(call, error: type[BaseException] = UserError) -> None:
+    """The property of every parser: ``call()`` returns, or raises ``error`` with a
+    one-line message of bounded length; any other exception fails the test."""
+    try:
+        call()
+    except error as exc:
+        msg = str(exc)
+        assert "\n" not in msg.strip() and len(msg) <= 1500, msg[:300]
 
 
 def _mutate(base, path: list, value):
@@ -60,10 +65,7 @@ def _mutate(base, path: list, value):
 def test_json_layer_any_text(text):
     from profilers.fileformat import FormatError, loads
 
-    try:
-        loads(text, "fuzz")
-    except FormatError as exc:
-        _one_line(exc)
+    _decodes_or_refuses(lambda: loads(text, "fuzz"), FormatError)
 
 
 @FUZZ
@@ -73,10 +75,7 @@ def test_yaml_reader_any_text(tmp_path_factory, text):
 
     p = tmp_path_factory.mktemp("y") / "f.yaml"
     p.write_text(text, encoding="utf-8")
-    try:
-        read_yaml(p, "fuzz")
-    except UserError as exc:
-        _one_line(exc)
+    _decodes_or_refuses(lambda: read_yaml(p, "fuzz"))
 
 
 @FUZZ
@@ -84,10 +83,7 @@ def test_yaml_reader_any_text(tmp_path_factory, text):
 def test_device_table_any_mutation(path, value):
     from hwnas.tables.device import DeviceTable
 
-    try:
-        DeviceTable.from_dict(_mutate(DEVICE, path, value))
-    except UserError as exc:
-        _one_line(exc)
+    _decodes_or_refuses(lambda: DeviceTable.from_dict(_mutate(DEVICE, path, value)))
 
 
 @FUZZ
@@ -95,10 +91,8 @@ def test_device_table_any_mutation(path, value):
 def test_space_any_spec(spec):
     from hwnas.spaces import space_from_dict
 
-    try:
-        space_from_dict(spec if isinstance(spec, dict) else {"layers": spec})
-    except UserError as exc:
-        _one_line(exc)
+    _decodes_or_refuses(
+        lambda: space_from_dict(spec if isinstance(spec, dict) else {"layers": spec}))
 
 
 @FUZZ
@@ -106,10 +100,7 @@ def test_space_any_spec(spec):
 def test_space_any_mutation_of_a_builtin(path, value):
     from hwnas.spaces import BUILTIN_SPECS, space_from_dict
 
-    try:
-        space_from_dict(_mutate(BUILTIN_SPECS["tiny-32"], path, value))
-    except UserError as exc:
-        _one_line(exc)
+    _decodes_or_refuses(lambda: space_from_dict(_mutate(BUILTIN_SPECS["tiny-32"], path, value)))
 
 
 @FUZZ
@@ -117,10 +108,7 @@ def test_space_any_mutation_of_a_builtin(path, value):
 def test_block_key_any_text(key):
     from hwnas.blocks import Block
 
-    try:
-        Block.from_key(key)
-    except UserError as exc:
-        _one_line(exc)
+    _decodes_or_refuses(lambda: Block.from_key(key))
 
 
 @FUZZ
@@ -132,10 +120,7 @@ def test_accuracy_table_any_mutation(path, value):
     sp = load_space("tiny-32")
     base = {"schema": 1, "kind": "hwnas.accuracy_table", "space": sp.name, "space_id": sp.id,
             "layers": [{c: 0.5 for c in layer.choices} for layer in sp.layers]}
-    try:
-        AccuracyTable.from_dict(_mutate(base, path, value))
-    except UserError as exc:
-        _one_line(exc)
+    _decodes_or_refuses(lambda: AccuracyTable.from_dict(_mutate(base, path, value)))
 
 
 @FUZZ
@@ -144,10 +129,8 @@ def test_accuracy_csv_any_text(text):
     from hwnas.spaces import load_space
     from hwnas.tables.accuracy import AccuracyTable
 
-    try:
-        AccuracyTable.from_csv("layer,choice,score\n" + text, load_space("tiny-32"))
-    except UserError as exc:
-        _one_line(exc)
+    _decodes_or_refuses(
+        lambda: AccuracyTable.from_csv("layer,choice,score\n" + text, load_space("tiny-32")))
 
 
 @FUZZ
@@ -159,10 +142,7 @@ def test_architecture_any_mutation(path, value):
     sp = load_space("tiny-32")
     base = {"schema": 1, "kind": "hwnas.architecture", "space": sp.name, "space_id": sp.id,
             "choices": ["k3e3"] * 6, "latency_ms": 0.3, "score": 5.0}
-    try:
-        Architecture.from_dict(_mutate(base, path, value)).validate(sp)
-    except UserError as exc:
-        _one_line(exc)
+    _decodes_or_refuses(lambda: Architecture.from_dict(_mutate(base, path, value)).validate(sp))
 
 
 @FUZZ
@@ -177,7 +157,4 @@ def test_foreign_table_any_mapping(tmp_path_factory, mapping):
         p.write_text(yaml.safe_dump(mapping))
     except (yaml.YAMLError, ValueError):
         return
-    try:
-        import_foreign(p, "ofa", "tiny-32")
-    except UserError as exc:
-        _one_line(exc)
+    _decodes_or_refuses(lambda: import_foreign(p, "ofa", "tiny-32"))

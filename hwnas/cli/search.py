@@ -83,7 +83,10 @@ def _out_path(out: str, target: float, many: bool, unit: str) -> Path:
 def _frontier_doc(front) -> dict:
     problem = front.problem
     pts = front.architectures()
-    return {"schema": 1, "kind": "hwnas.frontier", "space": problem.space.name,
+    from profilers.fileformat import KINDS
+
+    return {"schema": KINDS["hwnas.frontier"], "kind": "hwnas.frontier",
+            "space": problem.space.name,
             "space_id": problem.space_id, "objective": problem.objective,
             "limits": problem.limits.active(),
             "points": [{"latency_ms": a.latency_ms, "score": a.score,
@@ -118,10 +121,9 @@ def cmd_search(args) -> int:
         if args.min_score is not None:
             raise UserError("--min-score goes with --objective latency")
         cap = []
-    for t in targets:
-        if args.out:
-            unit = "ms" if args.objective != "latency" else "score"
-            check_out(str(_out_path(args.out, t, len(targets) > 1, unit)), args.force, "--out")
+    unit = "score" if args.objective == "latency" else "ms"
+    for t in targets if args.out else ():  # every file --out will write, before any work
+        check_out(str(_out_path(args.out, t, len(targets) > 1, unit)), args.force, "--out")
     dev = load_device_table(args.table)
     warn(dev.portability_warning(args.table))
     space = args.space
@@ -140,7 +142,6 @@ def cmd_search(args) -> int:
         archs = [searcher(acc, dev, t, objective=args.objective, seed=args.seed,
                           **limits).architecture for t in targets]
     results = []
-    unit = "score" if args.objective == "latency" else "ms"
     for target, arch in zip(targets, archs):
         row = {("min_score" if unit == "score" else "budget_ms"): target,
                "choices": list(arch.choices), "notation": arch.notation(),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
+from profilers.fileformat import KINDS
 
 from ..errors import UserError
 from ..fileio import write_json_atomic
@@ -25,7 +26,7 @@ from .base import Emitter, EngineError, ModelFiles
 from .registry import get_emitter
 
 MANIFEST_KIND = "hwnas.engine_manifest"
-MANIFEST_SCHEMA = 2
+MANIFEST_SCHEMA = KINDS[MANIFEST_KIND]
 Say = Callable[[str], None]
 
 

@@ -22,14 +22,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from profilers.fileformat import FormatError, check_size, echo, number, one_line
+from profilers.fileformat import KINDS, echo, number, one_line
 
 from ..errors import TableError, UserError
-from ..fileio import check_header, read_json, write_json_atomic, write_text_atomic
+from ..fileio import check_header, read_json, read_text, write_json_atomic, write_text_atomic
 from ..spaces import SearchSpace, find_space_by_id, load_space, space_from_dict
 
-ACCURACY_SCHEMA = 1
 KIND = "hwnas.accuracy_table"
+ACCURACY_SCHEMA = KINDS[KIND]
 
 
 @dataclass(frozen=True)
@@ -188,13 +188,7 @@ def load_accuracy_table(path: "str | Path", space: "str | SearchSpace | None" = 
     if p.suffix.lower() == ".csv":
         if space is None:
             raise TableError(f"{p}: a CSV accuracy table needs its space (--space)")
-        if not p.is_file():
-            raise TableError(f"accuracy table {p} does not exist")
-        try:
-            check_size(p, "accuracy table")
-            text = p.read_text(encoding="utf-8", errors="replace")
-        except FormatError as exc:
-            raise TableError(str(exc)) from None
+        text = read_text(p, "accuracy table", errors="replace")
         return AccuracyTable.from_csv(text, load_space(space), str(p))
     table = AccuracyTable.from_dict(read_json(p, "accuracy table"), f"accuracy table {p}")
     if space is not None and load_space(space).id != table.space.id:

@@ -24,16 +24,16 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from profilers.fileformat import KINDS, echo, number, one_line
+
 from ..arch import Architecture
 from ..blocks import Block
-from profilers.fileformat import echo, number, one_line
-
 from ..errors import TableError, UserError
 from ..fileio import check_header, read_json, write_json_atomic
 from ..spaces import SearchSpace
 
-DEVICE_SCHEMA = 1
 KIND = "hwnas.device_table"
+DEVICE_SCHEMA = KINDS[KIND]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
-from profilers.fileformat import FormatError, atomic_write, loads, number, one_line
+from profilers.fileformat import KINDS, FormatError, atomic_write, loads, number, one_line
 
 from ..errors import UserError
 from ..fileio import check_header
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .supernet import Supernet
 
 CHECKPOINT_KIND = "hwnas.supernet_checkpoint"
-CHECKPOINT_SCHEMA = 1
+CHECKPOINT_SCHEMA = KINDS[CHECKPOINT_KIND]
 CHECKPOINT_NAME = "supernet.pt"
 
 

@@ -85,8 +85,9 @@ MAX_ARRAY_BYTES = 8 * 2**30
 MAX_IMAGE_BYTES = 256 * 2**20
 
 
-def _npy_header(fh: Any, where: str, limit: int) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of a ``.npy`` stream from its header alone, or one ``UserError``."""
+def _npy_header(fh: Any, where: str, limit: int) -> tuple[tuple[int, ...], int]:
+    """Shape and data size in bytes of a ``.npy`` stream from its header alone (numbers
+    only, at most ``limit`` bytes), or one ``UserError``."""
     from numpy.lib import format as npf
 
     try:
@@ -99,13 +100,13 @@ def _npy_header(fh: Any, where: str, limit: int) -> tuple[tuple[int, ...], np.dt
         raise UserError(f"{where}: not a readable .npy array ({_short(exc)})") from None
     if dtype.hasobject or dtype.kind not in "biuf":
         raise UserError(f"{where}: must hold numbers, found dtype {dtype}")
-    n = 1
+    nbytes = dtype.itemsize
     for d in shape:
-        n *= int(d)
-    if n * dtype.itemsize > limit:
-        raise UserError(f"{where}: declares {n * dtype.itemsize / 2**30:.1f} GiB (shape "
+        nbytes *= int(d)
+    if nbytes > limit:
+        raise UserError(f"{where}: declares {nbytes / 2**30:.1f} GiB (shape "
                         f"{tuple(shape)}); hwnas reads arrays up to {limit / 2**30:g} GiB")
-    return tuple(int(d) for d in shape), dtype
+    return tuple(int(d) for d in shape), nbytes
 
 
 def _short(exc: BaseException) -> str:
@@ -221,19 +222,15 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
             if "x.npy" not in names or "y.npy" not in names:
+                found = ", ".join(n.removesuffix(".npy") for n in names[:8]) or "none"
                 raise UserError(f"{path}: .npz must hold arrays 'x' (images) and 'y' (labels), "
-                                f"found {', '.join(n.removesuffix('.npy') for n in names[:8]) or 'none'}")
-            declared = 0
+                                f"found {found}")
             for name in ("x.npy", "y.npy"):  # headers first: nothing allocated yet
                 with zf.open(name) as fh:
-                    shape, dtype = _npy_header(fh, f"{path} ({name[0]})", MAX_ARRAY_BYTES)
-                n = dtype.itemsize
-                for d in shape:
-                    n *= d
+                    _, n = _npy_header(fh, f"{path} ({name[0]})", MAX_ARRAY_BYTES)
                 if n > zf.getinfo(name).file_size:
                     raise UserError(f"{path} ({name[0]}): truncated (declares {n} bytes, "
                                     f"holds {zf.getinfo(name).file_size})")
-                declared += n
         with np.load(path, allow_pickle=False) as z:
             x, y = z["x"], z["y"]
     except UserError:

@@ -130,15 +130,18 @@ class ShardedBatches(Sampler[int]):
         torch.empty((), dtype=torch.int64).random_(generator=gen)
         return torch.randperm(self.n, generator=gen).tolist()
 
-    def __iter__(self) -> Iterator[int]:
-        perm, share = self._perm(), self.batch // self.world
-        drop = self.n > self.batch  # as make_loader: drop the incomplete last batch
-        nb = self.n // self.batch if drop else -(-self.n // self.batch)
+    def _chunks(self, seq) -> Iterator[Any]:
+        """This rank's share of each global batch of ``seq`` (as make_loader: the incomplete
+        last batch is dropped when there is more than one batch)."""
+        nb = self.n // self.batch if self.n > self.batch else 1
+        share = self.batch // self.world
+        lo, hi = self.rank * share, (self.rank + 1) * share
         for k in range(nb):
-            chunk = perm[k * self.batch:(k + 1) * self.batch]
-            yield from chunk[self.rank * share:(self.rank + 1) * share]
+            yield seq[k * self.batch:(k + 1) * self.batch][lo:hi]
+
+    def __iter__(self) -> Iterator[int]:
+        for chunk in self._chunks(self._perm()):
+            yield from chunk
 
     def __len__(self) -> int:
-        share = self.batch // self.world
-        nb = self.n // self.batch if self.n > self.batch else 1
-        return nb * share
+        return sum(len(c) for c in self._chunks(range(self.n)))

@@ -32,12 +32,12 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from ..errors import UserError
-from .distributed import Dist, ShardedBatches, barrier, gather, wrap
 from ..fileio import read_json, write_json_atomic
 from ..spaces import SearchSpace, save_space
 from ..tables.accuracy import AccuracyTable
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
 from .data import DataSplit
+from .distributed import Dist, ShardedBatches, barrier, gather, wrap
 from .loop import accuracy, make_loader, recalibrate_bn, sgd, train_epoch, train_steps
 from .proxy import Proxy
 from .shrink import angle_scores, shrink_keep, shrink_supernet
@@ -335,9 +335,8 @@ def _train(space: SearchSpace, data: DataSplit, out: Path, cfg: TrainConfig,
         "chosen": chosen, "seconds": {k: round(v, 2) for k, v in run.seconds.items()},
         "torch": torch.__version__,
         "config": cfg.to_dict(),  # the checkpoint's config: validate-table checks the pair
+        "processes": dist.world, "device": dist.device.split(":")[0],
     }
-    provenance["processes"] = dist.world
-    provenance["device"] = dist.device.split(":")[0]
     table = AccuracyTable.from_rows(run.target, rows, provenance)
     table_path = out / TABLE_NAME
     if dist.main:

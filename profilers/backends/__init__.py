@@ -11,8 +11,6 @@ measured as it is: precision lives in the model file.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -88,16 +86,14 @@ def quantizable_copy(onnx_path: Path, tmp: Path) -> Path:
     return tmp
 
 
-def _cached(onnx_path: Path, tag: str, extra: str = "") -> tuple[Path, Path]:
+def _cached(onnx_path: Path, tag: str, extra: str = "") -> Path:
+    """Where the converted copy of ``onnx_path`` lives (keyed by content), in the user's
+    private cache, not a fixed /tmp folder; written through ``fileformat.atomic_path``."""
     data = Path(onnx_path).read_bytes()
     digest = hashlib.sha256(data + extra.encode()).hexdigest()[:16]
     from ..fileformat import cache_root
 
-    cache = cache_root("converted")  # the user's private cache, not a fixed /tmp folder
-    out = cache / f"{Path(onnx_path).stem}-{digest}.{tag}.onnx"
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=cache)
-    os.close(fd)
-    return out, Path(tmp)
+    return cache_root("converted") / f"{Path(onnx_path).stem}-{digest}.{tag}.onnx"
 
 
 def qdq_model(onnx_path: Path, input_shape: Sequence[int]) -> Path:
@@ -112,9 +108,8 @@ def qdq_model(onnx_path: Path, input_shape: Sequence[int]) -> Path:
     except ImportError as exc:
         raise MissingRuntime(f"int8 needs onnxruntime.quantization to make Q/DQ models "
                              f"({exc}); install it with: pip install 'hwnas[onnxruntime]' onnx") from None
-    out, tmp = _cached(onnx_path, "qdq2", repr(tuple(input_shape)))
+    out = _cached(onnx_path, "qdq2", repr(tuple(input_shape)))
     if out.is_file():
-        tmp.unlink(missing_ok=True)
         return out
 
     class _Reader(CalibrationDataReader):
@@ -128,20 +123,23 @@ def qdq_model(onnx_path: Path, input_shape: Sequence[int]) -> Path:
 
     import logging
 
-    src_tmp = tmp.with_name(tmp.name + ".src.onnx")
+    from ..fileformat import atomic_path
+
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer's pre-processing advice, once per block
     try:
-        src = quantizable_copy(Path(onnx_path), src_tmp)
-        quantize_static(str(src), str(tmp), _Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8)
-        tmp.replace(out)
+        with atomic_path(out) as tmp:
+            src_tmp = tmp.with_name(tmp.name + ".src.onnx")
+            try:
+                src = quantizable_copy(Path(onnx_path), src_tmp)
+                quantize_static(str(src), str(tmp), _Reader(), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QInt8,
+                                weight_type=QuantType.QInt8)
+            finally:
+                src_tmp.unlink(missing_ok=True)
     finally:
         root.setLevel(level)
-        tmp.unlink(missing_ok=True)
-        src_tmp.unlink(missing_ok=True)
     return out
 
 
@@ -156,18 +154,16 @@ def fp16_model(onnx_path: Path) -> Path:
     except ImportError as exc:
         raise MissingRuntime(f"fp16 needs onnx and onnxruntime's float16 converter ({exc}); "
                              "install them with: pip install 'hwnas[onnxruntime]' onnx") from None
-    out, tmp = _cached(onnx_path, "fp16b")
+    out = _cached(onnx_path, "fp16b")
     if out.is_file():
-        tmp.unlink(missing_ok=True)
         return out
-    try:
-        model = onnx.load(str(onnx_path))
-        inline_initializer_identities(model)  # as for int8: aliases would stay fp32
-        model = convert_float_to_float16(model, keep_io_types=True)
+    from ..fileformat import atomic_path
+
+    model = onnx.load(str(onnx_path))
+    inline_initializer_identities(model)  # as for int8: aliases would stay fp32
+    model = convert_float_to_float16(model, keep_io_types=True)
+    with atomic_path(out) as tmp:
         onnx.save(model, str(tmp))
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 
