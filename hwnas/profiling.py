@@ -56,22 +56,41 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
                   calibration_nets: int = DEFAULT_CALIBRATION_NETS, quick: bool = False,
                   export_progress: Callable[[int, int], None] | None = None,
                   progress: Callable[[int, int, str], None] | None = None,
-                  figure: str = "floor", batch: int = 1, mode: str = "") -> dict[str, Any]:
-    """Export (cached) and profile ``space``; returns the device table as written."""
+                  figure: str = "floor", batch: int = 1, mode: str = "",
+                  ray: str | None = None, resource: str = "") -> dict[str, Any]:
+    """Export (cached) and profile ``space``; returns the device table as written.
+
+    With ``ray`` (a Ray head's HOST:PORT, or ``auto``), ``out`` is a folder and every node
+    of that cluster carrying ``resource`` measures the bundle into its own table there
+    (:func:`profilers.fleet.profile_fleet`); returns the fleet report instead.
+    """
     with profiler_errors():
         from profilers import Protocol, Settings, get_profiler, profile_bundle
+        from profilers.registry import backend_class
 
         settings = Settings(device=device, precision=precision, threads=threads, batch=batch,
                             mode=mode)
+        from dataclasses import replace
+
+        protocol = replace(Protocol.quick() if quick else Protocol(), figure=figure)
+        if ray is not None:
+            # the runtime lives on the device nodes, not necessarily here: only the name
+            # is checked on the host, each worker loads its runtime (a missing one is named)
+            backend_class(backend)
+            from profilers.fleet import DEFAULT_RESOURCE, _ray, profile_fleet
+
+            _ray()  # Ray missing: one line naming the extra, before anything is exported
+            bundle = export_cached_bundle(space, calibration_nets, progress=export_progress,
+                                          batch=batch)
+            return profile_fleet(bundle, backend, out, settings, protocol, address=ray,
+                                 resource=resource or DEFAULT_RESOURCE, resume=resume,
+                                 progress=progress)
         prof = get_profiler(backend, settings)  # fail on a missing runtime before exporting
         out = Path(out)
         if out.exists() and not resume:
             raise UserError(f"{out} exists; pass --resume to continue it, or choose another --out")
         bundle = export_cached_bundle(space, calibration_nets, progress=export_progress,
                                       batch=batch)
-        from dataclasses import replace
-
-        protocol = replace(Protocol.quick() if quick else Protocol(), figure=figure)
         return profile_bundle(bundle, backend, out, settings, protocol, resume=resume,
                               progress=progress, profiler=prof)
 

@@ -2,6 +2,7 @@
 
     python -m profilers profile BUNDLE_DIR --backend B --out FILE [--device D]
                                 [--precision P] [--threads N] [--resume] [--quick]
+                                [--ray ADDRESS [--resources device=NAME]]
     python -m profilers measure MODEL.onnx --backend B [--json]
     python -m profilers backends
 
@@ -48,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", metavar="BUNDLE_DIR")
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--resume", action="store_true", help="continue an interrupted table")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="measure on every device node of a Ray cluster (HOST:PORT or auto); "
+                        "--out is then a folder with one table per device")
+    p.add_argument("--resources", default="", metavar="device=NAME",
+                   help="with --ray: the custom resource that marks a device node "
+                        "(default device=hwnas-device)")
     add_settings_args(p)
     m = sub.add_parser("measure", help="one ONNX model end to end")
     m.add_argument("model", metavar="MODEL.onnx")
@@ -72,7 +79,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write("\n".join(available_backends()) + "\n")
             return 0
         settings, protocol = settings_from(args)
+        if args.cmd == "profile" and args.ray is not None:
+            from .fleet import DEFAULT_RESOURCE, profile_fleet
+
+            res = args.resources.split("=", 1)[-1] if args.resources else DEFAULT_RESOURCE
+            r = profile_fleet(args.bundle, args.backend, args.out, settings, protocol,
+                              address=args.ray, resource=res, resume=args.resume,
+                              progress=_progress if sys.stderr.isatty() else None)
+            for name, dev in r["devices"].items():
+                sys.stdout.write(f"{name}: {dev['table']} ({dev['status']}, "
+                                 f"{dev['attempts']} attempt(s), {dev['wall_s']:.0f} s)\n")
+            return 0
         if args.cmd == "profile":
+            if args.resources:
+                raise ProfilerError("--resources needs --ray ADDRESS")
             t = profile_bundle(args.bundle, args.backend, args.out, settings, protocol,
                                resume=args.resume,
                                progress=_progress if sys.stderr.isatty() else None)

@@ -139,6 +139,128 @@ def table_meta(prof: Profiler, protocol: Protocol, manifest: Mapping[str, Any]) 
     }
 
 
+def new_base(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """An empty table with ``meta``: what :func:`~profilers.tablefile.merge_write` starts from."""
+    return {"schema": SCHEMA, "kind": KIND, "space": meta["space"], "space_id": meta["space_id"],
+            "meta": dict(meta), "overhead_ms": 0.0,
+            "calibration": {"scale": 1.0, "offset_ms": 0.0, "fitted_on": 0}, "entries": {}}
+
+
+def open_table(out: Path, meta: Mapping[str, Any], resume: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(base, table on disk): a new table, or the one ``resume`` continues (same identity)."""
+    if out.exists() and not resume:
+        raise ProfilerError(f"{out} exists; pass --resume to continue it, or choose another --out")
+    base = new_base(meta)
+    if out.exists():
+        check_compatible(out, read_table(out), meta)
+    return base, merge_write(out, base)
+
+
+def finished_keys(t: Mapping[str, Any]) -> set[str]:
+    """Item keys (``block:K``, ``net:N``, ``overhead``) a table already holds."""
+    keys = {f"block:{k}" for k in t["entries"]}
+    keys |= {f"net:{k}" for k in (t["meta"].get("networks") or {})}
+    if OVERHEAD in t["meta"]:
+        keys.add(OVERHEAD)
+    return keys
+
+
+def wanted_keys(manifest: Mapping[str, Any]) -> set[str]:
+    return {f"block:{b['key']}" for b in manifest["blocks"]} | \
+           {f"net:{n['name']}" for n in manifest["networks"]} | {OVERHEAD}
+
+
+def check_batch(bundle: Path, manifest: Mapping[str, Any], prof: Profiler) -> None:
+    for b in manifest["blocks"]:
+        if int(b["input_shape"][0]) != prof.settings.batch:
+            raise ProfilerError(f"bundle {bundle} was exported at batch {b['input_shape'][0]}, "
+                                f"not {prof.settings.batch}")
+
+
+Update = dict  # one round's results, plain JSON types (it crosses processes: profilers.fleet)
+
+
+def measure_pending(prof: Profiler, bundle: Path, manifest: Mapping[str, Any], done: set[str],
+                    protocol: Protocol, emit: Callable[[Update], "set[str] | None"]) -> None:
+    """Measure every item of ``bundle`` not in ``done``, interleaved, with the reference.
+
+    ``emit`` receives the load failures first, then each round's finished items as an
+    update (``entries``, ``nets``, ``meta``, ``reference``: :func:`apply_update` merges
+    one into a table) and may return item keys finished elsewhere, which this run drops.
+    This is the part that runs on the device: locally in :func:`profile_bundle`, in a Ray
+    worker in :mod:`profilers.fleet`.
+    """
+    runners: dict[str, Any] = {}
+    failed: dict[str, Any] = {}
+    failed_nets: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp:
+        try:
+            if OVERHEAD not in done:
+                runners[OVERHEAD] = prof.load(write_identity_model(Path(tmp) / "identity.onnx"),
+                                              (1, 1, 1, 1))
+            store = _reference_store(prof)
+            hint = reference_hint(store)
+            for b in manifest["blocks"]:
+                if f"block:{b['key']}" in done:
+                    continue
+                try:
+                    runners[f"block:{b['key']}"] = prof.load(bundle / b["file"], b["input_shape"])
+                except Exception as exc:  # noqa: BLE001 - recorded as failed, never as zero
+                    failed[b["key"]] = {"status": "failed", "reason": _reason(exc)}
+            for n in manifest["networks"]:
+                if f"net:{n['name']}" in done:
+                    continue
+                try:
+                    runners[f"net:{n['name']}"] = prof.load(bundle / n["file"], n["input_shape"])
+                except Exception as exc:  # noqa: BLE001
+                    failed_nets[n["name"]] = {"status": "failed", "reason": _reason(exc)}
+            if failed or failed_nets:
+                emit({"entries": failed, "nets": failed_nets, "meta": {}})
+            ref_log: list[float] = []
+
+            def on_round(fin: dict[str, Any]) -> "set[str] | None":
+                entries, nets, meta_up = {}, {}, {}
+                for key, res in fin.items():
+                    rec = res.entry() if isinstance(res, Stats) else {"status": "failed",
+                                                                       "reason": res}
+                    if key == OVERHEAD:
+                        if not isinstance(res, Stats):
+                            raise ProfilerError(f"the identity graph does not run on this "
+                                                f"backend: {res}")
+                        meta_up[OVERHEAD] = rec
+                    elif key.startswith("block:"):
+                        entries[key[6:]] = rec
+                    else:
+                        nets[key[4:]] = rec
+                upd: Update = {"entries": entries, "nets": nets, "meta": meta_up}
+                if ref_log:
+                    upd["reference"] = {"calls": len(ref_log),
+                                        "floor_ms": reference_floor_with(ref_log, hint),
+                                        # this run's own: the host's state while it measured
+                                        "run_floor_ms": reference_floor_with(ref_log, 0.0)}
+                return emit(upd)
+
+            measure_with_reference(prof, runners, protocol, on_round, ref_log, store)
+        finally:
+            for r in runners.values():
+                r.close()
+
+
+def apply_update(out: Path, base: Mapping[str, Any], table: Mapping[str, Any],
+                 upd: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge one :func:`measure_pending` update into the table ``out`` (locked, atomic)."""
+    meta_up = dict(upd.get("meta") or {})
+    ref = upd.get("reference")
+    if ref:
+        prior = (table["meta"].get("reference") or {}).get("floor_ms")
+        now = float(ref["floor_ms"])
+        meta_up["reference"] = {"graph": REFERENCE, "calls": int(ref["calls"]),
+                                "floor_ms": round(min(now, prior) if prior else now, 6),
+                                "run_floor_ms": round(float(ref["run_floor_ms"]), 6)}
+    return merge_write(out, base, upd.get("entries") or {}, meta_up,
+                       meta_maps={"networks": upd.get("nets") or {}})
+
+
 def profile_bundle(bundle_dir: "str | Path", backend: str, out: "str | Path",
                    settings: Settings | None = None, protocol: Protocol | None = None,
                    resume: bool = False, progress: Progress | None = None,
@@ -151,93 +273,24 @@ def profile_bundle(bundle_dir: "str | Path", backend: str, out: "str | Path",
     out = Path(out)
     if out.exists() and not resume:
         raise ProfilerError(f"{out} exists; pass --resume to continue it, or choose another --out")
-    for b in manifest["blocks"]:
-        if int(b["input_shape"][0]) != prof.settings.batch:
-            raise ProfilerError(f"bundle {bundle} was exported at batch {b['input_shape'][0]}, "
-                                f"not {prof.settings.batch}")
-    meta = table_meta(prof, protocol, manifest)
-    base = {"schema": SCHEMA, "kind": KIND, "space": meta["space"], "space_id": meta["space_id"],
-            "meta": meta, "overhead_ms": 0.0, "calibration": {"scale": 1.0, "offset_ms": 0.0,
-                                                              "fitted_on": 0}, "entries": {}}
-    if out.exists():
-        check_compatible(out, read_table(out), meta)
-    table = merge_write(out, base)
-    total = len(manifest["blocks"]) + len(manifest["networks"]) + 1
-    state = {"done": 0}
-
-    def finished_keys(t: Mapping[str, Any]) -> set[str]:
-        keys = {f"block:{k}" for k in t["entries"]}
-        keys |= {f"net:{k}" for k in (t["meta"].get("networks") or {})}
-        if OVERHEAD in t["meta"]:
-            keys.add(OVERHEAD)
-        return keys
+    check_batch(bundle, manifest, prof)
+    base, table = open_table(out, table_meta(prof, protocol, manifest), resume)
+    wanted = wanted_keys(manifest)
 
     def tick(t: Mapping[str, Any], label: str) -> None:
-        wanted = {f"block:{b['key']}" for b in manifest["blocks"]} | \
-                 {f"net:{n['name']}" for n in manifest["networks"]} | {OVERHEAD}
-        state["done"] = len(finished_keys(t) & wanted)
         if progress:
-            progress(state["done"], total, label)
+            progress(len(finished_keys(t) & wanted), len(wanted), label)
 
     tick(table, "resumed" if resume else "start")
-    done = finished_keys(table)
-    runners: dict[str, Any] = {}
-    failed: dict[str, Any] = {}
-    failed_nets: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp:
-        if OVERHEAD not in done:
-            runners[OVERHEAD] = prof.load(write_identity_model(Path(tmp) / "identity.onnx"),
-                                          (1, 1, 1, 1))
-        ref_log: list[float] = []
-        store = _reference_store(prof)
-        hint = reference_hint(store)
-        for b in manifest["blocks"]:
-            if f"block:{b['key']}" in done:
-                continue
-            try:
-                runners[f"block:{b['key']}"] = prof.load(bundle / b["file"], b["input_shape"])
-            except Exception as exc:  # noqa: BLE001 - recorded as failed, never as zero
-                failed[b["key"]] = {"status": "failed", "reason": _reason(exc)}
-        for n in manifest["networks"]:
-            if f"net:{n['name']}" in done:
-                continue
-            try:
-                runners[f"net:{n['name']}"] = prof.load(bundle / n["file"], n["input_shape"])
-            except Exception as exc:  # noqa: BLE001
-                failed_nets[n["name"]] = {"status": "failed", "reason": _reason(exc)}
-        if failed or failed_nets:
-            table = merge_write(out, base, failed, meta_maps={"networks": failed_nets})
-            tick(table, "load failures recorded")
 
-        def on_round(fin: dict[str, Any]) -> set[str]:
-            nonlocal table
-            entries, nets, meta_up = {}, {}, {}
-            for key, res in fin.items():
-                rec = res.entry() if isinstance(res, Stats) else {"status": "failed", "reason": res}
-                if key == OVERHEAD:
-                    if not isinstance(res, Stats):
-                        raise ProfilerError(f"the identity graph does not run on this backend: {res}")
-                    meta_up[OVERHEAD] = rec
-                elif key.startswith("block:"):
-                    entries[key[6:]] = rec
-                else:
-                    nets[key[4:]] = rec
-            if ref_log:
-                prior = (table["meta"].get("reference") or {}).get("floor_ms")
-                now = reference_floor_with(ref_log, hint)
-                meta_up["reference"] = {"graph": REFERENCE, "calls": len(ref_log),
-                                        "floor_ms": round(min(now, prior) if prior else now, 6),
-                                        # this run's own: the host's state while it measured
-                                        "run_floor_ms": round(reference_floor_with(ref_log, 0.0), 6)}
-            table = merge_write(out, base, entries, meta_up, meta_maps={"networks": nets})
-            tick(table, f"{len(fin)} finished" if fin else "measuring")
-            return finished_keys(table) & set(runners)
+    def emit(upd: Update) -> set[str]:
+        nonlocal table
+        table = apply_update(out, base, table, upd)
+        n = len(upd.get("entries") or {}) + len(upd.get("nets") or {}) + len(upd.get("meta") or {})
+        tick(table, f"{n} finished" if n else "measuring")
+        return finished_keys(table)  # the caller drops those it still measures
 
-        try:
-            measure_with_reference(prof, runners, protocol, on_round, ref_log, store)
-        finally:
-            for r in runners.values():
-                r.close()
+    measure_pending(prof, bundle, manifest, finished_keys(table), protocol, emit)
     return finalize(out, base, manifest)
 
 

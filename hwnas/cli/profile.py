@@ -30,9 +30,30 @@ def register(sub) -> None:
                    help="backend execution mode: torch eager (default) or cuda-graph (each "
                         "block captured once, its replay timed: what a graph-captured "
                         "deployment runs)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="profile on a Ray cluster (HOST:PORT of its head, or auto): every node "
+                        "carrying the device resource measures the space into its own table, "
+                        "--out is then a folder (one DEVICE.json per device)")
+    p.add_argument("--resources", default="", metavar="device=NAME",
+                   help="with --ray: the custom resource that marks a device node (default "
+                        "device=hwnas-device; start each node with ray start --resources "
+                        "'{\"NAME\": 1}' --labels hwnas-device=BOARD)")
     add_runtime_args(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_profile)
+
+
+def device_resource(spec: str) -> str:
+    """``device=NAME`` (or just ``NAME``) -> the resource name NAME."""
+    import re
+
+    from ..errors import UserError
+
+    name = spec.split("=", 1)[1] if spec.startswith("device=") else spec
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", name or ""):
+        raise UserError(f"--resources {spec!r}: expected device=NAME, a Ray custom resource "
+                        "name (letters, digits, _ . : -)")
+    return name
 
 
 def cmd_profile(args) -> int:
@@ -43,6 +64,10 @@ def cmd_profile(args) -> int:
     sp = load_space(args.space)
     if args.calibration_nets < 0:
         raise UserError("--calibration-nets must be >= 0")
+    if args.resources and args.ray is None:
+        raise UserError("--resources selects the device nodes of a --ray cluster; pass --ray ADDRESS")
+    if args.ray is not None:
+        return _profile_fleet(args, sp, device_resource(args.resources) if args.resources else "")
     # an existing table is resumed with --resume (and refused without, by profile_space);
     # anything else wrong with --out is refused here, before anything is measured
     check_out(args.out, True, "--out")
@@ -70,6 +95,39 @@ def cmd_profile(args) -> int:
                "calibration": {k: v for k, v in cal.items() if k != "networks"}}
     emit(args, summary, _human)
     return 0
+
+
+def _profile_fleet(args, sp, resource: str) -> int:
+    from ..profiling import profile_space
+
+    # --out is a folder of tables: an existing one is continued with --resume (each table's
+    # identity is checked), refused without it by profile_fleet
+    check_out(args.out, True, "--out", folder=True)
+    prog, task = progress_bar(f"exporting {sp.name}", len(sp.unique_blocks()) + args.calibration_nets)
+    with prog:
+        def on_export(i: int, n: int) -> None:
+            prog.update(task, completed=i, total=n)
+
+        def on_profile(i: int, n: int, label: str) -> None:
+            prog.update(task, description=f"fleet {args.backend}: {label}", completed=i, total=n)
+
+        rep = profile_space(sp, args.backend, args.out, args.device, args.precision,
+                            args.threads, args.resume, args.calibration_nets, args.quick,
+                            export_progress=on_export, progress=on_profile, batch=args.batch,
+                            mode=args.mode, ray=args.ray, resource=resource)
+    summary = {"out": str(args.out), "space": sp.name, "space_id": sp.id,
+               "backend": args.backend, "ray": args.ray, **rep}
+    emit(args, summary, _human_fleet)
+    return 0
+
+
+def _human_fleet(d) -> None:
+    c = console()
+    c.print(f"fleet run on {d['ray']}: {len(d['tables'])} device tables of {d['space']} "
+            f"({d['backend']}) in {d['out']}")
+    for name, dev in d["devices"].items():
+        retried = f", {dev['attempts'] - 1} worker(s) lost and replaced" if dev["attempts"] > 1 else ""
+        c.print(f"  {name}: {dev['table']} ({dev['status']}; {dev['wall_s']:.0f} s{retried})")
 
 
 def _human(d) -> None:
