@@ -160,6 +160,7 @@ class Device:
     attempts: int = 0
     last_seen: float = 0.0
     started: float = 0.0
+    ended: float = 0.0
     worker_s: float = 0.0   # the worker's own measuring time, all attempts
     attempt_s: float = 0.0  # ... of the attempt in flight
     state: str = "pending"  # pending, measuring, done, failed
@@ -341,7 +342,7 @@ def profile_fleet(bundle_dir: "str | Path", backend: str, out_dir: "str | Path",
             d.state, d.last_seen, d.attempt_s = "measuring", time.monotonic(), 0.0
 
         def give_up(d: Device, why: str) -> None:
-            d.state, d.reason, d.gen = "failed", why, None
+            d.state, d.reason, d.gen, d.ended = "failed", why, None, time.monotonic()
             _kill(ray, d.actor)
 
         def lost(d: Device, why: str) -> None:
@@ -385,7 +386,7 @@ def profile_fleet(bundle_dir: "str | Path", backend: str, out_dir: "str | Path",
                 try:
                     upd = ray.get(next(d.gen))
                 except StopIteration:
-                    d.state, d.gen = "finishing", None
+                    d.state, d.gen, d.ended = "finishing", None, time.monotonic()
                     continue
                 except Exception as exc:  # noqa: BLE001 - sorted into lost / bad input
                     if _is_lost(exc):
@@ -403,14 +404,15 @@ def profile_fleet(bundle_dir: "str | Path", backend: str, out_dir: "str | Path",
             if d.state == "finishing":
                 d.worker_s += d.attempt_s
                 d.table = finalize(d.out, d.base, manifest)
-                d.state = "done"
+                d.state, d.ended = "done", d.ended or time.monotonic()
                 _kill(ray, d.actor)
         tick("done")
         report = {"tables": {d.name: str(d.out) for d in devs if d.state == "done"},
                   "devices": {d.name: {"state": d.state, "table": str(d.out),
                                        "attempts": d.attempts, "reason": d.reason,
                                        "node_id": d.node_id, "worker_pids": d.pids,
-                                       "wall_s": round(time.monotonic() - d.started, 3),
+                                       "wall_s": round((d.ended or time.monotonic())
+                                                       - d.started, 3),
                                        "worker_measure_s": round(d.worker_s, 3),
                                        "status": d.table.get("meta", {}).get("status")
                                        if d.table else None}
