@@ -50,6 +50,8 @@ class RunConfig:
     seed: int = 0
     quick: bool = False                  # short measurement protocol (noisier figures)
     train_device: str = "cpu"            # where the supernet trains (cuda: bf16 autocast)
+    budget_margin: float | None = None   # None ("auto"): the device table's held-out error
+    test_fraction: float = 0.15          # held-out test split (no part in training or choice)
 
     def __post_init__(self) -> None:
         if self.finetune_steps < 0 or self.qat_steps < 1 or \
@@ -58,6 +60,9 @@ class RunConfig:
                             "finetune steps >= 0")
         if any(not (math.isfinite(b) and b > 0) for b in self.budgets_ms):
             raise UserError("budgets must be positive, finite numbers of milliseconds")
+        if self.budget_margin is not None and not 0 <= self.budget_margin < 1:
+            raise UserError(f"--budget-margin must be a percentage in [0, 100), got "
+                            f"{100 * self.budget_margin:g}")
         if self.int8 not in ("qat", "ptq", "auto"):
             raise UserError(f"--int8 takes qat, ptq or auto, not {self.int8!r}")
 
@@ -78,10 +83,34 @@ class RunConfig:
                              qat_steps=self.qat_steps, seed=self.seed, quick=self.quick)
 
 
-def _default_budgets(points: Sequence[Any]) -> list[float]:
-    # rounded up to 0.1 us so that the last budget admits the most accurate point
+def _default_budgets(points: Sequence[Any], margin: float = 0.0) -> list[float]:
+    """Three budgets over the frontier: for the points at 15%, 50% and 100% of its latency
+    range, the point's predicted latency plus the margin, rounded up to 0.1 us (so each
+    budget admits its point, the last one the most accurate network)."""
     lo, hi = points[0].latency_ms, points[-1].latency_ms
-    return sorted({math.ceil((lo + q * (hi - lo)) * 1e4) / 1e4 for q in (0.15, 0.5, 1.0)})
+    lats = [p.latency_ms for p in points]
+    picks = {max((x for x in lats if x <= lo + q * (hi - lo) + 1e-12), default=lo)
+             for q in (0.15, 0.5, 1.0)}
+    return sorted({math.ceil(x * (1.0 + margin) * 1e4) / 1e4 for x in picks})
+
+
+MIN_MARGIN = 0.03
+
+
+def budget_margin(cfg: RunConfig, dev: Any) -> tuple[float, str]:
+    """The share of a budget kept free for prediction error, and where it came from.
+
+    A budget is met by the *measured* engine, and an unbiased prediction misses half the
+    budgets placed on a frontier point; so a network is chosen within ``budget / (1 +
+    margin)``. ``auto``: the device table's worst held-out error over its calibration
+    networks (``loo_max_abs_err_pct``), at least 3%."""
+    if cfg.budget_margin is not None:
+        return cfg.budget_margin, "--budget-margin"
+    worst = dict(dev.calibration.report).get("loo_max_abs_err_pct")
+    if not isinstance(worst, (int, float)) or not math.isfinite(float(worst)):
+        return MIN_MARGIN, "default (the table has no held-out calibration error)"
+    return max(MIN_MARGIN, float(worst) / 100.0), \
+        "the device table's worst held-out calibration error (loo_max_abs_err_pct)"
 
 
 def check_run(cfg: RunConfig) -> tuple[Any, Any]:
@@ -131,12 +160,20 @@ def _train(cfg: RunConfig, space, out: Path, say: Say, progress):
     # over 12 shared context paths rank whole architectures best
     tcfg = TrainConfig(epochs=cfg.epochs, batch_size=32, finetune_steps=0,
                        later_paths=cfg.later_paths,
-                       bn_batches=8, prefix="sampled", val_fraction=0.3, seed=cfg.seed)
+                       bn_batches=8, prefix="sampled", val_fraction=0.3,
+                       test_fraction=cfg.test_fraction, seed=cfg.seed)
     data = data_for(space, cfg.data, tcfg)
     tdir = out / "train"
     if (tdir / TABLE_NAME).is_file() and (tdir / CHECKPOINT_NAME).is_file():
+        table = load_accuracy_table(tdir / TABLE_NAME, space)
+        made = table.provenance.get("config")
+        if made is not None and {"test_fraction": 0.0, **made} != tcfg.to_dict():
+            # another split or setting: its validation images may be this run's test images
+            raise UserError(f"{tdir} holds a supernet trained with other settings (epochs, "
+                            "context paths, data split or seed); use another --out, or remove "
+                            f"{tdir} to train again")
         say(f"accuracy table: reusing {tdir / TABLE_NAME}")
-        return load_accuracy_table(tdir / TABLE_NAME, space), tdir / CHECKPOINT_NAME, data
+        return table, tdir / CHECKPOINT_NAME, data
     from .train.distributed import setup
 
     dist = setup(cfg.train_device)
@@ -212,15 +249,19 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
     write_json_atomic(out / f"frontier_{cfg.tag}.json", [
         {"latency_ms": p.latency_ms, "score": p.score, "choices": list(p.architecture.choices)}
         for p in points])
-    budgets = list(cfg.budgets_ms) or _default_budgets(points)
-    if budgets and min(budgets) < points[0].latency_ms:
+    margin, margin_from = budget_margin(cfg, dev)
+    budgets = list(cfg.budgets_ms) or _default_budgets(points, margin)
+    if budgets and min(budgets) / (1.0 + margin) < points[0].latency_ms:
         raise UserError(f"budget {min(budgets)} ms is below the fastest network of the "
-                        f"frontier ({points[0].latency_ms:.4f} ms on {cfg.tag}); the trained "
-                        f"supernet and device table stay in {out}")
+                        f"frontier with a {100 * margin:.1f}% margin for prediction error "
+                        f"({points[0].latency_ms * (1 + margin):.4f} ms on {cfg.tag}; "
+                        f"--budget-margin sets the margin); the trained supernet and device "
+                        f"table stay in {out}")
     say(f"frontier: {len(points)} Pareto-optimal architectures from "
-        f"{points[0].latency_ms:.4f} to {points[-1].latency_ms:.4f} ms; budgets {budgets}")
+        f"{points[0].latency_ms:.4f} to {points[-1].latency_ms:.4f} ms; budgets {budgets}, "
+        f"each network predicted at least {100 * margin:.1f}% below its budget")
 
-    chosen = front.architectures([front.index_for_budget(b) for b in budgets])
+    chosen = front.architectures([front.index_for_budget(b / (1.0 + margin)) for b in budgets])
     supernet = load_checkpoint(ck_path, space).supernet().eval()
     req = cfg.request()
     results = []
@@ -239,7 +280,10 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
                                     "supernet": str(ck_path)})
             arch.save(folder / "arch.json")
         lat, accs = m["latency"], m.get("accuracy") or {}
+        meas = lat.get("measured_ms")
         results.append({"budget_ms": budget, "choices": list(arch.choices),
+                        "selected_within_ms": budget / (1.0 + margin),
+                        "meets_budget": None if meas is None else bool(meas <= budget),
                         "score": arch.score, "predicted_ms": lat.get("predicted_ms"),
                         "predicted_upper_ms": lat.get("predicted_upper_ms"),
                         "statistic": lat.get("measured_statistic"),
@@ -248,6 +292,8 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
                         "prediction_error": lat.get("prediction_error"),
                         "host_drift": lat.get("host_drift"),
                         "val_accuracy": accs.get("val_engine"),
+                        "test_accuracy": accs.get("test_engine"),
+                        "test_images": accs.get("test_images"),
                         "parity_max_abs_diff": m["parity"]["max_abs_diff"],
                         "top1_agreement": m["parity"]["top1_agreement"],
                         "engine": m["engine"]["path"],
@@ -265,6 +311,8 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
     summary = {"space": space.name, "space_id": space.id, "data": cfg.data,
                "backend": cfg.backend, "precision": cfg.precision,
                "statistic": dev.figure, "device_table": str(table_path),
+               "budget_margin": {"value": margin, "from": margin_from},
+               "data_split": data.describe(),
                "frontier_points": len(points), "results": results}
     write_json_atomic(out / f"summary_{cfg.tag}.json", summary)
     _write_csv(out / f"summary_{cfg.tag}.csv", results)
@@ -281,8 +329,9 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     from .fileio import write_text_atomic
 
     cols = ["budget_ms", "choices", "predicted_ms", "predicted_upper_ms", "statistic",
-            "measured_ms", "measured_spread_ms", "prediction_error", "predicted_accuracy",
-            "val_accuracy", "parity_max_abs_diff", "top1_agreement", "engine"]
+            "measured_ms", "measured_spread_ms", "prediction_error", "meets_budget",
+            "predicted_accuracy", "val_accuracy", "test_accuracy", "parity_max_abs_diff",
+            "top1_agreement", "engine"]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(cols)

@@ -54,6 +54,18 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
                for n in base["networks"])
     assert all(0 <= r["predicted_accuracy"] <= 1.5 for r in summary["results"])
     assert summary["statistic"] == "floor"
+    # a held-out test split (15% of digits) took no part in training or choosing
+    split = summary["data_split"]
+    assert split["test"] == round(1797 * 0.15) and split["val"] == round(1797 * 0.3)
+    assert split["train"] == 1797 - split["test"] - split["val"]
+    margin = summary["budget_margin"]["value"]
+    assert 0.03 <= margin < 1
+    for r in summary["results"]:
+        assert 0 <= r["test_accuracy"] <= 1 and r["test_images"] == split["test"]
+        # chosen within the budget less the margin for prediction error
+        assert r["predicted_ms"] <= r["budget_ms"] / (1 + margin) + 1e-9
+        assert r["meets_budget"] == (r["measured_ms"] <= r["budget_ms"])
+    assert all(0 <= n["supernet_test_accuracy"] <= 1 for n in base["networks"])
     # a second run reuses the table, the device table and every engine (nothing rebuilt)
     table_before = (out / "train" / "accuracy_table.json").read_bytes()
     base_before = (out / "baselines_onnxruntime_fp32.json").read_bytes()
@@ -66,6 +78,13 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
     assert Path(json.loads(stdout)["report"]).is_file()
     if shutil.which("chromium"):
         _renders_in_chromium(report)
+    # the same folder with other training settings: refused before anything runs (its
+    # validation images could be this run's test images), nothing on disk touched
+    other = list(argv)
+    other[other.index("--later-paths") + 1] = "2"
+    rc, _, err = run_cli(*other)
+    assert rc == 2 and "trained with other settings" in err and "Traceback" not in err
+    assert (out / "train" / "accuracy_table.json").read_bytes() == table_before
 
 
 def _renders_in_chromium(report: Path) -> None:
@@ -140,6 +159,8 @@ def test_run_bad_input_exit_2(run_cli, tmp_path):
     for argv, needle in [(("--backend", "onnx"), "unknown engine backend"),
                          (("--backend", "tensorrt"), "tensorrt"),
                          (("--budget-ms", "inf"), "finite"),
+                         (("--budget-margin", "150"), "--budget-margin"),
+                         (("--budget-margin", "some"), "--budget-margin"),
                          (("--data", str(tmp_path / "none.npz")), "does not exist")]:
         rc, _, err = run_cli("run", "--out", tmp_path / "r2", *argv)
         assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err

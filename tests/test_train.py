@@ -247,3 +247,28 @@ def test_sampled_prefix_variant(space, tmp_path):
     res = train_accuracy_table(space, data_for(space, "digits", cfg), tmp_path, cfg)
     assert res.table.provenance["prefix"] == "sampled"
     assert len(res.chosen) == len(space.layers)
+
+
+def test_held_out_test_split_is_disjoint_and_keeps_validation():
+    """The test split comes after the validation split in one seeded permutation: the
+    validation images stay those of a run without a test split; train, val and test are
+    disjoint and together the whole set."""
+    import torch
+
+    from hwnas.errors import UserError
+
+    plain = load_data("digits", (8, 8, 1), 10, seed=3, val_fraction=0.3)
+    d = load_data("digits", (8, 8, 1), 10, seed=3, val_fraction=0.3, test_fraction=0.15)
+    assert not plain.has_test and d.has_test
+    assert len(d.val_y) == len(plain.val_y) == round(1797 * 0.3)
+    assert len(d.test_y) == round(1797 * 0.15)
+    assert len(d.train_y) + len(d.val_y) + len(d.test_y) == 1797
+    # the validation images are the same ones (normalisation differs: fewer train images)
+    assert torch.equal(d.val_y, plain.val_y)
+    rows = lambda x: {tuple(r.flatten().tolist()) for r in x * d.std + d.mean}  # noqa: E731
+    va, te = rows(d.val_x), rows(d.test_x)
+    assert not (te & va) or len(te & va) < 5  # digits holds a few duplicate images
+    assert d.describe()["test"] == len(d.test_y)
+    for bad in (-0.1, 0.7, 1.0):
+        with pytest.raises(UserError):
+            load_data("digits", (8, 8, 1), 10, seed=3, val_fraction=0.3, test_fraction=bad)

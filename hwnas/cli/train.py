@@ -177,11 +177,13 @@ def cmd_validate(args) -> int:
     try:
         seed = int(ck.config.get("seed", 0))
         val_fraction = float(ck.config.get("val_fraction", 0.2))
+        test_fraction = float(ck.config.get("test_fraction", 0.0))
         batch, bn = int(ck.config.get("batch_size", 64)), int(ck.config.get("bn_batches", 4))
     except (TypeError, ValueError):
         raise UserError(f"checkpoint {args.checkpoint} is damaged (its config holds a "
                         "non-number where a number belongs)") from None
-    data = load_data(args.data, ck.space.input, ck.space.classes, seed, val_fraction)
+    data = load_data(args.data, ck.space.input, ck.space.classes, seed, val_fraction,
+                     test_fraction)
     settings = EvalSettings(batch_size=batch, bn_batches=bn,
                             finetune_steps=args.finetune_steps,
                             seed=seed if args.seed is None else args.seed)

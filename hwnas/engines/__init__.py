@@ -73,7 +73,8 @@ def export_engine(arch_ref: "str | Path", checkpoint: "str | Path", req: EngineR
 
         cfg = ck.config if isinstance(ck.config, dict) else {}
         split = load_data(data, space.input, space.classes, int(cfg.get("seed", req.seed)),
-                          float(cfg.get("val_fraction", 0.2)))
+                          float(cfg.get("val_fraction", 0.2)),
+                          float(cfg.get("test_fraction", 0.0)))
     return build_engine(space, arch, supernet, split, req, out, dev_table, force, say,
                         {"supernet": str(Path(checkpoint).absolute())})
 

@@ -297,6 +297,18 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
         acc["val_images_engine"] = int(len(labels))
         acc["split"] = ("validation split of the supernet's data (also used to pick the "
                         "architecture: not a held-out test figure)")
+    if data is not None and data.has_test:
+        # the held-out test split: no part in training, in the accuracy table, or in the
+        # choice of this architecture; the engine file itself classifies every image
+        tx = data.test_x.numpy().astype(np.float32)
+        ty = data.test_y.numpy()
+        acc["test_engine"] = float(np.mean(_outputs(sess, tx).argmax(1) == ty))
+        acc["test_images"] = int(len(ty))
+        with torch.no_grad():
+            acc["test_torch"] = float(np.mean(
+                (reference or folded)(torch.from_numpy(tx)).numpy().argmax(1) == ty))
+        acc["test_split"] = ("held-out test split: took no part in training, in the accuracy "
+                             "table or in choosing the architecture")
     del sess
 
     measured: dict[str, Any] = {"measured_ms": None}

@@ -35,6 +35,14 @@ class DataSplit:
     source: str
     mean: float = 0.0   # normalisation applied: (x - mean) / std, from the training split
     std: float = 1.0
+    # held-out test split: took no part in training or in choosing an architecture (the
+    # validation split ranks candidates and picks networks); empty unless asked for
+    test_x: "torch.Tensor | None" = None
+    test_y: "torch.Tensor | None" = None
+
+    @property
+    def has_test(self) -> bool:
+        return self.test_y is not None and len(self.test_y) > 0
 
     def preprocessing(self, input_hwc: tuple[int, int, int]) -> dict[str, Any]:
         """What a caller must do to an image before feeding an engine (for manifests)."""
@@ -49,7 +57,9 @@ class DataSplit:
 
     def describe(self) -> dict[str, Any]:
         return {"source": self.source, "train": int(len(self.train_y)),
-                "val": int(len(self.val_y)), "classes": self.classes,
+                "val": int(len(self.val_y)),
+                "test": int(len(self.test_y)) if self.test_y is not None else 0,
+                "classes": self.classes,
                 "input": list(self.train_x.shape[1:])}
 
     def to(self, device: "str | torch.device") -> "DataSplit":
@@ -58,8 +68,10 @@ class DataSplit:
             return self
         from dataclasses import replace
 
+        test = {} if self.test_y is None else {"test_x": self.test_x.to(device),
+                                                 "test_y": self.test_y.to(device)}
         return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
-                       val_x=self.val_x.to(device), val_y=self.val_y.to(device))
+                       val_x=self.val_x.to(device), val_y=self.val_y.to(device), **test)
 
     def subsample(self, ratio: float, seed: int) -> "DataSplit":
         """A training subset of ``ratio`` (EcoNAS sample ratio); validation is kept whole."""
@@ -67,8 +79,10 @@ class DataSplit:
             return self
         n = max(self.classes, int(round(len(self.train_y) * ratio)))
         idx = torch.randperm(len(self.train_y), generator=torch.Generator().manual_seed(seed))[:n]
-        return DataSplit(self.train_x[idx], self.train_y[idx], self.val_x, self.val_y,
-                         self.classes, f"{self.source} (train x{ratio:g})", self.mean, self.std)
+        from dataclasses import replace
+
+        return replace(self, train_x=self.train_x[idx], train_y=self.train_y[idx],
+                       source=f"{self.source} (train x{ratio:g})")
 
 
 # ----------------------------------------------------------------- sources
@@ -279,8 +293,12 @@ def _to_input(images: "np.ndarray | list[np.ndarray]", hwc: tuple[int, int, int]
 
 
 def load_data(ref: "str | Path", input_hwc: tuple[int, int, int], classes: int, seed: int = 0,
-              val_fraction: float = 0.2) -> DataSplit:
-    """``digits``, an image folder or a ``.npz``, at ``input_hwc``, split by ``seed``."""
+              val_fraction: float = 0.2, test_fraction: float = 0.0) -> DataSplit:
+    """``digits``, an image folder or a ``.npz``, at ``input_hwc``, split by ``seed``.
+
+    One seeded permutation: its first ``val_fraction`` is the validation split, the next
+    ``test_fraction`` the held-out test split, the rest trains (so ``test_fraction=0``
+    gives the same train/validation split as before the test split existed)."""
     ref_s = str(ref)
     if ref_s == "digits":
         images, labels, source = *_digits(), "digits"
@@ -304,14 +322,20 @@ def load_data(ref: "str | Path", input_hwc: tuple[int, int, int], classes: int, 
         raise UserError(f"data {ref_s} has {n_cls} classes but the space's head has {classes}")
     if not 0.0 < val_fraction < 1.0:
         raise UserError(f"validation fraction must be in (0, 1), got {val_fraction}")
+    if not (0.0 <= test_fraction < 1.0 and val_fraction + test_fraction < 1.0):
+        raise UserError(f"test fraction must be in [0, 1) and leave training data beside the "
+                        f"validation fraction, got {test_fraction}")
     x = _to_input(images, input_hwc)
     y = torch.from_numpy(labels)
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     n_val = max(1, int(round(len(y) * val_fraction)))
-    if len(y) - n_val < 2:
+    n_test = int(round(len(y) * test_fraction)) if test_fraction > 0 else 0
+    if test_fraction > 0 and n_test < 1 or len(y) - n_val - n_test < 2:
         raise UserError(f"data {ref_s} has only {len(y)} samples; too few to split")
-    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    val_idx, test_idx = perm[:n_val], perm[n_val:n_val + n_test]
+    train_idx = perm[n_val + n_test:]
     mean, std = x[train_idx].mean(), x[train_idx].std().clamp_min(1e-6)
     x = (x - mean) / std
+    test = {"test_x": x[test_idx], "test_y": y[test_idx]} if n_test else {}
     return DataSplit(x[train_idx], y[train_idx], x[val_idx], y[val_idx], classes, source,
-                     float(mean), float(std))
+                     float(mean), float(std), **test)

@@ -65,6 +65,7 @@ class TrainConfig:
     shrink_epochs: int = 1       # training after each shrinking round
     angle_paths: int = 16
     val_fraction: float = 0.2
+    test_fraction: float = 0.0   # held out from training and from the table (hwnas run: 0.15)
     seed: int = 0
     proxy: Proxy = field(default_factory=Proxy)
 
@@ -145,7 +146,7 @@ class _Run:
                 raise UserError(f"{self.ck_path} is a checkpoint for space {ck.target.name} (id "
                                 f"{ck.target.id}), not {self.target.name} (id {self.target.id}); "
                                 "use another --out folder")
-            if dict(ck.config) != self.cfg.to_dict():
+            if {"test_fraction": 0.0, **dict(ck.config)} != self.cfg.to_dict():  # older: none
                 raise UserError(f"{self.ck_path} was trained with other settings; resume with the "
                                 "same options or use another --out folder")
             self.target = ck.target
@@ -353,4 +354,5 @@ def data_for(space: SearchSpace, ref: str, cfg: TrainConfig) -> DataSplit:
     from .data import load_data
 
     trained = cfg.proxy.apply(space)
-    return load_data(ref, trained.input, trained.classes, cfg.seed, cfg.val_fraction)
+    return load_data(ref, trained.input, trained.classes, cfg.seed, cfg.val_fraction,
+                     cfg.test_fraction)
