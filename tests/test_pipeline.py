@@ -165,3 +165,22 @@ def test_run_bad_input_exit_2(run_cli, tmp_path):
         rc, _, err = run_cli("run", "--out", tmp_path / "r2", *argv)
         assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "r2").exists()
+
+
+def test_dominance_uses_the_held_out_split_when_every_network_has_it():
+    from hwnas.report import dominance
+
+    def net(label, kind, ms, val, test):
+        return {"label": label, "kind": kind, "measured_ms": ms,
+                "supernet_val_accuracy": val, "supernet_test_accuracy": test}
+
+    nets = [net("chosen 1 ms", "chosen", 1.0, 0.90, 0.95),
+            net("random 0", "baseline", 1.2, 0.95, 0.93),   # better on val, worse on test
+            net("random 1", "baseline", 0.5, 0.99, 0.99)]   # faster than every chosen one
+    d = dominance({"networks": nets})
+    assert d["accuracy"] == "supernet_test_accuracy"
+    assert d["dominated"] == 1 and d["not_dominated"] == [] and d["comparable"] == 1
+    assert d["faster_than_every_chosen"] == ["random 1"]
+    nets[1]["supernet_test_accuracy"] = None  # a run without a test split: validation
+    d = dominance({"networks": nets})
+    assert d["accuracy"] == "supernet_val_accuracy" and d["not_dominated"] == ["random 0"]
