@@ -25,7 +25,7 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
     assert rc == 0, err
     summary = json.loads(stdout)
     assert 1 <= len(summary["results"]) <= 3  # three budgets spread over the frontier
-    front = json.loads((out / "frontier_onnxruntime_fp32.json").read_text())
+    front = json.loads((out / "frontier_onnxruntime_fp32.json").read_text())["points"]
     assert summary["results"][-1]["choices"] == front[-1]["choices"]  # the best is reachable
     for r in summary["results"]:
         man = json.loads(open(r["manifest"]).read())

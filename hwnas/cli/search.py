@@ -80,24 +80,9 @@ def _out_path(out: str, target: float, many: bool, unit: str) -> Path:
     return p.with_name(f"{p.stem}_{tag}{p.suffix or '.json'}")
 
 
-def _frontier_doc(front) -> dict:
-    problem = front.problem
-    pts = front.architectures()
-    from profilers.fileformat import KINDS
-
-    return {"schema": KINDS["hwnas.frontier"], "kind": "hwnas.frontier",
-            "space": problem.space.name,
-            "space_id": problem.space_id, "objective": problem.objective,
-            "limits": problem.limits.active(),
-            "points": [{"latency_ms": a.latency_ms, "score": a.score,
-                        "objective": float(o), "flops": a.flops, "params": a.params,
-                        "choices": list(a.choices)} for a, o in zip(pts, front.objective)]}
-
-
 def cmd_search(args) -> int:
     from ..errors import UserError
-    from ..fileio import write_json_atomic
-    from ..solver import SolverError, build_frontier, evolutionary_search, random_search, solve_many
+    from ..solver import evolutionary_search, frontier, random_search
     from ..tables import load_accuracy_table, load_device_table
     from ..spaces import find_space_by_id
 
@@ -135,8 +120,11 @@ def cmd_search(args) -> int:
                             f"the device table {args.table} names no built-in space")
     acc = load_accuracy_table(args.accuracy, space)
     if args.method == "exact":
-        archs = solve_many(acc, dev, targets, objective=args.objective,
-                           budget_ms=cap[0] if cap else None, **limits)
+        # one budget (or a cap): cut the frontier there, which prunes; else one serves all
+        cut = cap[0] if cap else targets[0] if len(targets) == 1 and unit == "ms" else None
+        front = frontier(acc, dev, objective=args.objective, budget_ms=cut, **limits)
+        pick = front.fastest if unit == "score" else front.best
+        archs = [pick(t) for t in targets]
     else:
         searcher = evolutionary_search if args.method == "evolution" else random_search
         archs = [searcher(acc, dev, t, objective=args.objective, seed=args.seed,
@@ -154,12 +142,10 @@ def cmd_search(args) -> int:
            "objective": args.objective, "method": args.method, "limits": limits,
            "results": results}
     if args.frontier:
-        try:
-            front = build_frontier(acc, dev, objective=args.objective, **limits)
-        except SolverError as exc:  # pragma: no cover - the solve above already checked
-            raise UserError(str(exc)) from None
-        write_json_atomic(args.frontier, _frontier_doc(front))
-        doc["frontier"] = {"file": str(args.frontier), "points": len(front)}
+        whole = front if args.method == "exact" and cut is None else \
+            frontier(acc, dev, objective=args.objective, **limits)
+        whole.save(args.frontier)
+        doc["frontier"] = {"file": str(args.frontier), "points": len(whole)}
 
     def human(d) -> None:
         key = "min_score" if unit == "score" else "budget_ms"

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..arch import Architecture
 from ..errors import UserError
 from ..spaces import SearchSpace
 from ..tables.accuracy import AccuracyTable
@@ -166,6 +167,37 @@ class Problem:
                 "params": count(self.params, self.fixed_params),
                 "flops": count(self.flops, self.fixed_flops)}
 
+    def architectures(self, idx: np.ndarray, extra: tuple[tuple[str, Any], ...] = ()
+                      ) -> list[Architecture]:
+        """Architectures, with their figures, of solutions given as candidate indices: the
+        one conversion every searcher uses."""
+        idx = np.atleast_2d(idx)
+        if not idx.shape[0]:
+            return []
+        fig = self.figures(idx)
+        names = [layer.choices for layer in self.space.layers]
+        return [Architecture(
+            self.space_id, tuple(names[l][c] for l, c in enumerate(row.tolist())),
+            self.space.name, latency_ms=float(fig["latency_ms"][r]), score=float(fig["score"][r]),
+            flops=int(fig["flops"][r]), params=int(fig["params"][r]),
+            extra=(("objective", self.objective),) + extra
+            + (("relative_loss", float(fig["relative_loss"][r])),))
+            for r, row in enumerate(idx)]
+
+    def fastest_ms(self) -> float:
+        """The least latency of any architecture, ignoring the extra limits."""
+        return float(self.latency.value(
+            sum(float(c[np.isfinite(c)].min()) for c in self.costs), self.const_ms))
+
+    def infeasible(self, what: str, fastest_ms: float | None) -> str:
+        """The message for a budget nothing meets, naming the smallest reachable latency."""
+        lim = self.limits.active()
+        under = (" under " + ", ".join(f"{k} {v:g}" for k, v in lim.items())) if lim else ""
+        if fastest_ms is None:
+            return f"no architecture meets {what}{under}"
+        return (f"no architecture meets {what}{under}; the smallest latency any "
+                f"architecture reaches is {fastest_ms:.6g} ms")
+
     def feasible(self, idx: np.ndarray, budget_ms: float | None) -> np.ndarray:
         """Which rows of candidate indices meet the latency budget and every limit."""
         f = self.figures(idx)
@@ -177,6 +209,14 @@ class Problem:
         if self.limits.max_flops is not None:
             ok &= f["flops"] <= self.limits.max_flops
         return ok
+
+
+def check_budget(budget_ms: Any) -> float:
+    """A latency budget as a float; anything but a positive finite number is an error."""
+    if isinstance(budget_ms, bool) or not isinstance(budget_ms, (int, float, np.number)) \
+            or not math.isfinite(budget_ms) or budget_ms <= 0:
+        raise SolverError(f"latency budget must be a positive number of ms, got {budget_ms!r}")
+    return float(budget_ms)
 
 
 def tolerance(ms: float) -> float:
