@@ -88,12 +88,30 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     console().print(t)
 
 
-def progress_bar(description: str, total: int):
-    """A rich progress bar on stderr (silent when stderr is not a terminal)."""
+def _progress():
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+
+
+def progress_bar(description: str, total: int):
+    """A rich progress bar on stderr (silent when stderr is not a terminal)."""
+    prog = _progress()
     task = prog.add_task(description, total=total)
     return prog, task
+
+
+def stage_progress():
+    """A rich progress display on stderr with one bar per stage, and the callback
+    ``update(stage, done, total)`` the library's staged jobs report through."""
+    prog = _progress()
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = prog.add_task(stage, total=total)
+        prog.update(tasks[stage], completed=done, total=total)
+
+    return prog, update
