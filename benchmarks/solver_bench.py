@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_solver_exact import milp_optimum  # noqa: E402  (the tests' independent reference)
-from test_solver_helpers import make_tables, small_space  # noqa: E402
+from solver_tables import make_tables, small_space  # noqa: E402
 
 from hwnas.solver import (Frontier, SolverError, build_problem, evolutionary_search,  # noqa: E402
                           frontier, random_search)
@@ -50,14 +50,14 @@ def bench_exact(space: str, repeats: int) -> None:
           f"frontier {len(pts)} points in {ms:.1f} ms (tables to architectures; DP alone "
           f"{core_ms:.1f} ms); 100 budgets {many_ms:.1f} ms; one budget {one_ms:.1f} ms")
     params = [a.params for a in front.architectures()]
-    flops = [a.flops for a in front.architectures()]
-    mp, mf = float(np.median(params)), float(np.median(flops))
+    macs = [a.macs for a in front.architectures()]
+    mp, mf = float(np.median(params)), float(np.median(macs))
     lim_ms, lim = timed(lambda: frontier(acc, dev, max_params=mp), max(1, repeats // 10))
-    both_ms, both = timed(lambda: frontier(acc, dev, max_params=mp, max_flops=mf),
+    both_ms, both = timed(lambda: frontier(acc, dev, max_params=mp, max_macs=mf),
                           max(1, repeats // 10))
     mem_ms, _ = timed(lambda: frontier(acc, dev, max_memory=2_000_000), repeats)
     print(f"  with max_params (median of frontier): {len(lim)} points in {lim_ms:.0f} ms; "
-          f"with max_params and max_flops: {len(both)} points in {both_ms:.0f} ms; "
+          f"with max_params and max_macs: {len(both)} points in {both_ms:.0f} ms; "
           f"with max_memory (a filter): {mem_ms:.1f} ms")
 
 

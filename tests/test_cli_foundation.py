@@ -20,7 +20,7 @@ def test_arch_sample_show(run_cli, tmp_path):
                          tmp_path / "a.json", "--json")
     assert rc == 0 and json.loads(out)["space"] == "tiny-32"
     rc, out, _ = run_cli("arch", "show", tmp_path / "a.json", "--json")
-    assert rc == 0 and json.loads(out)["flops"] > 0
+    assert rc == 0 and json.loads(out)["macs"] > 0
 
 
 @pytest.mark.parametrize("argv", [

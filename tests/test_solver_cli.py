@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_solver_helpers import best_within, make_tables
+from solver_tables import best_within, make_tables
 
 from hwnas.arch import Architecture
 from hwnas.cli import main
@@ -41,7 +41,7 @@ def test_search_json_several_budgets_with_files(tables, capsys):
         assert r["choices"] == list(best.choices)
         assert r["latency_ms"] == pytest.approx(best.latency_ms) and r["latency_ms"] <= budget
         assert r["score"] == pytest.approx(best.score)
-        assert r["flops"] == best.flops and r["params"] == best.params
+        assert r["macs"] == best.macs and r["params"] == best.params
         saved = Architecture.from_dict(json.loads(open(r["out"]).read()))
         assert saved.choices == best.choices and saved.latency_ms == pytest.approx(r["latency_ms"])
     assert (tmp / f"arch_{b[0]:g}ms.json").is_file()
@@ -59,9 +59,9 @@ def test_search_csv_accuracy_limits_and_objectives(tables, capsys):
     assert d["results"][0]["params"] <= cap
     assert d["results"][0]["choices"] == list(best_within(acc, dev, budget, max_params=cap).choices)
     d = run_json(capsys, "search", "--accuracy", str(tmp / "acc.json"), "--table",
-                 str(tmp / "dev.json"), "--budget-ms", str(budget), "--limit", "max_flops=3e6",
+                 str(tmp / "dev.json"), "--budget-ms", str(budget), "--limit", "max_macs=3e6",
                  "--objective", "loss")
-    assert d["results"][0]["flops"] <= 3e6 and d["objective"] == "loss"
+    assert d["results"][0]["macs"] <= 3e6 and d["objective"] == "loss"
     floor = best_within(acc, dev, budget).score - 0.05
     d = run_json(capsys, "search", "--accuracy", str(tmp / "acc.json"), "--table",
                  str(tmp / "dev.json"), "--objective", "latency", "--min-score", str(floor))
@@ -95,7 +95,7 @@ def test_search_foreign_tables_exit_2(tables, capsys):
     rc = main(["search", "--accuracy", str(tmp / "other.json"), "--table", str(tmp / "dev.json"),
                "--budget-ms", "5"])
     err = capsys.readouterr().err
-    assert rc == 2 and "no latency for block" in err and err.count("\n") == 1
+    assert rc == 2 and "is for space tiny-32" in err and err.count("\n") == 1
     rc = main(["search", "--accuracy", str(tmp / "acc.csv"), "--table", str(tmp / "dev.json"),
                "--budget-ms", "5"])
     # a CSV carries no space; the device table's built-in space (tiny-32) serves

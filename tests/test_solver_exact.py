@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from test_solver_helpers import best_within, make_tables, small_space
+from solver_tables import best_within, make_tables, small_space
 
 from hwnas.arch import Architecture
 from hwnas.solver import SolverError, build_problem, frontier
@@ -44,9 +44,9 @@ def milp_optimum(problem, budget_ms=None, min_score=None):
     if lim.max_params is not None:
         rows.append(np.concatenate(problem.params).astype(float))
         lo.append(-np.inf), hi.append(lim.max_params - problem.fixed_params)
-    if lim.max_flops is not None:
-        rows.append(np.concatenate(problem.flops).astype(float))
-        lo.append(-np.inf), hi.append(lim.max_flops - problem.fixed_flops)
+    if lim.max_macs is not None:
+        rows.append(np.concatenate(problem.macs).astype(float))
+        lo.append(-np.inf), hi.append(lim.max_macs - problem.fixed_macs)
     c = cost if min_score is not None else -score
     res = milp(c, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=np.ones(n),
                bounds=Bounds(np.zeros(n), usable.astype(float)),
@@ -70,8 +70,8 @@ def check_budget(acc, dev, budget, objective="accuracy", **limits):
     assert got == pytest.approx(ref, abs=1e-7), (budget, limits)
     if limits.get("max_params") is not None:
         assert arch.params <= limits["max_params"]
-    if limits.get("max_flops") is not None:
-        assert arch.flops <= limits["max_flops"]
+    if limits.get("max_macs") is not None:
+        assert arch.macs <= limits["max_macs"]
     return 1
 
 
@@ -108,14 +108,14 @@ def test_optimal_against_milp_with_extra_limits(seed):
     problem = build_problem(acc, dev)
     p_lo = problem.fixed_params + sum(int(p.min()) for p in problem.params)
     p_hi = problem.fixed_params + sum(int(p.max()) for p in problem.params)
-    f_lo = problem.fixed_flops + sum(int(f.min()) for f in problem.flops)
-    f_hi = problem.fixed_flops + sum(int(f.max()) for f in problem.flops)
+    f_lo = problem.fixed_macs + sum(int(f.min()) for f in problem.macs)
+    f_hi = problem.fixed_macs + sum(int(f.max()) for f in problem.macs)
     for budget in budgets_for(acc, dev, rng, 3):
         mp = int(rng.uniform(p_lo, p_hi))
         mf = int(rng.uniform(f_lo, f_hi))
         check_budget(acc, dev, budget, max_params=mp)
-        check_budget(acc, dev, budget, max_flops=mf)
-        check_budget(acc, dev, budget, max_params=mp, max_flops=mf)
+        check_budget(acc, dev, budget, max_macs=mf)
+        check_budget(acc, dev, budget, max_params=mp, max_macs=mf)
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -171,7 +171,7 @@ def test_frontier_points_carry_consistent_figures():
         assert dev.predict(space, a).latency_ms == pytest.approx(lat, rel=1e-10)
         assert acc.total(arch.choices) == pytest.approx(score, abs=1e-9)
         assert (arch.latency_ms, arch.score) == (lat, score)
-        assert arch.flops == a.macs(space) and arch.params == a.param_count(space)
+        assert arch.macs == a.total_macs(space) and arch.params == a.total_params(space)
 
 
 def test_many_budgets_match_single_solves_and_are_monotone():

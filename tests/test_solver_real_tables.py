@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_solver_exact import check_budget
-from test_solver_helpers import best_within, make_tables
+from solver_tables import best_within, make_tables
 
 from conftest import LUTS
 from hwnas.solver import SolverError, frontier

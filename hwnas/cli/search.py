@@ -3,6 +3,7 @@ device table (exact knapsack by default; evolutionary or random search to compar
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ._output import add_force_flag, add_json_flag, check_out, console, emit, table, warn
@@ -24,11 +25,13 @@ def register(sub) -> None:
     p.add_argument("--min-score", metavar="S[,S,...]",
                    help="score floor(s) for --objective latency")
     p.add_argument("--max-params", type=float, metavar="N", help="most parameters, whole network")
-    p.add_argument("--max-flops", type=float, metavar="N", help="most MACs, whole network")
+    p.add_argument("--max-macs", type=float, metavar="N",
+                   help="most multiply-accumulates (MACs, what NAS papers call FLOPs), whole network")
+    p.add_argument("--max-flops", type=float, dest="max_macs", help=argparse.SUPPRESS)  # old name
     p.add_argument("--max-memory", type=float, metavar="N",
                    help="most peak activation elements of any one block")
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
-                   help="a limit by name (max_params, max_flops, max_memory); repeatable")
+                   help="a limit by name (max_params, max_macs, max_memory); repeatable")
     p.add_argument("--method", choices=("exact", "evolution", "random"), default="exact",
                    help="exact knapsack (default), or a baseline to compare")
     p.add_argument("--seed", type=int, default=0, help="seed of the evolution/random baselines")
@@ -62,7 +65,7 @@ def _numbers(text: str | None, what: str) -> list[float]:
 def _limits(args) -> dict[str, float]:
     from ..errors import UserError
 
-    limits = {k: v for k in ("max_params", "max_flops", "max_memory")
+    limits = {k: v for k in ("max_params", "max_macs", "max_memory")
               if (v := getattr(args, k)) is not None}
     for item in args.limit:
         name, sep, value = item.partition("=")
@@ -133,7 +136,7 @@ def cmd_search(args) -> int:
     for target, arch in zip(targets, archs):
         row = {("min_score" if unit == "score" else "budget_ms"): target,
                "choices": list(arch.choices), "notation": arch.notation(),
-               "latency_ms": arch.latency_ms, "score": arch.score, "flops": arch.flops,
+               "latency_ms": arch.latency_ms, "score": arch.score, "macs": arch.macs,
                "params": arch.params, "relative_loss": dict(arch.extra).get("relative_loss")}
         if args.out:
             row["out"] = str(arch.save(_out_path(args.out, target, len(targets) > 1, unit)))
@@ -150,8 +153,8 @@ def cmd_search(args) -> int:
     def human(d) -> None:
         key = "min_score" if unit == "score" else "budget_ms"
         table(f"{d['space']} on {d['device']} ({d['objective']}, {d['method']})",
-              [key, "latency ms", "score", "MFLOPs", "M params", "choices"],
-              [[r[key], f"{r['latency_ms']:.4f}", f"{r['score']:.6g}", f"{r['flops'] / 1e6:.1f}",
+              [key, "latency ms", "score", "M MACs", "M params", "choices"],
+              [[r[key], f"{r['latency_ms']:.4f}", f"{r['score']:.6g}", f"{r['macs'] / 1e6:.1f}",
                 f"{r['params'] / 1e6:.3f}", " ".join(r["choices"])] for r in d["results"]])
         for r in d["results"]:
             if "out" in r:

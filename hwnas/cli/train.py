@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._output import add_json_flag, console, emit, progress_bar, stage_progress, table
+from ._output import add_json_flag, console, emit, stage_progress, table
 from ._torch import load_torch
 
 
@@ -157,10 +157,9 @@ def cmd_validate(args) -> int:
     settings = EvalSettings(batch_size=batch, bn_batches=bn,
                             finetune_steps=args.finetune_steps,
                             seed=seed if args.seed is None else args.seed)
-    prog, task = progress_bar("validating", args.samples)
+    prog, progress = stage_progress()
     with prog:
-        d = validate_table(net, tab, data, args.samples, settings,
-                           lambda i, n: prog.update(task, completed=i, total=n))
+        d = validate_table(net, tab, data, args.samples, settings, progress)
 
     def human(d) -> None:
         table("table-predicted vs real accuracy", ["choices", "predicted", "inherited", "fine-tuned"],

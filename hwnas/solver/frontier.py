@@ -155,7 +155,7 @@ class Frontier:
         for p in self.points():
             a = p.architecture
             points.append({"latency_ms": p.latency_ms, "score": a.score, "objective": p.score,
-                           "flops": a.flops, "params": a.params, "choices": list(a.choices),
+                           "macs": a.macs, "params": a.params, "choices": list(a.choices),
                            **(annotate(p) if annotate else {})})
         return {"schema": KINDS[FRONTIER_KIND], "kind": FRONTIER_KIND,
                 "space": problem.space.name, "space_id": problem.space_id,
@@ -194,7 +194,7 @@ def frontier(accuracy_table: AccuracyTable, device_table: DeviceTable, *,
 
     ``objective``: ``accuracy`` (summed score), ``loss`` (least summed relative accuracy
     loss, PONAS) or ``latency`` (the accuracy frontier, looked up by score floor with
-    :meth:`Frontier.fastest`). ``limits`` are ``max_params``, ``max_flops``, ``max_memory``;
+    :meth:`Frontier.fastest`). ``limits`` are ``max_params``, ``max_macs``, ``max_memory``;
     any other name is an error. ``budget_ms`` cuts the frontier there, which prunes the
     search (quicker when one budget is all that is asked).
     """

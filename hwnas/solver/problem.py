@@ -8,7 +8,7 @@ and one set of messages.
 Limits:
 
 - ``max_params``: parameters of the whole network (stem, fixed blocks and head included);
-- ``max_flops``: multiply-accumulates of one forward pass at batch 1, whole network;
+- ``max_macs``: multiply-accumulates of one forward pass at batch 1, whole network;
 - ``max_memory``: peak live activation *elements* of any one block (multiply by the bytes
   per element for bytes). A peak is a maximum, not a sum, so it is applied exactly as a
   filter on candidates rather than as a knapsack dimension.
@@ -30,7 +30,7 @@ from ..tables.accuracy import AccuracyTable
 from ..tables.device import DeviceTable
 
 OBJECTIVES = ("accuracy", "latency", "loss")
-LIMITS = ("max_params", "max_flops", "max_memory")
+LIMITS = ("max_params", "max_macs", "max_memory")
 
 
 class SolverError(UserError):
@@ -42,7 +42,7 @@ class Limits:
     """Extra limits besides latency; ``None`` means unlimited."""
 
     max_params: float | None = None
-    max_flops: float | None = None
+    max_macs: float | None = None
     max_memory: float | None = None
 
     @classmethod
@@ -118,9 +118,9 @@ class Problem:
     raw: Quantised
     loss: Quantised
     params: tuple[np.ndarray, ...]
-    flops: tuple[np.ndarray, ...]
+    macs: tuple[np.ndarray, ...]
     fixed_params: int
-    fixed_flops: int
+    fixed_macs: int
 
     @property
     def n_layers(self) -> int:
@@ -144,10 +144,10 @@ class Problem:
             names.append("max_params")
             cols.append(self.params)
             caps.append(self.limits.max_params - self.fixed_params)
-        if self.limits.max_flops is not None:
-            names.append("max_flops")
-            cols.append(self.flops)
-            caps.append(self.limits.max_flops - self.fixed_flops)
+        if self.limits.max_macs is not None:
+            names.append("max_macs")
+            cols.append(self.macs)
+            caps.append(self.limits.max_macs - self.fixed_macs)
         per_layer = [np.stack([c[l] for c in cols], axis=1).astype(float) if cols
                      else np.zeros((len(self.costs[l]), 0)) for l in range(self.n_layers)]
         return per_layer, caps, names
@@ -165,7 +165,7 @@ class Problem:
                 "score": self.raw.total(idx), "objective": self.objective_q.total(idx),
                 "relative_loss": self.loss.total(idx),
                 "params": count(self.params, self.fixed_params),
-                "flops": count(self.flops, self.fixed_flops)}
+                "macs": count(self.macs, self.fixed_macs)}
 
     def architectures(self, idx: np.ndarray, extra: tuple[tuple[str, Any], ...] = ()
                       ) -> list[Architecture]:
@@ -179,7 +179,7 @@ class Problem:
         return [Architecture(
             self.space_id, tuple(names[l][c] for l, c in enumerate(row.tolist())),
             self.space.name, latency_ms=float(fig["latency_ms"][r]), score=float(fig["score"][r]),
-            flops=int(fig["flops"][r]), params=int(fig["params"][r]),
+            macs=int(fig["macs"][r]), params=int(fig["params"][r]),
             extra=(("objective", self.objective),) + extra
             + (("relative_loss", float(fig["relative_loss"][r])),))
             for r, row in enumerate(idx)]
@@ -206,8 +206,8 @@ class Problem:
             ok &= f["latency_ms"] <= budget_ms + tolerance(budget_ms)
         if self.limits.max_params is not None:
             ok &= f["params"] <= self.limits.max_params
-        if self.limits.max_flops is not None:
-            ok &= f["flops"] <= self.limits.max_flops
+        if self.limits.max_macs is not None:
+            ok &= f["macs"] <= self.limits.max_macs
         return ok
 
 
@@ -256,7 +256,7 @@ def build_problem(accuracy: AccuracyTable, device: DeviceTable, objective: str =
     loss = [(b - r) / b if b else np.zeros_like(r) for r, b in zip(raw, best)]
     params = [np.asarray([b.params() for b in layer.candidates], dtype=np.int64)
               for layer in space.layers]
-    flops = [np.asarray([b.macs() for b in layer.candidates], dtype=np.int64)
+    macs = [np.asarray([b.macs() for b in layer.candidates], dtype=np.int64)
              for layer in space.layers]
     fixed = space.fixed_blocks()
     if lim.max_memory is not None:
@@ -276,7 +276,7 @@ def build_problem(accuracy: AccuracyTable, device: DeviceTable, objective: str =
     obj_q = Quantised(tuple(-u for u in loss_q.units), loss_q.quantum) if objective == "loss" \
         else raw_q
     problem = Problem(space, space.id, objective, lim, float(const), Quantised.of(costs), obj_q,
-                      raw_q, loss_q, tuple(params), tuple(flops),
+                      raw_q, loss_q, tuple(params), tuple(macs),
                       sum(b.params() for b in fixed), sum(b.macs() for b in fixed))
     _check_limits_reachable(problem)
     return problem
@@ -284,7 +284,7 @@ def build_problem(accuracy: AccuracyTable, device: DeviceTable, objective: str =
 
 def _check_limits_reachable(p: Problem) -> None:
     for name, arrays, fixed in (("max_params", p.params, p.fixed_params),
-                                ("max_flops", p.flops, p.fixed_flops)):
+                                ("max_macs", p.macs, p.fixed_macs)):
         cap = getattr(p.limits, name)
         if cap is None:
             continue

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import UserError, require
 from ..tables.accuracy import AccuracyTable
 from .data import DataSplit
-from .loop import accuracy, recalibrate_bn, sgd, train_steps
+from .loop import ProgressFn, accuracy, recalibrate_bn, sgd, train_steps
 from .supernet import Supernet, extract_subnet
 
 def rank_correlation(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
@@ -70,7 +70,7 @@ def sample_distinct(table: AccuracyTable, n: int, seed: int) -> list[tuple[str, 
 
 def validate_table(supernet: Supernet, table: AccuracyTable, data: DataSplit, samples: int = 20,
                    settings: EvalSettings = EvalSettings(),
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                   progress: ProgressFn | None = None) -> dict[str, Any]:
     """Predicted (table) vs real accuracy of ``samples`` random sub-networks."""
     check_match(supernet, table)
     archs = sample_distinct(table, samples, settings.seed)
@@ -80,7 +80,7 @@ def validate_table(supernet: Supernet, table: AccuracyTable, data: DataSplit, sa
         rows.append({"choices": list(choices), "predicted": table.total(choices),
                      "inherited": inh, "finetuned": ft})
         if progress:
-            progress(i + 1, len(archs))
+            progress("validating", i + 1, len(archs))
     pred = [r["predicted"] for r in rows]
     out: dict[str, Any] = {"samples": len(rows), "rows": rows,
                            "inherited": rank_correlation(pred, [r["inherited"] for r in rows])}
