@@ -82,10 +82,45 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
     t = Table(title=title)
     for c in columns:
-        t.add_column(c)
+        # fold, never cut: an architecture such as k5e3,skip,k3e6,... is one long word
+        t.add_column(c, overflow="fold")
     for r in rows:
         t.add_row(*[str(v) for v in r])
     console().print(t)
+
+
+def fmt(key: str, value: Any) -> str:
+    """One value as a person reads it: shares (``within_*``) as percentages, ``*_pct``
+    with a percent sign, other floats to 4 significant digits, None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if "within" in key:
+            return f"{100 * value:.1f}%"
+        if key.endswith("_pct"):
+            return f"{value:.2f}%"
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, (str, int, float)) for v in value):
+            return ", ".join(fmt(key, v) for v in value) or "-"
+        return f"{len(value)} entries"
+    return str(value)
+
+
+def fields(title: str, mapping: Any) -> None:
+    """A two-column table (field, value) of a mapping, nested mappings as dotted names."""
+    def rows(m: Any, pre: str) -> list[list[str]]:
+        out = []
+        for k, v in m.items():
+            if isinstance(v, dict):
+                out += rows(v, f"{pre}{k}.")
+            else:
+                out.append([f"{pre}{k}", fmt(str(k), v)])
+        return out
+
+    table(title, ["field", "value"], rows(mapping, ""))
 
 
 def _progress():
