@@ -106,7 +106,7 @@ def _budgets(front, n: int = 5) -> list[float]:
 def stage_budgets(run: Path | None, passes: int = 2) -> None:
     from hwnas.engines import EngineRequest, build_engine
     from hwnas.profiling import measure_onnx
-    from hwnas.solver import build_frontier
+    from hwnas.solver import frontier
     from hwnas.tables.device import load_device_table
 
     rows = []
@@ -114,7 +114,7 @@ def stage_budgets(run: Path | None, passes: int = 2) -> None:
         space, acc, sn, data = _supernet_and_data(sp, run)
         for backend, prec in COMBOS:
             table = load_device_table(table_path(sp, backend, prec))
-            front = build_frontier(acc, table)
+            front = frontier(acc, table)
             budgets = _budgets(front)
             archs = front.architectures([front.index_for_budget(b) for b in budgets])
             cal = dict(table.calibration.report)
@@ -165,12 +165,12 @@ def stage_budgets(run: Path | None, passes: int = 2) -> None:
 def stage_quality(run: Path) -> None:
     """tiny-32, trained supernet: parity and accuracy of fp32 / fp16 / int8 PTQ / int8 QAT."""
     from hwnas.engines import EngineRequest, build_engine
-    from hwnas.solver import build_frontier
+    from hwnas.solver import frontier
     from hwnas.tables.device import load_device_table
 
     space, acc, sn, data = _supernet_and_data("tiny-32", run)
     table = load_device_table(table_path("tiny-32", "onnxruntime", "fp32"))
-    front = build_frontier(acc, table)
+    front = frontier(acc, table)
     budgets = _budgets(front)[::4]  # two architectures: fast and slow
     archs = front.architectures([front.index_for_budget(b) for b in budgets])
     rows = []

@@ -44,7 +44,6 @@ sys.path.insert(0, str(ROOT))
 from hwnas.arch import Architecture  # noqa: E402
 from hwnas.tables import load_accuracy_table, load_device_table  # noqa: E402
 from hwnas.train.checkpoint import load_checkpoint  # noqa: E402
-from hwnas.train.data import load_data  # noqa: E402
 from hwnas.train.evolve import Costs, EvolveConfig, Repair, _score, evolve  # noqa: E402
 from hwnas.train.loop import accuracy, recalibrate_bn, sgd, train_steps  # noqa: E402
 from hwnas.train.supernet import extract_subnet  # noqa: E402
@@ -103,16 +102,14 @@ def main() -> None:
     space = ck.target
     acc = load_accuracy_table(run / "train" / "accuracy_table.json", space)
     dev = load_device_table(run / f"device_table_{args.tag}.json")
-    c = ck.config
-    data = load_data("digits", ck.space.input, ck.space.classes, int(c.get("seed", 0)),
-                     float(c.get("val_fraction", 0.2)), float(c.get("test_fraction", 0.0)))
+    data = ck.data_split("digits")
     if not data.has_test:
         raise SystemExit(f"{run}: its supernet was trained without a held-out test split")
     supernet = ck.supernet().eval()
-    from hwnas.solver import build_frontier
+    from hwnas.solver import frontier
 
     t = time.perf_counter()
-    front = build_frontier(acc, dev)
+    front = frontier(acc, dev)
     knap_s = time.perf_counter() - t
     pts = front.points()
     lo, hi = pts[0].latency_ms, pts[-1].latency_ms
@@ -125,7 +122,7 @@ def main() -> None:
     out_dir = Path(args.json).with_suffix("")
     for b in budgets:
         picks: dict[str, dict] = {}
-        a = front.architectures([front.index_for_budget(b)])[0]
+        a = front.best(b)
         picks["ponas"] = {"choices": list(a.choices), "cost_s": knap_s,
                           "cost_note": "knapsack only; the table cost "
                                        f"{sum((prov.get('seconds') or {}).values()):.0f} s once "

@@ -18,11 +18,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_solver_exact import milp_optimum  # noqa: E402  (the tests' independent reference)
-from test_solver_helpers import make_tables, small_space  # noqa: E402
+from solver_tables import make_tables, small_space  # noqa: E402
 
-from hwnas.solver import (SolverError, build_frontier, build_problem, evolutionary_search,  # noqa: E402
-                          frontier, random_search, solve, solve_many)
-from hwnas.solver.exact import compute_frontier  # noqa: E402
+from hwnas.solver import (Frontier, SolverError, build_problem, evolutionary_search,  # noqa: E402
+                          frontier, random_search)
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -37,27 +36,28 @@ def timed(fn, repeats: int) -> tuple[float, object]:
 
 def bench_exact(space: str, repeats: int) -> None:
     acc, dev = make_tables(space, 0)
-    ms, pts = timed(lambda: frontier(acc, dev), repeats)
+    ms, pts = timed(lambda: frontier(acc, dev).points(), repeats)
     problem = build_problem(acc, dev)
-    core_ms, _ = timed(lambda: compute_frontier(problem), repeats)
-    front = build_frontier(acc, dev)
+    core_ms, _ = timed(lambda: Frontier.of(problem), repeats)
+    front = frontier(acc, dev)
     budgets = list(np.linspace(front.fastest_ms(), float(front.latency_ms[-1]), 100))
-    many_ms, _ = timed(lambda: solve_many(acc, dev, budgets), repeats)
-    one_ms, _ = timed(lambda: solve(acc, dev, budgets[50]), repeats)
+    many_ms, _ = timed(lambda: [frontier(acc, dev).best(b) for b in budgets], repeats)
+    one_ms, _ = timed(lambda: frontier(acc, dev, budget_ms=budgets[50]).best(budgets[50]),
+                      repeats)
     n = len(acc.space.layers)
     k = max(len(layer.choices) for layer in acc.space.layers)
     print(f"{space} ({n} layers, {k} candidates, {acc.space.size():.3g} architectures): "
           f"frontier {len(pts)} points in {ms:.1f} ms (tables to architectures; DP alone "
           f"{core_ms:.1f} ms); 100 budgets {many_ms:.1f} ms; one budget {one_ms:.1f} ms")
     params = [a.params for a in front.architectures()]
-    flops = [a.flops for a in front.architectures()]
-    mp, mf = float(np.median(params)), float(np.median(flops))
+    macs = [a.macs for a in front.architectures()]
+    mp, mf = float(np.median(params)), float(np.median(macs))
     lim_ms, lim = timed(lambda: frontier(acc, dev, max_params=mp), max(1, repeats // 10))
-    both_ms, both = timed(lambda: frontier(acc, dev, max_params=mp, max_flops=mf),
+    both_ms, both = timed(lambda: frontier(acc, dev, max_params=mp, max_macs=mf),
                           max(1, repeats // 10))
     mem_ms, _ = timed(lambda: frontier(acc, dev, max_memory=2_000_000), repeats)
     print(f"  with max_params (median of frontier): {len(lim)} points in {lim_ms:.0f} ms; "
-          f"with max_params and max_flops: {len(both)} points in {both_ms:.0f} ms; "
+          f"with max_params and max_macs: {len(both)} points in {both_ms:.0f} ms; "
           f"with max_memory (a filter): {mem_ms:.1f} ms")
 
 
@@ -71,7 +71,7 @@ def bench_optimality(instances: int) -> None:
         else:
             acc, dev = make_tables(small_space(int(rng.integers(3, 10)), skip=bool(i % 2)), i,
                                    integer=bool(i % 3 == 0))
-        front = build_frontier(acc, dev)
+        front = frontier(acc, dev)
         problem0 = build_problem(acc, dev)
         p_all = [problem0.fixed_params + sum(int(p.min()) for p in problem0.params),
                  problem0.fixed_params + sum(int(p.max()) for p in problem0.params)]
@@ -83,7 +83,7 @@ def bench_optimality(instances: int) -> None:
             ref = milp_optimum(problem, budget_ms=budget)
             t1 = time.perf_counter()
             try:
-                got = solve(acc, dev, budget, **limits).score
+                got = frontier(acc, dev, budget_ms=budget, **limits).best(budget).score
             except Exception:  # noqa: BLE001 - infeasible: must agree with the MILP
                 got = None
             t_ours += time.perf_counter() - t1
@@ -98,11 +98,11 @@ def bench_optimality(instances: int) -> None:
 
 def bench_baselines(seeds: int) -> None:
     acc, dev = make_tables("proxyless-mobile", 0)
-    front = build_frontier(acc, dev)
+    front = frontier(acc, dev)
     rows = []
     for q in (0.1, 0.6, 0.75, 0.9):
         budget = float(np.quantile(front.latency_ms, q))
-        opt = solve(acc, dev, budget).score
+        opt = front.best(budget).score
         for name, fn in (("evolution (P=100, 500 generations)",
                           lambda s: evolutionary_search(acc, dev, budget, seed=s)),
                          ("random (10000 samples)", lambda s: random_search(acc, dev, budget, seed=s))):

@@ -20,26 +20,80 @@ import argparse
 import json
 import os
 import statistics
+import random
 import sys
 import tempfile
 import time
+from typing import Any
 
 # On a shared 2-core machine another process often holds a core; OpenMP's default spin-wait
 # then turns each parallel region into a busy wait (a 1-second epoch took 47-118 s here).
 # Passive waiting must be set before torch loads its OpenMP runtime.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from hwnas.errors import UserError  # noqa: E402
+from hwnas.solver.brute_force import LatencyFn, exhaustive_best  # noqa: E402
 from hwnas.spaces import load_space  # noqa: E402
-from hwnas.train import TrainConfig, data_for, load_checkpoint, train_accuracy_table
+from hwnas.tables.accuracy import AccuracyTable  # noqa: E402
+from hwnas.train import TrainConfig, data_for, load_checkpoint, train_accuracy_table  # noqa: E402
 from hwnas.train.proxy import Proxy  # noqa: E402
-from hwnas.train.validate import (EvalSettings, best_vs_random, device_latency, macs_latency,
+from hwnas.train.validate import (EvalSettings, check_match, real_accuracy,  # noqa: E402
                                   validate_table)
 
 
+def best_vs_random(supernet, table: AccuracyTable, data, latency: LatencyFn,
+                   budget: float | None = None, randoms: int = 20,
+                   settings: EvalSettings = EvalSettings()) -> dict[str, Any]:
+    """The table's best architecture (exhaustive over small spaces, else per-layer argmax)
+    within ``budget``, against ``randoms`` random architectures of no larger latency."""
+    check_match(supernet, table)
+    best = exhaustive_best(table, latency, budget)
+    if best is None:
+        raise UserError(f"no architecture fits the latency budget {budget}")
+    lat = latency(best)
+    rng = random.Random(f"random:{settings.seed}")
+    pool: list[tuple[str, ...]] = []
+    for _ in range(1000 * randoms):  # bounded rejection sampling
+        if len(pool) >= randoms:
+            break
+        c = tuple(rng.choice(layer.choices) for layer in table.space.layers)
+        if latency(c) <= lat:
+            pool.append(c)
+    best_acc = real_accuracy(supernet, best, data, settings)
+    accs = [real_accuracy(supernet, c, data, settings) for c in pool]
+
+    def side(k: int) -> dict[str, Any]:
+        vals = [a[k] for a in accs if a[k] is not None]
+        return {"best": best_acc[k], "random_mean": float(np.mean(vals)) if vals else None,
+                "random_max": float(np.max(vals)) if vals else None}
+
+    out = {"best": list(best), "best_latency": lat, "best_score": table.total(best),
+           "randoms": len(pool), "inherited": side(0)}
+    if settings.finetune_steps > 0:
+        out["finetuned"] = side(1)
+    return out
+
+
+def macs_latency(table: AccuracyTable) -> LatencyFn:
+    """Additive MACs as the latency stand-in (no device table needed)."""
+    space = table.space
+    per = [{b.choice(): b.macs() for b in layer.candidates} for layer in space.layers]
+    fixed = sum(b.macs() for b in space.fixed_blocks())
+    return lambda choices: float(fixed + sum(p[c] for p, c in zip(per, choices)))
+
+
+def device_latency(table: AccuracyTable, device_table: Any) -> LatencyFn:
+    """Predicted milliseconds from a :class:`~hwnas.tables.DeviceTable` (additive model)."""
+    const, costs = device_table.layer_costs(table.space)
+    index = [{c: j for j, c in enumerate(layer.choices)} for layer in table.space.layers]
+    return lambda choices: float(const + sum(float(cost[ix[c]])
+                                             for cost, ix, c in zip(costs, index, choices)))
+
+
 def latency_fn(table):
-    from hwnas.errors import UserError
     from hwnas.tables import load_device_table
 
     try:

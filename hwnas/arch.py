@@ -30,7 +30,7 @@ class Architecture:
     space_name: str = ""
     latency_ms: float | None = None
     score: float | None = None
-    flops: int | None = None
+    macs: int | None = None  # multiply-accumulates at batch 1, whole network
     params: int | None = None
     extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
@@ -41,7 +41,7 @@ class Architecture:
         return arch
 
     def with_figures(self, **figures: Any) -> "Architecture":
-        known = {"latency_ms", "score", "flops", "params"}
+        known = {"latency_ms", "score", "macs", "params"}
         bad = set(figures) - known
         if bad:
             raise TypeError(f"unknown figure(s) {sorted(bad)}")
@@ -68,10 +68,12 @@ class Architecture:
         chosen = [layer.block(c) for layer, c in zip(space.layers, self.choices)]
         return [space.stem, *space.fixed, *chosen, space.head]
 
-    def macs(self, space: SearchSpace) -> int:
+    def total_macs(self, space: SearchSpace) -> int:
+        """Multiply-accumulates of one forward pass at batch 1, whole network."""
         return sum(b.macs() for b in self.blocks(space))
 
-    def param_count(self, space: SearchSpace) -> int:
+    def total_params(self, space: SearchSpace) -> int:
+        """Parameters of the whole network."""
         return sum(b.params() for b in self.blocks(space))
 
     def notation(self) -> str:
@@ -82,7 +84,7 @@ class Architecture:
         d: dict[str, Any] = {"schema": ARCH_SCHEMA, "kind": ARCH_KIND,
                              "space": self.space_name, "space_id": self.space_id,
                              "choices": list(self.choices)}
-        for k in ("latency_ms", "score", "flops", "params"):
+        for k in ("latency_ms", "score", "macs", "params"):
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
@@ -102,14 +104,15 @@ class Architecture:
                 raise ArchitectureError(f"{source}: {k!r} must be a short string, got "
                                         f"{echo(d.get(k))}")
         figures = {}
-        for k, integer in (("latency_ms", False), ("score", False), ("flops", True),
+        for k, integer in (("latency_ms", False), ("score", False), ("macs", True),
                            ("params", True)):
-            v = d.get(k)
+            # files written before MACs were called MACs carry them as "flops"
+            v = d.get(k) if k != "macs" or "macs" in d else d.get("flops")
             figures[k] = None if v is None else number(
                 v, f"{source}: {k}", -1e15, 1e15, integer=integer, error=ArchitectureError)
         extra = d.get("extra", {})
         return cls(str(d.get("space_id", "")), tuple(choices), str(d.get("space", "")),
-                   figures["latency_ms"], figures["score"], figures["flops"], figures["params"],
+                   figures["latency_ms"], figures["score"], figures["macs"], figures["params"],
                    tuple(sorted(extra.items())) if isinstance(extra, Mapping) else ())
 
     def save(self, path: "str | Path") -> Path:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from profilers.fileformat import echo
 
@@ -188,9 +188,6 @@ class Block:
         return Block("mbconv", h, w, cin, cout, kernel=int(m["k"]), expand=int(m["e"]),
                      stride=stride, se=bool(m["se"]), act=act,
                      residual=(stride == 1 and cin == cout))
-
-    def with_input(self, h: int, w: int, cin: int) -> "Block":
-        return replace(self, h=h, w=w, cin=cin)
 
     # ------------------------------------------------------------------ costs
     def macs(self) -> int:

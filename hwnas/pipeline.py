@@ -238,17 +238,15 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
 def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
          ) -> dict[str, Any]:
     from .engines import build_engine
-    from .solver import build_frontier
+    from .solver import frontier
     from .train.checkpoint import load_checkpoint
 
     acc, ck_path, data = _train(cfg, space, out, say, progress)
     dev, table_path = _device_table(cfg, space, emitter, out, say, progress)
 
-    front = build_frontier(acc, dev)  # one exact frontier serves every budget
+    front = frontier(acc, dev)  # one exact frontier serves every budget
     points = front.points()
-    write_json_atomic(out / f"frontier_{cfg.tag}.json", [
-        {"latency_ms": p.latency_ms, "score": p.score, "choices": list(p.architecture.choices)}
-        for p in points])
+    front.save(out / f"frontier_{cfg.tag}.json")
     margin, margin_from = budget_margin(cfg, dev)
     budgets = list(cfg.budgets_ms) or _default_budgets(points, margin)
     if budgets and min(budgets) / (1.0 + margin) < points[0].latency_ms:
@@ -304,10 +302,8 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
                              list(zip(budgets, chosen)), cfg.threads, cfg.quick, say)
     for r in results:
         r["predicted_accuracy"] = predicted_accuracy(base, r["score"])
-    write_json_atomic(out / f"frontier_{cfg.tag}.json", [
-        {"latency_ms": p.latency_ms, "score": p.score,
-         "predicted_accuracy": predicted_accuracy(base, p.score),
-         "choices": list(p.architecture.choices)} for p in points])
+    front.save(out / f"frontier_{cfg.tag}.json",
+               lambda p: {"predicted_accuracy": predicted_accuracy(base, p.architecture.score)})
     summary = {"space": space.name, "space_id": space.id, "data": cfg.data,
                "backend": cfg.backend, "precision": cfg.precision,
                "statistic": dev.figure, "device_table": str(table_path),

@@ -326,6 +326,7 @@ def _pct(x: Any) -> str:
 
 def write_report(out_dir: "str | Path", tag: str) -> Path:
     """``report_{tag}/report.html`` and its PNG figures from a finished run folder."""
+    from .solver import read_frontier
     from .spaces import find_space_by_id
     from .tables.accuracy import load_accuracy_table
     from .tables.device import load_device_table
@@ -338,7 +339,7 @@ def write_report(out_dir: "str | Path", tag: str) -> Path:
     space = find_space_by_id(summ["space_id"])
     if space is None:
         raise UserError(f"{summ_path}: space {summ.get('space')} is not built in")
-    frontier = read_json(out / f"frontier_{tag}.json", "frontier")
+    frontier = read_frontier(out / f"frontier_{tag}.json")["points"]
     backend, precision = tag.rsplit("_", 1)  # noqa: F841 - precision names the table
     dev_path = Path(summ.get("device_table") or out / f"device_table_{backend}_{precision}.json")
     if not dev_path.is_file():

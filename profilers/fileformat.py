@@ -217,10 +217,24 @@ def atomic_path(path: "str | Path") -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a table is meant to be shared
+        # mkstemp makes 0600; a table or checkpoint is meant to be shared, as a plain
+        # open() would have made it: 0666 less the umask
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it (os.umask would, for every thread)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only read sets it: set it straight back
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: Path, write) -> Path:
@@ -250,12 +264,18 @@ class LockTimeout(RuntimeError):
 
 @contextlib.contextmanager
 def locked(path: "str | Path", timeout: float = LOCK_TIMEOUT_S, what: str = "") -> Iterator[None]:
-    """Exclusive inter-process lock for ``path`` (a side file ``.NAME.lock``), by filelock."""
+    """Exclusive inter-process lock for ``path``, by filelock. The lock file lives in the
+    private cache (``cache_root("locks")``, named by a hash of the absolute path), not
+    beside ``path``: a folder of tables collects no empty ``.lock`` files, and the lock
+    file is never deleted, which would let two processes lock two different inodes."""
+    import hashlib
+
     from filelock import FileLock, Timeout
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path.with_name(f".{path.name}.lock")), timeout=timeout)
+    digest = hashlib.sha256(str(path.absolute().resolve()).encode()).hexdigest()[:24]
+    lock = FileLock(str(cache_root("locks") / f"{digest}.lock"), timeout=timeout)
     try:
         lock.acquire()
     except Timeout:

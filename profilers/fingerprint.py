@@ -16,40 +16,11 @@ import os
 import platform
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def physical_cores() -> int:
-    """Distinct (physical id, core id) pairs; falls back to the logical count."""
-    pairs: set[tuple[str, str]] = set()
-    phys = core = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, val = line.partition(":")
-                key = key.strip().lower()
-                if key == "physical id":
-                    phys = val.strip()
-                elif key == "core id":
-                    core = val.strip()
-                    pairs.add((phys, core))
-    except OSError:
-        pass
-    return len(pairs) or (os.cpu_count() or 1)
-
-
-def _read(path: str) -> str:
+def _read(path: "str | Path") -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             return fh.read().strip()
@@ -57,30 +28,93 @@ def _read(path: str) -> str:
         return ""
 
 
-def cpu_frequency() -> dict[str, Any]:
+def _cpuinfo(root: str) -> list[dict[str, str]]:
+    """``/proc/cpuinfo`` under ``root`` as its blank-line-separated sections (one per
+    processor, plus a trailing board section on some ARM kernels); keys lower-case."""
+    sections: list[dict[str, str]] = [{}]
+    for line in _read(Path(root) / "proc" / "cpuinfo").splitlines():
+        if not line.strip():
+            if sections[-1]:
+                sections.append({})
+            continue
+        key, sep, val = line.partition(":")
+        if sep:
+            sections[-1].setdefault(key.strip().lower(), val.strip())
+    return [s for s in sections if s]
+
+
+# Arm's own core designs (implementer 0x41) by "CPU part", as /proc/cpuinfo lists them
+_ARM_PARTS = {
+    "0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+    "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
+    "0xd44": "Cortex-X1", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd48": "Cortex-X2",
+    "0xd49": "Neoverse-N2", "0xd4b": "Cortex-A78C", "0xd4f": "Neoverse-V2",
+    "0xd80": "Cortex-A520", "0xd81": "Cortex-A720", "0xd82": "Cortex-X4",
+}
+
+
+def _clusters(procs: list[dict[str, str]]) -> str:
+    """Core count, per cluster where the cores differ: ``4x Cortex-A55 + 4x Cortex-A76``."""
+    parts: dict[str, int] = {}
+    for p in procs:
+        part = p.get("cpu part")
+        if part is None:
+            continue
+        impl = p.get("cpu implementer", "")
+        label = _ARM_PARTS.get(part.lower()) if impl.lower() == "0x41" else None
+        if label is None:
+            label = f"part {impl}/{part}" if impl else f"part {part}"
+        parts[label] = parts.get(label, 0) + 1
+    if not parts:
+        return f"{len(procs)} cores"
+    return " + ".join(f"{n}x {label}" for label, n in parts.items())
+
+
+def cpu_model(root: str = "/") -> str:
+    """The CPU's ``model name``; on boards whose kernel gives none (aarch64), the board
+    model (device tree) and its cores per cluster, so two different boards differ."""
+    sections = _cpuinfo(root)
+    for sec in sections:
+        if sec.get("model name"):
+            return sec["model name"]
+    procs = [sec for sec in sections if "processor" in sec]
+    board = _read(Path(root) / "proc" / "device-tree" / "model").replace("\x00", "").strip()
+    if not board:  # 32-bit Raspberry Pi kernels name the board in cpuinfo instead
+        board = next((sec["model"] for sec in sections
+                      if sec.get("model") and not sec["model"].isdigit()), "")
+    if procs and (board or any("cpu part" in p for p in procs)):
+        return f"{board or platform.machine()} ({_clusters(procs)})"
+    if root != "/":
+        return board or "unknown"
+    return board or platform.processor() or platform.machine() or "unknown"
+
+
+def physical_cores(root: str = "/") -> int:
+    """Distinct (physical id, core id) pairs; else the processors listed (ARM kernels give
+    no core ids); else the logical count."""
+    sections = _cpuinfo(root)
+    pairs = {(sec.get("physical id", ""), sec["core id"]) for sec in sections if "core id" in sec}
+    procs = sum("processor" in sec for sec in sections)
+    return len(pairs) or procs or (os.cpu_count() or 1)
+
+
+def cpu_frequency(root: str = "/") -> dict[str, Any]:
     """Governor and maximum clock (MHz) where readable; empty on hosts that hide them (VMs)."""
-    base = "/sys/devices/system/cpu/cpu0/cpufreq/"
+    base = Path(root) / "sys" / "devices" / "system" / "cpu" / "cpu0" / "cpufreq"
     d: dict[str, Any] = {}
-    gov = _read(base + "scaling_governor")
+    gov = _read(base / "scaling_governor")
     if gov:
         d["governor"] = gov
-    mx = _read(base + "cpuinfo_max_freq")
+    mx = _read(base / "cpuinfo_max_freq")
     if mx.isdigit():
         d["max_mhz"] = int(mx) // 1000
     return d
 
 
-def hypervisor() -> bool:
-    flags = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    flags = line
-                    break
-    except OSError:
-        pass
-    return " hypervisor" in flags
+def hypervisor(root: str = "/") -> bool:
+    flags = next((sec.get("flags", "") for sec in _cpuinfo(root) if "flags" in sec), "")
+    return "hypervisor" in flags.split()
 
 
 def gpus() -> list[dict[str, str]]:
@@ -108,13 +142,16 @@ _GPU_FIELDS = (("name", "name"), ("driver", "driver_version"), ("memory", "memor
                ("power_limit", "power.limit"))
 
 
-def fingerprint(include_gpu: bool = True) -> dict[str, Any]:
-    """The measuring machine, for a table's ``meta["device"]``."""
+def fingerprint(include_gpu: bool = True, root: str = "/") -> dict[str, Any]:
+    """The measuring machine, for a table's ``meta["device"]`` (``root``: where ``/proc``
+    and ``/sys`` are read from)."""
+    cpu = cpu_model(root)
     d: dict[str, Any] = {
-        "name": cpu_model(), "cpu": cpu_model(), "logical_cores": os.cpu_count() or 1,
-        "physical_cores": physical_cores(), "machine": platform.machine(),
+        "name": cpu, "cpu": cpu, "logical_cores": os.cpu_count() or 1,
+        "physical_cores": physical_cores(root), "machine": platform.machine(),
         "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(), "hypervisor": hypervisor(), **cpu_frequency(),
+        "python": platform.python_version(), "hypervisor": hypervisor(root),
+        **cpu_frequency(root),
     }
     if include_gpu:
         g = gpus()

@@ -4,8 +4,8 @@ Atomic writes, bounded reads and the lock come from ``profilers.fileformat``, th
 file-format layer both packages share. The JSON written here is the
 ``hwnas.device_table`` schema 1 that ``hwnas.tables.device`` reads.
 
-Every write is a read-modify-write under an exclusive lock on a side file: the entries on
-disk and the ones to add are merged, so two processes profiling into one table both land
+Every write is a read-modify-write under an exclusive lock (its file in the private
+cache, not beside the table): the entries on disk and the ones to add are merged, so two processes profiling into one table both land
 their measurements and neither truncates the other's; a reader sees the old file or the
 new one, never half of one.
 """

@@ -15,6 +15,16 @@ def has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def schema_check(doc: dict) -> None:
+    """``doc`` conforms to the published JSON Schema its ``kind`` names (jsonschema is in
+    the test extra)."""
+    import jsonschema
+
+    from hwnas.schemas import load_schema
+
+    jsonschema.Draft202012Validator(load_schema(doc["kind"])).validate(doc)
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Run the hwnas CLI in-process; returns (rc, stdout, stderr)."""

@@ -503,7 +503,8 @@ def _arch_cases() -> list[Case]:
     mut("space-id-list", lambda d: d.__setitem__("space_id", [1]))
     mut("kind-missing", lambda d: d.pop("kind"))
     mut("latency-string", lambda d: d.__setitem__("latency_ms", "fast"))
-    mut("flops-float", lambda d: d.__setitem__("flops", 1.5))
+    mut("flops-float", lambda d: d.__setitem__("flops", 1.5))  # the old name, still read
+    mut("macs-float", lambda d: d.__setitem__("macs", 1.5))
     mut("score-object", lambda d: d.__setitem__("score", {"a": 1}))
     out["flops-1e400"] = json.dumps(base)[:-1] + ', "flops": 1e400}'
     out["deep"] = _deep_json(5000)

@@ -17,6 +17,16 @@ def test_json_round_trip(tmp_path, name):
     assert b.latency_ms == 1.5
 
 
+def test_macs_are_written_as_macs_and_read_under_their_old_name():
+    sp = load_space("tiny-32")
+    a = sample_architecture(sp, seed=3).with_figures(macs=1234, params=56)
+    d = a.to_dict()
+    assert d["macs"] == 1234 and "flops" not in d
+    old = {k: v for k, v in d.items() if k != "macs"} | {"flops": 1234}
+    assert Architecture.from_dict(old).macs == 1234
+    assert Architecture.from_dict({**old, "macs": 99}).macs == 99
+
+
 def test_inline_notation():
     sp, a = load_architecture("tiny-32:k3e3,skip,k5e6,k7e3,k3e6,skip")
     assert a.choices[1] == "skip" and a.space_id == sp.id
@@ -58,4 +68,4 @@ def test_foreign_space_id(tmp_path):
 def test_costs_are_sums_of_blocks():
     sp = load_space("proxyless-mobile")
     a = Architecture.of(sp, ["k3e3"] * 21)
-    assert a.macs(sp) == sum(b.macs() for b in a.blocks(sp))
+    assert a.total_macs(sp) == sum(b.macs() for b in a.blocks(sp))

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -20,7 +21,7 @@ def test_arch_sample_show(run_cli, tmp_path):
                          tmp_path / "a.json", "--json")
     assert rc == 0 and json.loads(out)["space"] == "tiny-32"
     rc, out, _ = run_cli("arch", "show", tmp_path / "a.json", "--json")
-    assert rc == 0 and json.loads(out)["flops"] > 0
+    assert rc == 0 and json.loads(out)["macs"] > 0
 
 
 @pytest.mark.parametrize("argv", [
@@ -92,3 +93,26 @@ def test_space_export_round_trips_and_edits(run_cli, tmp_path, suffix):
     assert rc == 0 and load_space(out).classes == 3 and load_space(out).head.classes == 3
     rc, _, e = run_cli("space", "export", "tiny-32", "--out", tmp_path / "s.txt")
     assert rc == 2 and len(e.strip().splitlines()) == 1
+
+
+def test_tables_show_and_diff_read_as_text(run_cli):
+    rc, out, _ = run_cli("tables", "show", "tiny-32_onnxruntime_cpu_fp32")
+    assert rc == 0 and "{'" not in out and "calibration.scale" in out
+    assert re.search(r"calibration\.within_10pct\s*│\s*\d+\.\d%", out)
+    rc, out, _ = run_cli("tables", "diff", "tiny-32_onnxruntime_cpu_fp32",
+                         "tiny-32_openvino_cpu_fp32")
+    assert rc == 0 and re.search(r"within 10%: \d{1,3}\.\d%;", out), out
+
+
+def test_long_architectures_fold_in_80_columns(monkeypatch, capsys):
+    from rich.console import Console
+
+    from hwnas.cli import _output
+
+    monkeypatch.setattr(_output, "console", lambda: Console(width=80))
+    arch = ",".join(["k5e3", "skip", "k3e6", "k5e6", "k3e3", "skip", "k7e6"] * 3)
+    _output.table("t", ["choices", "predicted", "inherited"], [[arch, "0.9", "0.8"]])
+    out = capsys.readouterr().out
+    assert "…" not in out
+    first = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
+    assert "".join(first) == arch

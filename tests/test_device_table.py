@@ -95,7 +95,7 @@ def test_missing_block_names_key_and_command():
 def test_import_proxylessnas_serves_proxyless_mobile():
     t = import_foreign(PXL, "proxylessnas")
     sp = load_space("proxyless-mobile")
-    assert t.covers(sp) == [] and t.space_id == sp.id
+    assert t.missing(sp) == [] and t.space_id == sp.id
     skip = sp.layers[1].block("skip").key()
     assert t.entries[skip].median_ms == 0.0
     # The first searchable layer's k3e3 block is the file's entry of that shape.

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import has
+from conftest import has, schema_check
 
 pytestmark = pytest.mark.skipif(not (has("torch") and has("onnx") and has("sklearn")),
                                 reason="needs the torch extra (torch, onnx, scikit-learn)")
@@ -98,6 +98,7 @@ def test_export_engine_verified_and_measured(run_cli, ckpt, tmp_path, backend, p
     rc, m, err = _export(run_cli, ckpt, out, "--backend", backend, "--precision", precision,
                          "--data", "digits", *extra)
     assert rc == 0, err
+    schema_check(m)
     eng = m["engine"]
     assert (eng["backend"], eng["precision"]) == (backend, precision)
     for f, digest in eng["sha256"].items():  # every engine file is there, as recorded

@@ -36,8 +36,8 @@ def test_subnet_and_onnx_agree(tmp_path, name):
             ref = net(torch.from_numpy(x)).numpy()
         assert ref.shape == (1, sp.classes)
         assert np.max(np.abs(ref - _run_onnx(path, x))) < 1e-4
-    assert net.flops() == arch.macs(sp)
-    assert net.num_params() == arch.param_count(sp)
+    assert net.macs() == arch.total_macs(sp)
+    assert net.params() == arch.total_params(sp)
 
 
 def test_every_tiny_block_exports(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import has
+from conftest import has, schema_check
 
 pytestmark = pytest.mark.skipif(not (has("torch") and has("onnxruntime") and has("sklearn")),
                                 reason="needs the host extras (torch, onnxruntime, scikit-learn)")
@@ -25,11 +25,14 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
     assert rc == 0, err
     summary = json.loads(stdout)
     assert 1 <= len(summary["results"]) <= 3  # three budgets spread over the frontier
-    front = json.loads((out / "frontier_onnxruntime_fp32.json").read_text())
+    for name in ("frontier", "baselines"):
+        schema_check(json.loads((out / f"{name}_onnxruntime_fp32.json").read_text()))
+    front = json.loads((out / "frontier_onnxruntime_fp32.json").read_text())["points"]
     assert summary["results"][-1]["choices"] == front[-1]["choices"]  # the best is reachable
     for r in summary["results"]:
         man = json.loads(open(r["manifest"]).read())
         assert man["kind"] == "hwnas.engine_manifest"
+        schema_check(man)
         assert "onnxruntime_fp32" in r["manifest"]
         assert man["latency"]["predicted_ms"] <= man["budget_ms"] + 1e-9
         assert man["latency"]["measured_ms"] > 0

@@ -95,4 +95,4 @@ def test_hwnas_profile_tiny_quick(tmp_path, capsys):
     assert summary["status"] == "complete" and summary["blocks"] == 42
     from hwnas.tables.device import load_device_table
 
-    assert not load_device_table(out).covers(__import__("hwnas").load_space("tiny-32"))
+    assert not load_device_table(out).missing(__import__("hwnas").load_space("tiny-32"))

@@ -64,7 +64,7 @@ def test_profile_small_bundle(bundle, tmp_path, backend, device):
     assert t["meta"]["backend"] == backend and t["meta"]["runtime_version"]
     assert all(e["status"] == "ok" and e["median_ms"] > 0 for e in t["entries"].values())
     table = load_device_table(out)
-    assert not table.covers(space)
+    assert not table.missing(space)
     pred = table.predict(space, Architecture.of(space, [layer.choices[0] for layer in space.layers]))
     assert pred.latency_ms > 0
     assert table.calibration.fitted_on == 2

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_solver_helpers import make_tables
+from solver_tables import best_within, make_tables
 
 from hwnas.arch import Architecture
 from hwnas.cli import main
-from hwnas.solver import build_frontier, solve
+from hwnas.solver import frontier
 
 
 @pytest.fixture()
@@ -30,18 +30,18 @@ def run_json(capsys, *argv):
 
 def test_search_json_several_budgets_with_files(tables, capsys):
     acc, dev, tmp = tables
-    front = build_frontier(acc, dev)
+    front = frontier(acc, dev)
     b = [round(float(x), 3) for x in front.latency_ms[[5, len(front) // 2, -1]]]
     d = run_json(capsys, "search", "--accuracy", str(tmp / "acc.json"), "--table",
                  str(tmp / "dev.json"), "--budget-ms", ",".join(map(str, b)),
                  "--out", str(tmp / "arch.json"), "--frontier", str(tmp / "front.json"))
     assert [r["budget_ms"] for r in d["results"]] == b
     for r, budget in zip(d["results"], b):
-        best = solve(acc, dev, budget)
+        best = best_within(acc, dev, budget)
         assert r["choices"] == list(best.choices)
         assert r["latency_ms"] == pytest.approx(best.latency_ms) and r["latency_ms"] <= budget
         assert r["score"] == pytest.approx(best.score)
-        assert r["flops"] == best.flops and r["params"] == best.params
+        assert r["macs"] == best.macs and r["params"] == best.params
         saved = Architecture.from_dict(json.loads(open(r["out"]).read()))
         assert saved.choices == best.choices and saved.latency_ms == pytest.approx(r["latency_ms"])
     assert (tmp / f"arch_{b[0]:g}ms.json").is_file()
@@ -51,18 +51,18 @@ def test_search_json_several_budgets_with_files(tables, capsys):
 
 def test_search_csv_accuracy_limits_and_objectives(tables, capsys):
     acc, dev, tmp = tables
-    budget = float(build_frontier(acc, dev).latency_ms[-1])
-    cap = solve(acc, dev, budget).params - 1
+    budget = float(frontier(acc, dev).latency_ms[-1])
+    cap = best_within(acc, dev, budget).params - 1
     d = run_json(capsys, "search", "--accuracy", str(tmp / "acc.csv"), "--space", "tiny-32",
                  "--table", str(tmp / "dev.json"), "--budget-ms", str(budget),
                  "--max-params", str(cap))
     assert d["results"][0]["params"] <= cap
-    assert d["results"][0]["choices"] == list(solve(acc, dev, budget, max_params=cap).choices)
+    assert d["results"][0]["choices"] == list(best_within(acc, dev, budget, max_params=cap).choices)
     d = run_json(capsys, "search", "--accuracy", str(tmp / "acc.json"), "--table",
-                 str(tmp / "dev.json"), "--budget-ms", str(budget), "--limit", "max_flops=3e6",
+                 str(tmp / "dev.json"), "--budget-ms", str(budget), "--limit", "max_macs=3e6",
                  "--objective", "loss")
-    assert d["results"][0]["flops"] <= 3e6 and d["objective"] == "loss"
-    floor = solve(acc, dev, budget).score - 0.05
+    assert d["results"][0]["macs"] <= 3e6 and d["objective"] == "loss"
+    floor = best_within(acc, dev, budget).score - 0.05
     d = run_json(capsys, "search", "--accuracy", str(tmp / "acc.json"), "--table",
                  str(tmp / "dev.json"), "--objective", "latency", "--min-score", str(floor))
     assert d["results"][0]["score"] >= floor
@@ -95,7 +95,7 @@ def test_search_foreign_tables_exit_2(tables, capsys):
     rc = main(["search", "--accuracy", str(tmp / "other.json"), "--table", str(tmp / "dev.json"),
                "--budget-ms", "5"])
     err = capsys.readouterr().err
-    assert rc == 2 and "no latency for block" in err and err.count("\n") == 1
+    assert rc == 2 and "is for space tiny-32" in err and err.count("\n") == 1
     rc = main(["search", "--accuracy", str(tmp / "acc.csv"), "--table", str(tmp / "dev.json"),
                "--budget-ms", "5"])
     # a CSV carries no space; the device table's built-in space (tiny-32) serves

@@ -7,11 +7,10 @@ import math
 
 import numpy as np
 import pytest
-from test_solver_helpers import make_tables, small_space
+from solver_tables import best_within, make_tables, small_space
 
 from hwnas.arch import Architecture
-from hwnas.solver import SolverError, build_problem, frontier, solve, solve_many
-from hwnas.solver.exact import build_frontier
+from hwnas.solver import SolverError, build_problem, frontier
 
 milp_mod = pytest.importorskip("scipy.optimize")
 
@@ -45,9 +44,9 @@ def milp_optimum(problem, budget_ms=None, min_score=None):
     if lim.max_params is not None:
         rows.append(np.concatenate(problem.params).astype(float))
         lo.append(-np.inf), hi.append(lim.max_params - problem.fixed_params)
-    if lim.max_flops is not None:
-        rows.append(np.concatenate(problem.flops).astype(float))
-        lo.append(-np.inf), hi.append(lim.max_flops - problem.fixed_flops)
+    if lim.max_macs is not None:
+        rows.append(np.concatenate(problem.macs).astype(float))
+        lo.append(-np.inf), hi.append(lim.max_macs - problem.fixed_macs)
     c = cost if min_score is not None else -score
     res = milp(c, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=np.ones(n),
                bounds=Bounds(np.zeros(n), usable.astype(float)),
@@ -63,21 +62,21 @@ def check_budget(acc, dev, budget, objective="accuracy", **limits):
     ref = milp_optimum(problem, budget_ms=budget)
     if ref is None:
         with pytest.raises(SolverError, match="smallest latency|no architecture"):
-            solve(acc, dev, budget, objective=objective, **limits)
+            best_within(acc, dev, budget, objective=objective, **limits)
         return 0
-    arch = solve(acc, dev, budget, objective=objective, **limits)
+    arch = best_within(acc, dev, budget, objective=objective, **limits)
     assert arch.latency_ms <= budget + 1e-9
     got = arch.score if objective == "accuracy" else -dict(arch.extra)["relative_loss"]
     assert got == pytest.approx(ref, abs=1e-7), (budget, limits)
     if limits.get("max_params") is not None:
         assert arch.params <= limits["max_params"]
-    if limits.get("max_flops") is not None:
-        assert arch.flops <= limits["max_flops"]
+    if limits.get("max_macs") is not None:
+        assert arch.macs <= limits["max_macs"]
     return 1
 
 
 def budgets_for(acc, dev, rng, count=4):
-    front = build_frontier(acc, dev)
+    front = frontier(acc, dev)
     lo, hi = front.fastest_ms(), float(front.latency_ms[-1])
     return [float(b) for b in rng.uniform(0.9 * lo, hi * 1.05, count)]
 
@@ -109,14 +108,14 @@ def test_optimal_against_milp_with_extra_limits(seed):
     problem = build_problem(acc, dev)
     p_lo = problem.fixed_params + sum(int(p.min()) for p in problem.params)
     p_hi = problem.fixed_params + sum(int(p.max()) for p in problem.params)
-    f_lo = problem.fixed_flops + sum(int(f.min()) for f in problem.flops)
-    f_hi = problem.fixed_flops + sum(int(f.max()) for f in problem.flops)
+    f_lo = problem.fixed_macs + sum(int(f.min()) for f in problem.macs)
+    f_hi = problem.fixed_macs + sum(int(f.max()) for f in problem.macs)
     for budget in budgets_for(acc, dev, rng, 3):
         mp = int(rng.uniform(p_lo, p_hi))
         mf = int(rng.uniform(f_lo, f_hi))
         check_budget(acc, dev, budget, max_params=mp)
-        check_budget(acc, dev, budget, max_flops=mf)
-        check_budget(acc, dev, budget, max_params=mp, max_flops=mf)
+        check_budget(acc, dev, budget, max_macs=mf)
+        check_budget(acc, dev, budget, max_params=mp, max_macs=mf)
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -130,7 +129,7 @@ def test_loss_and_latency_objectives_against_milp(seed):
     hi = sum(float(s.max()) for s in acc.matrix())
     for floor in rng.uniform(lo, hi, 3):
         ref = milp_optimum(problem, min_score=float(floor))
-        arch = solve(acc, dev, objective="latency", min_score=float(floor))
+        arch = frontier(acc, dev, objective="latency").fastest(float(floor))
         assert arch.score >= floor - 1e-9
         assert arch.latency_ms == pytest.approx(ref, abs=1e-7)
 
@@ -148,7 +147,7 @@ def brute_force(acc, dev, **limits):
 def test_frontier_is_exactly_the_pareto_set(seed, integer):
     acc, dev = make_tables(small_space(layers=5), seed, integer=integer)
     _, lat, score = brute_force(acc, dev)
-    pts = frontier(acc, dev)
+    pts = frontier(acc, dev).points()
     fl = np.array([p.latency_ms for p in pts])
     fs = np.array([p.score for p in pts])
     assert np.all(np.diff(fl) > 0) and np.all(np.diff(fs) > 0)
@@ -165,25 +164,25 @@ def test_frontier_is_exactly_the_pareto_set(seed, integer):
 def test_frontier_points_carry_consistent_figures():
     acc, dev = make_tables("proxyless-mobile", 3, overhead_ms=0.05, scale=1.1, offset_ms=0.3)
     space = acc.space
-    pts = frontier(acc, dev)
+    pts = frontier(acc, dev).points()
     assert len(pts) > 10
     for lat, score, arch in pts[:: max(1, len(pts) // 15)]:
         a = Architecture.of(space, arch.choices)
         assert dev.predict(space, a).latency_ms == pytest.approx(lat, rel=1e-10)
         assert acc.total(arch.choices) == pytest.approx(score, abs=1e-9)
         assert (arch.latency_ms, arch.score) == (lat, score)
-        assert arch.flops == a.macs(space) and arch.params == a.param_count(space)
+        assert arch.macs == a.total_macs(space) and arch.params == a.total_params(space)
 
 
 def test_many_budgets_match_single_solves_and_are_monotone():
     acc, dev = make_tables("tiny-32", 4)
-    front = build_frontier(acc, dev)
+    front = frontier(acc, dev)
     budgets = list(np.linspace(front.fastest_ms(), float(front.latency_ms[-1]) + 1, 25))
-    many = solve_many(acc, dev, budgets)
+    many = [front.best(b) for b in budgets]
     scores = [a.score for a in many]
     assert scores == sorted(scores)
     for b, a in zip(budgets[::6], many[::6]):
-        assert solve(acc, dev, b) == a
+        assert best_within(acc, dev, b) == a
 
 
 def test_ties_break_deterministically_to_first_candidates():
@@ -192,9 +191,9 @@ def test_ties_break_deterministically_to_first_candidates():
     flat_acc = type(acc).from_rows(space, [{c: 1.0 for c in layer.choices} for layer in space.layers])
     dev0 = type(dev)(dev.meta, {k: type(v)(1.0, 0.0, 1) for k, v in dev.entries.items()},
                      dev.space, dev.space_id)
-    arch = solve(flat_acc, dev0, 100.0)
+    arch = best_within(flat_acc, dev0, 100.0)
     assert arch.choices == tuple(layer.choices[0] for layer in space.layers)
-    assert [solve(flat_acc, dev0, 100.0) for _ in range(3)] == [arch] * 3
+    assert [best_within(flat_acc, dev0, 100.0) for _ in range(3)] == [arch] * 3
 
 
 def test_peak_memory_is_a_filter_not_a_sum():
@@ -203,7 +202,7 @@ def test_peak_memory_is_a_filter_not_a_sum():
     elems = sorted({b.activation_elems() for layer in space.layers for b in layer.candidates})
     fixed_peak = max(b.activation_elems() for b in space.fixed_blocks())
     cap = max(elems[len(elems) // 2], fixed_peak)
-    arch = solve(acc, dev, 1e6, max_memory=cap)
+    arch = best_within(acc, dev, 1e6, max_memory=cap)
     blocks = Architecture.of(space, arch.choices).blocks(space)
     assert max(b.activation_elems() for b in blocks) <= cap
     # the same as the unconstrained optimum of the space without the too-big candidates
@@ -213,13 +212,13 @@ def test_peak_memory_is_a_filter_not_a_sum():
         shrunk = space.shrink(keep)
         acc2 = type(acc).from_rows(shrunk, [{c: acc.score(i, c) for c in k}
                                             for i, k in enumerate(keep)])
-        assert solve(acc2, dev, 1e6).score == pytest.approx(arch.score)
+        assert best_within(acc2, dev, 1e6).score == pytest.approx(arch.score)
 
 
 def test_failed_blocks_are_never_chosen():
     space = small_space(layers=3)
     bad = space.layers[1].block("k5e6").key()
     acc, dev = make_tables(space, 1, failed=(bad,))
-    for p in frontier(acc, dev):
+    for p in frontier(acc, dev).points():
         assert p.architecture.choices[1] != "k5e6"
-    assert not math.isnan(solve(acc, dev, 1e6).latency_ms)
+    assert not math.isnan(best_within(acc, dev, 1e6).latency_ms)

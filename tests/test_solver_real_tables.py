@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_solver_exact import check_budget
-from test_solver_helpers import make_tables
+from solver_tables import best_within, make_tables
 
 from conftest import LUTS
-from hwnas.solver import SolverError, frontier, solve
+from hwnas.solver import SolverError, frontier
 from hwnas.spaces import load_space
 from hwnas.tables.device import load_device_table
 from hwnas.tables.foreign import import_foreign
@@ -23,28 +23,28 @@ def pixel1():
 
 def test_imported_proxylessnas_table_against_milp(pixel1):
     acc, _ = make_tables("proxyless-mobile", seed=3)
-    pts = frontier(acc, pixel1)
+    pts = frontier(acc, pixel1).points()
     lo, hi = pts[0].latency_ms, pts[-1].latency_ms
     for budget in np.linspace(lo, hi, 6):
         assert check_budget(acc, pixel1, float(budget)) == 1
     sp = load_space("proxyless-mobile")
-    best = solve(acc, pixel1, hi)
+    best = best_within(acc, pixel1, hi)
     assert best.latency_ms == pytest.approx(pixel1.predict(sp, best).latency_ms)
 
 
 def test_imported_table_infeasible_budget_names_fastest(pixel1):
     acc, _ = make_tables("proxyless-mobile", seed=1)
-    fastest = frontier(acc, pixel1)[0].latency_ms
+    fastest = frontier(acc, pixel1).fastest_ms()
     with pytest.raises(SolverError, match=f"smallest latency any architecture reaches is "
                                           f"{fastest:.4f}"):
-        solve(acc, pixel1, fastest * 0.5)
+        best_within(acc, pixel1, fastest * 0.5)
 
 
 @pytest.mark.parametrize("name", ["tiny-32_onnxruntime_cpu_fp32", "proxyless-mobile_openvino_cpu_fp32"])
 def test_shipped_measured_tables_against_milp(name):
     dev = load_device_table(name)
     acc, _ = make_tables(dev.space, seed=5)
-    pts = frontier(acc, dev)
+    pts = frontier(acc, dev).points()
     for budget in np.linspace(pts[0].latency_ms, pts[-1].latency_ms, 4):
         assert check_budget(acc, dev, float(budget)) == 1
 

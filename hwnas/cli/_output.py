@@ -82,18 +82,71 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
     t = Table(title=title)
     for c in columns:
-        t.add_column(c)
+        # fold, never cut: an architecture such as k5e3,skip,k3e6,... is one long word
+        t.add_column(c, overflow="fold")
     for r in rows:
         t.add_row(*[str(v) for v in r])
     console().print(t)
 
 
-def progress_bar(description: str, total: int):
-    """A rich progress bar on stderr (silent when stderr is not a terminal)."""
+def fmt(key: str, value: Any) -> str:
+    """One value as a person reads it: shares (``within_*``) as percentages, ``*_pct``
+    with a percent sign, other floats to 4 significant digits, None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if "within" in key:
+            return f"{100 * value:.1f}%"
+        if key.endswith("_pct"):
+            return f"{value:.2f}%"
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, (str, int, float)) for v in value):
+            return ", ".join(fmt(key, v) for v in value) or "-"
+        return f"{len(value)} entries"
+    return str(value)
+
+
+def fields(title: str, mapping: Any) -> None:
+    """A two-column table (field, value) of a mapping, nested mappings as dotted names."""
+    def rows(m: Any, pre: str) -> list[list[str]]:
+        out = []
+        for k, v in m.items():
+            if isinstance(v, dict):
+                out += rows(v, f"{pre}{k}.")
+            else:
+                out.append([f"{pre}{k}", fmt(str(k), v)])
+        return out
+
+    table(title, ["field", "value"], rows(mapping, ""))
+
+
+def _progress():
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+
+
+def progress_bar(description: str, total: int):
+    """A rich progress bar on stderr (silent when stderr is not a terminal)."""
+    prog = _progress()
     task = prog.add_task(description, total=total)
     return prog, task
+
+
+def stage_progress():
+    """A rich progress display on stderr with one bar per stage, and the callback
+    ``update(stage, done, total)`` the library's staged jobs report through."""
+    prog = _progress()
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = prog.add_task(stage, total=total)
+        prog.update(tasks[stage], completed=done, total=total)
+
+    return prog, update

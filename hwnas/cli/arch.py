@@ -32,8 +32,8 @@ def register(sub) -> None:
 
 def _summary(space, arch) -> dict:
     d = arch.to_dict()
-    d.update({"notation": arch.notation(), "flops": arch.macs(space),
-              "params": arch.param_count(space),
+    d.update({"notation": arch.notation(), "macs": arch.total_macs(space),
+              "params": arch.total_params(space),
               "blocks": [b.key() for b in arch.blocks(space)]})
     return d
 
@@ -59,7 +59,7 @@ def cmd_show(args) -> int:
 
     def human(d) -> None:
         console().print(f"[bold]{d['notation']}[/bold]\nspace {sp.name} (id {sp.id}), "
-                        f"{d['flops'] / 1e6:.1f} MFLOPs (MACs), {d['params'] / 1e6:.3f} M params")
+                        f"{d['macs'] / 1e6:.1f} M MACs, {d['params'] / 1e6:.3f} M params")
         table("blocks", ["#", "block"], [[i, k] for i, k in enumerate(d["blocks"])])
 
     emit(args, d, human)

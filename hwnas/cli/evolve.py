@@ -49,14 +49,12 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 
 
 def cmd_evolve(args) -> int:
-    import os
+    from ._torch import passive_openmp
 
-    # passive OpenMP waiting on shared cores (see hwnas.cli.train); only before torch loads
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    passive_openmp()
     from ..errors import UserError
     from ..tables import load_device_table
     from ..train.checkpoint import load_checkpoint
-    from ..train.data import load_data
     from ..train.evolve import EvolveConfig, evolve
 
     budgets = _floats(args.budget_ms, "--budget-ms")
@@ -68,12 +66,7 @@ def cmd_evolve(args) -> int:
     dev = load_device_table(args.table)
     ck = load_checkpoint(args.supernet)
     check_out(args.out, True, "--out", folder=True)  # an existing folder resumes
-    try:
-        c = ck.config
-        data = load_data(args.data, ck.space.input, ck.space.classes, int(c.get("seed", 0)),
-                         float(c.get("val_fraction", 0.2)), float(c.get("test_fraction", 0.0)))
-    except (TypeError, ValueError):
-        raise UserError(f"checkpoint {args.supernet} is damaged (its data split settings)") from None
+    data = ck.data_split(args.data, source=f"checkpoint {args.supernet}")
     from pathlib import Path
 
     from ..train.evolve import Repair

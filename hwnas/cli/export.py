@@ -39,9 +39,9 @@ def register(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    import os
+    from ._torch import passive_openmp
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see hwnas.cli.train
+    passive_openmp()
     from ..engines import EngineRequest, export_engine
     from ..errors import UserError
 

@@ -93,11 +93,11 @@ def _ms(v) -> str:
 
 
 def cmd_run(args) -> int:
-    import os
     import sys
 
-    # passive OpenMP waiting on shared cores (see hwnas.cli.train); only before torch loads
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from ._torch import passive_openmp
+
+    passive_openmp()
 
     from ..pipeline import RunConfig, run_pipeline
 

@@ -3,6 +3,7 @@ device table (exact knapsack by default; evolutionary or random search to compar
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ._output import add_force_flag, add_json_flag, check_out, console, emit, table, warn
@@ -24,11 +25,13 @@ def register(sub) -> None:
     p.add_argument("--min-score", metavar="S[,S,...]",
                    help="score floor(s) for --objective latency")
     p.add_argument("--max-params", type=float, metavar="N", help="most parameters, whole network")
-    p.add_argument("--max-flops", type=float, metavar="N", help="most MACs, whole network")
+    p.add_argument("--max-macs", type=float, metavar="N",
+                   help="most multiply-accumulates (MACs, what NAS papers call FLOPs), whole network")
+    p.add_argument("--max-flops", type=float, dest="max_macs", help=argparse.SUPPRESS)  # old name
     p.add_argument("--max-memory", type=float, metavar="N",
                    help="most peak activation elements of any one block")
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
-                   help="a limit by name (max_params, max_flops, max_memory); repeatable")
+                   help="a limit by name (max_params, max_macs, max_memory); repeatable")
     p.add_argument("--method", choices=("exact", "evolution", "random"), default="exact",
                    help="exact knapsack (default), or a baseline to compare")
     p.add_argument("--seed", type=int, default=0, help="seed of the evolution/random baselines")
@@ -62,7 +65,7 @@ def _numbers(text: str | None, what: str) -> list[float]:
 def _limits(args) -> dict[str, float]:
     from ..errors import UserError
 
-    limits = {k: v for k in ("max_params", "max_flops", "max_memory")
+    limits = {k: v for k in ("max_params", "max_macs", "max_memory")
               if (v := getattr(args, k)) is not None}
     for item in args.limit:
         name, sep, value = item.partition("=")
@@ -80,24 +83,9 @@ def _out_path(out: str, target: float, many: bool, unit: str) -> Path:
     return p.with_name(f"{p.stem}_{tag}{p.suffix or '.json'}")
 
 
-def _frontier_doc(front) -> dict:
-    problem = front.problem
-    pts = front.architectures()
-    from profilers.fileformat import KINDS
-
-    return {"schema": KINDS["hwnas.frontier"], "kind": "hwnas.frontier",
-            "space": problem.space.name,
-            "space_id": problem.space_id, "objective": problem.objective,
-            "limits": problem.limits.active(),
-            "points": [{"latency_ms": a.latency_ms, "score": a.score,
-                        "objective": float(o), "flops": a.flops, "params": a.params,
-                        "choices": list(a.choices)} for a, o in zip(pts, front.objective)]}
-
-
 def cmd_search(args) -> int:
     from ..errors import UserError
-    from ..fileio import write_json_atomic
-    from ..solver import SolverError, build_frontier, evolutionary_search, random_search, solve_many
+    from ..solver import evolutionary_search, frontier, random_search
     from ..tables import load_accuracy_table, load_device_table
     from ..spaces import find_space_by_id
 
@@ -135,8 +123,11 @@ def cmd_search(args) -> int:
                             f"the device table {args.table} names no built-in space")
     acc = load_accuracy_table(args.accuracy, space)
     if args.method == "exact":
-        archs = solve_many(acc, dev, targets, objective=args.objective,
-                           budget_ms=cap[0] if cap else None, **limits)
+        # one budget (or a cap): cut the frontier there, which prunes; else one serves all
+        cut = cap[0] if cap else targets[0] if len(targets) == 1 and unit == "ms" else None
+        front = frontier(acc, dev, objective=args.objective, budget_ms=cut, **limits)
+        pick = front.fastest if unit == "score" else front.best
+        archs = [pick(t) for t in targets]
     else:
         searcher = evolutionary_search if args.method == "evolution" else random_search
         archs = [searcher(acc, dev, t, objective=args.objective, seed=args.seed,
@@ -145,7 +136,7 @@ def cmd_search(args) -> int:
     for target, arch in zip(targets, archs):
         row = {("min_score" if unit == "score" else "budget_ms"): target,
                "choices": list(arch.choices), "notation": arch.notation(),
-               "latency_ms": arch.latency_ms, "score": arch.score, "flops": arch.flops,
+               "latency_ms": arch.latency_ms, "score": arch.score, "macs": arch.macs,
                "params": arch.params, "relative_loss": dict(arch.extra).get("relative_loss")}
         if args.out:
             row["out"] = str(arch.save(_out_path(args.out, target, len(targets) > 1, unit)))
@@ -154,18 +145,16 @@ def cmd_search(args) -> int:
            "objective": args.objective, "method": args.method, "limits": limits,
            "results": results}
     if args.frontier:
-        try:
-            front = build_frontier(acc, dev, objective=args.objective, **limits)
-        except SolverError as exc:  # pragma: no cover - the solve above already checked
-            raise UserError(str(exc)) from None
-        write_json_atomic(args.frontier, _frontier_doc(front))
-        doc["frontier"] = {"file": str(args.frontier), "points": len(front)}
+        whole = front if args.method == "exact" and cut is None else \
+            frontier(acc, dev, objective=args.objective, **limits)
+        whole.save(args.frontier)
+        doc["frontier"] = {"file": str(args.frontier), "points": len(whole)}
 
     def human(d) -> None:
         key = "min_score" if unit == "score" else "budget_ms"
         table(f"{d['space']} on {d['device']} ({d['objective']}, {d['method']})",
-              [key, "latency ms", "score", "MFLOPs", "M params", "choices"],
-              [[r[key], f"{r['latency_ms']:.4f}", f"{r['score']:.6g}", f"{r['flops'] / 1e6:.1f}",
+              [key, "latency ms", "score", "M MACs", "M params", "choices"],
+              [[r[key], f"{r['latency_ms']:.4f}", f"{r['score']:.6g}", f"{r['macs'] / 1e6:.1f}",
                 f"{r['params'] / 1e6:.3f}", " ".join(r["choices"])] for r in d["results"]])
         for r in d["results"]:
             if "out" in r:

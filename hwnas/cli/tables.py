@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._output import add_force_flag, add_json_flag, check_out, console, emit, table, warn
+from ._output import (add_force_flag, add_json_flag, check_out, console, emit, fields, fmt, table,
+                      warn)
 
 
 def register(sub) -> None:
@@ -81,12 +82,12 @@ def cmd_show(args) -> int:
     d = t.to_dict()
 
     def human(d) -> None:
-        c = console()
-        c.print(_summary(args.table, t))
-        c.print({"overhead_ms": d["overhead_ms"], "calibration": d["calibration"]})
+        fields(f"device table {args.table}", {**_summary(args.table, t),
+                                              "overhead_ms": d["overhead_ms"],
+                                              "calibration": d["calibration"]})
         fld = t.figure_field
-        c.print(f"predicts the {t.figure} ({fld}); upper line: "
-                f"{'p90' if t.upper_line() else 'none'}")
+        console().print(f"predicts the {t.figure} ({fld}); upper line: "
+                        f"{'p90' if t.upper_line() else 'none'}")
         table("entries", ["block", f"{t.figure} ms", "median ms", "p90 ms", "IQR ms", "n",
                           "status"],
               [[k, f"{v[fld]:.4f}" if fld in v else "-",
@@ -109,8 +110,9 @@ def cmd_diff(args) -> int:
     def human(d) -> None:
         c = console()
         c.print(f"{d['compared']} common blocks; median ratio B/A "
-                f"{d['median_ratio'] if d['median_ratio'] is None else round(d['median_ratio'], 4)}; "
-                f"within 5%: {d['within_5pct']}; within 10%: {d['within_10pct']}; "
+                f"{fmt('ratio', d['median_ratio'])}; "
+                f"within 5%: {fmt('within', d['within_5pct'])}; "
+                f"within 10%: {fmt('within', d['within_10pct'])}; "
                 f"only in A: {len(d['only_in_a'])}; only in B: {len(d['only_in_b'])}")
         table("largest differences", ["block", "A ms", "B ms", "B/A"],
               [[r["block"], f"{r['a_ms']:.4f}", f"{r['b_ms']:.4f}", f"{r['ratio']:.3f}"]

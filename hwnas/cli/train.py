@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._output import add_json_flag, console, emit, table
+from ._output import add_json_flag, console, emit, stage_progress, table
+from ._torch import load_torch
 
 
 def register(sub) -> None:
@@ -60,28 +61,12 @@ def register(sub) -> None:
     v.set_defaults(func=cmd_validate)
 
 
-def _threads(n: int | None) -> None:
-    import os
-
-    # On a shared machine another process often holds a core, and OpenMP's default
-    # spin-wait then turns every parallel region into a busy wait (40-80x slower epochs
-    # measured on 2 cores). Passive waiting only applies if torch is not loaded yet.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from ..errors import UserError, require
-
-    torch = require("torch", "torch")
-    if n is not None:
-        if n < 1:
-            raise UserError("--threads must be >= 1")
-        torch.set_num_threads(n)
-
-
 def cmd_train(args) -> int:
     from ..errors import require
     from ..spaces import load_space
 
     space = load_space(args.space)
-    _threads(args.threads)
+    load_torch(args.threads)
     require("sklearn", "torch")
     from ..train.ponas import TrainConfig, data_for, train_accuracy_table
     from ..train.proxy import Proxy
@@ -94,18 +79,7 @@ def cmd_train(args) -> int:
 
     dist = setup(args.device)
     data = data_for(space, args.data, cfg)
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
-
-    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-    tasks: dict[str, int] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = prog.add_task(stage, total=total)
-        prog.update(tasks[stage], completed=done, total=total)
+    prog, progress = stage_progress()
 
     if not dist.main:  # under torchrun: rank 0 reports, the others train quietly
         train_accuracy_table(space, data, args.out, cfg, None, dist)
@@ -163,9 +137,8 @@ def cmd_validate(args) -> int:
     if args.finetune_steps < 0:
         raise UserError("--finetune-steps must be >= 0")
     tab = load_accuracy_table(args.table)
-    _threads(args.threads)
+    load_torch(args.threads)
     from ..train.checkpoint import load_checkpoint
-    from ..train.data import load_data
     from ..train.validate import EvalSettings, validate_table
 
     ck = load_checkpoint(args.checkpoint, tab.space)
@@ -174,25 +147,19 @@ def cmd_validate(args) -> int:
         raise UserError(f"{args.table} and {args.checkpoint} come from different training runs "
                         "(their settings differ); give the checkpoint the table was made from")
     net = ck.supernet()
+    data = ck.data_split(args.data, source=f"checkpoint {args.checkpoint}")
     try:
         seed = int(ck.config.get("seed", 0))
-        val_fraction = float(ck.config.get("val_fraction", 0.2))
-        test_fraction = float(ck.config.get("test_fraction", 0.0))
         batch, bn = int(ck.config.get("batch_size", 64)), int(ck.config.get("bn_batches", 4))
     except (TypeError, ValueError):
         raise UserError(f"checkpoint {args.checkpoint} is damaged (its config holds a "
                         "non-number where a number belongs)") from None
-    data = load_data(args.data, ck.space.input, ck.space.classes, seed, val_fraction,
-                     test_fraction)
     settings = EvalSettings(batch_size=batch, bn_batches=bn,
                             finetune_steps=args.finetune_steps,
                             seed=seed if args.seed is None else args.seed)
-    from ._output import progress_bar
-
-    prog, task = progress_bar("validating", args.samples)
+    prog, progress = stage_progress()
     with prog:
-        d = validate_table(net, tab, data, args.samples, settings,
-                           lambda i, n: prog.update(task, completed=i, total=n))
+        d = validate_table(net, tab, data, args.samples, settings, progress)
 
     def human(d) -> None:
         table("table-predicted vs real accuracy", ["choices", "predicted", "inherited", "fine-tuned"],

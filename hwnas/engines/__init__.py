@@ -67,14 +67,7 @@ def export_engine(arch_ref: "str | Path", checkpoint: "str | Path", req: EngineR
     supernet = _supernet_for(ck, space, checkpoint)
     dev_table = load_device_table(table) if table else default_table(space, req.backend,
                                                                      req.device, req.precision)
-    split = None
-    if data:
-        from ..train.data import load_data
-
-        cfg = ck.config if isinstance(ck.config, dict) else {}
-        split = load_data(data, space.input, space.classes, int(cfg.get("seed", req.seed)),
-                          float(cfg.get("val_fraction", 0.2)),
-                          float(cfg.get("test_fraction", 0.0)))
+    split = ck.data_split(data, space, req.seed, f"checkpoint {checkpoint}") if data else None
     return build_engine(space, arch, supernet, split, req, out, dev_table, force, say,
                         {"supernet": str(Path(checkpoint).absolute())})
 

@@ -23,7 +23,7 @@ class SubNet(nn.Module):
         self.fixed = nn.Sequential(*[build_block(b) for b in space.fixed])
         self.layers = nn.ModuleList(build_block(b) for b in blocks[1 + len(space.fixed):-1])
         self.head = build_block(blocks[-1])
-        self._macs = arch.macs(space)
+        self._macs = arch.total_macs(space)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.fixed(self.stem(x))
@@ -31,11 +31,11 @@ class SubNet(nn.Module):
             x = layer(x)
         return self.head(x)
 
-    def flops(self) -> int:
-        """Multiply-accumulates at batch 1 (the convention of the NAS papers' "FLOPs")."""
+    def macs(self) -> int:
+        """Multiply-accumulates at batch 1 (what NAS papers call "FLOPs")."""
         return self._macs
 
-    def num_params(self) -> int:
+    def params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
 

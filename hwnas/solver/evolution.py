@@ -20,7 +20,7 @@ import numpy as np
 from ..arch import Architecture
 from ..tables.accuracy import AccuracyTable
 from ..tables.device import DeviceTable
-from .problem import Problem, SolverError, build_problem
+from .problem import Problem, SolverError, build_problem, check_budget
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,9 @@ class _Sampler:
 
 
 def _check_budget(problem: Problem, budget_ms: float) -> None:
-    if not np.isfinite(budget_ms) or budget_ms <= 0:
-        raise SolverError(f"latency budget must be a positive number of ms, got {budget_ms!r}")
-    fastest = float(problem.latency.value(
-        sum(float(c[np.isfinite(c)].min()) for c in problem.costs), problem.const_ms))
-    if fastest > budget_ms:
-        raise SolverError(f"no architecture meets a latency budget of {budget_ms:g} ms; the "
-                          f"smallest latency any architecture reaches is {fastest:.6g} ms")
+    fastest = problem.fastest_ms()
+    if fastest > check_budget(budget_ms):
+        raise SolverError(problem.infeasible(f"a latency budget of {budget_ms:g} ms", fastest))
 
 
 def _draw_feasible(problem: Problem, sampler: _Sampler, budget_ms: float, count: int,
@@ -81,17 +77,6 @@ def _best(problem: Problem, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                                                                        -f["objective"]]
     order = np.lexsort(keys)
     return rows[order], f["objective"][order]
-
-
-def _to_arch(problem: Problem, row: np.ndarray, method: str) -> Architecture:
-    f = problem.figures(row[None, :])
-    space = problem.space
-    choices = tuple(space.layers[l].choices[c] for l, c in enumerate(row.tolist()))
-    return Architecture(problem.space_id, choices, space.name, latency_ms=float(f["latency_ms"][0]),
-                        score=float(f["score"][0]), flops=int(f["flops"][0]),
-                        params=int(f["params"][0]),
-                        extra=(("objective", problem.objective), ("method", method),
-                               ("relative_loss", float(f["relative_loss"][0]))))
 
 
 def _children(problem: Problem, sampler: _Sampler, parents: np.ndarray, n: int,
@@ -149,7 +134,7 @@ def evolutionary_search(accuracy_table: AccuracyTable, device_table: DeviceTable
         pop = np.concatenate([parents, kids_m, kids_c])
         evaluations += kids_m.shape[0] + kids_c.shape[0]
     pop, _score = _best(problem, pop)
-    return SearchResult(_to_arch(problem, pop[0], "evolution"), sampler.drawn, evaluations)
+    return SearchResult(problem.architectures(pop[:1], (("method", "evolution"),))[0], sampler.drawn, evaluations)
 
 
 def random_search(accuracy_table: AccuracyTable, device_table: DeviceTable, budget_ms: float,
@@ -169,4 +154,4 @@ def random_search(accuracy_table: AccuracyTable, device_table: DeviceTable, budg
         raise SolverError(f"none of {samples} random architectures meets {budget_ms:g} ms and "
                           "the limits (the exact solver finds the optimum if one exists)")
     best, _score = _best(problem, ok)
-    return SearchResult(_to_arch(problem, best[0], "random"), samples, samples)
+    return SearchResult(problem.architectures(best[:1], (("method", "random"),))[0], samples, samples)

@@ -8,7 +8,7 @@ and one set of messages.
 Limits:
 
 - ``max_params``: parameters of the whole network (stem, fixed blocks and head included);
-- ``max_flops``: multiply-accumulates of one forward pass at batch 1, whole network;
+- ``max_macs``: multiply-accumulates of one forward pass at batch 1, whole network;
 - ``max_memory``: peak live activation *elements* of any one block (multiply by the bytes
   per element for bytes). A peak is a maximum, not a sum, so it is applied exactly as a
   filter on candidates rather than as a knapsack dimension.
@@ -23,13 +23,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..arch import Architecture
 from ..errors import UserError
 from ..spaces import SearchSpace
 from ..tables.accuracy import AccuracyTable
 from ..tables.device import DeviceTable
 
 OBJECTIVES = ("accuracy", "latency", "loss")
-LIMITS = ("max_params", "max_flops", "max_memory")
+LIMITS = ("max_params", "max_macs", "max_memory")
 
 
 class SolverError(UserError):
@@ -41,7 +42,7 @@ class Limits:
     """Extra limits besides latency; ``None`` means unlimited."""
 
     max_params: float | None = None
-    max_flops: float | None = None
+    max_macs: float | None = None
     max_memory: float | None = None
 
     @classmethod
@@ -117,9 +118,9 @@ class Problem:
     raw: Quantised
     loss: Quantised
     params: tuple[np.ndarray, ...]
-    flops: tuple[np.ndarray, ...]
+    macs: tuple[np.ndarray, ...]
     fixed_params: int
-    fixed_flops: int
+    fixed_macs: int
 
     @property
     def n_layers(self) -> int:
@@ -143,10 +144,10 @@ class Problem:
             names.append("max_params")
             cols.append(self.params)
             caps.append(self.limits.max_params - self.fixed_params)
-        if self.limits.max_flops is not None:
-            names.append("max_flops")
-            cols.append(self.flops)
-            caps.append(self.limits.max_flops - self.fixed_flops)
+        if self.limits.max_macs is not None:
+            names.append("max_macs")
+            cols.append(self.macs)
+            caps.append(self.limits.max_macs - self.fixed_macs)
         per_layer = [np.stack([c[l] for c in cols], axis=1).astype(float) if cols
                      else np.zeros((len(self.costs[l]), 0)) for l in range(self.n_layers)]
         return per_layer, caps, names
@@ -164,7 +165,38 @@ class Problem:
                 "score": self.raw.total(idx), "objective": self.objective_q.total(idx),
                 "relative_loss": self.loss.total(idx),
                 "params": count(self.params, self.fixed_params),
-                "flops": count(self.flops, self.fixed_flops)}
+                "macs": count(self.macs, self.fixed_macs)}
+
+    def architectures(self, idx: np.ndarray, extra: tuple[tuple[str, Any], ...] = ()
+                      ) -> list[Architecture]:
+        """Architectures, with their figures, of solutions given as candidate indices: the
+        one conversion every searcher uses."""
+        idx = np.atleast_2d(idx)
+        if not idx.shape[0]:
+            return []
+        fig = self.figures(idx)
+        names = [layer.choices for layer in self.space.layers]
+        return [Architecture(
+            self.space_id, tuple(names[l][c] for l, c in enumerate(row.tolist())),
+            self.space.name, latency_ms=float(fig["latency_ms"][r]), score=float(fig["score"][r]),
+            macs=int(fig["macs"][r]), params=int(fig["params"][r]),
+            extra=(("objective", self.objective),) + extra
+            + (("relative_loss", float(fig["relative_loss"][r])),))
+            for r, row in enumerate(idx)]
+
+    def fastest_ms(self) -> float:
+        """The least latency of any architecture, ignoring the extra limits."""
+        return float(self.latency.value(
+            sum(float(c[np.isfinite(c)].min()) for c in self.costs), self.const_ms))
+
+    def infeasible(self, what: str, fastest_ms: float | None) -> str:
+        """The message for a budget nothing meets, naming the smallest reachable latency."""
+        lim = self.limits.active()
+        under = (" under " + ", ".join(f"{k} {v:g}" for k, v in lim.items())) if lim else ""
+        if fastest_ms is None:
+            return f"no architecture meets {what}{under}"
+        return (f"no architecture meets {what}{under}; the smallest latency any "
+                f"architecture reaches is {fastest_ms:.6g} ms")
 
     def feasible(self, idx: np.ndarray, budget_ms: float | None) -> np.ndarray:
         """Which rows of candidate indices meet the latency budget and every limit."""
@@ -174,9 +206,17 @@ class Problem:
             ok &= f["latency_ms"] <= budget_ms + tolerance(budget_ms)
         if self.limits.max_params is not None:
             ok &= f["params"] <= self.limits.max_params
-        if self.limits.max_flops is not None:
-            ok &= f["flops"] <= self.limits.max_flops
+        if self.limits.max_macs is not None:
+            ok &= f["macs"] <= self.limits.max_macs
         return ok
+
+
+def check_budget(budget_ms: Any) -> float:
+    """A latency budget as a float; anything but a positive finite number is an error."""
+    if isinstance(budget_ms, bool) or not isinstance(budget_ms, (int, float, np.number)) \
+            or not math.isfinite(budget_ms) or budget_ms <= 0:
+        raise SolverError(f"latency budget must be a positive number of ms, got {budget_ms!r}")
+    return float(budget_ms)
 
 
 def tolerance(ms: float) -> float:
@@ -216,7 +256,7 @@ def build_problem(accuracy: AccuracyTable, device: DeviceTable, objective: str =
     loss = [(b - r) / b if b else np.zeros_like(r) for r, b in zip(raw, best)]
     params = [np.asarray([b.params() for b in layer.candidates], dtype=np.int64)
               for layer in space.layers]
-    flops = [np.asarray([b.macs() for b in layer.candidates], dtype=np.int64)
+    macs = [np.asarray([b.macs() for b in layer.candidates], dtype=np.int64)
              for layer in space.layers]
     fixed = space.fixed_blocks()
     if lim.max_memory is not None:
@@ -236,7 +276,7 @@ def build_problem(accuracy: AccuracyTable, device: DeviceTable, objective: str =
     obj_q = Quantised(tuple(-u for u in loss_q.units), loss_q.quantum) if objective == "loss" \
         else raw_q
     problem = Problem(space, space.id, objective, lim, float(const), Quantised.of(costs), obj_q,
-                      raw_q, loss_q, tuple(params), tuple(flops),
+                      raw_q, loss_q, tuple(params), tuple(macs),
                       sum(b.params() for b in fixed), sum(b.macs() for b in fixed))
     _check_limits_reachable(problem)
     return problem
@@ -244,7 +284,7 @@ def build_problem(accuracy: AccuracyTable, device: DeviceTable, objective: str =
 
 def _check_limits_reachable(p: Problem) -> None:
     for name, arrays, fixed in (("max_params", p.params, p.fixed_params),
-                                ("max_flops", p.flops, p.fixed_flops)):
+                                ("max_macs", p.macs, p.fixed_macs)):
         cap = getattr(p.limits, name)
         if cap is None:
             continue

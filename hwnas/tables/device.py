@@ -172,8 +172,15 @@ class DeviceTable:
         return (f"{m.get('backend', '?')} {m.get('precision', '?')} on "
                 f"{(m.get('device') or {}).get('name', '?') if isinstance(m.get('device'), Mapping) else m.get('device', '?')}")
 
-    def _missing(self, key: str, space: SearchSpace | None = None) -> TableError:
+    def _missing(self, key: str, space: SearchSpace | None = None, count: int = 1) -> TableError:
         target = space.name if space is not None else (self.space or "SPACE")
+        if space is not None and self.space_id and self.space_id != space.id:
+            # not a gap in a table of this space: a table of another one
+            total = len(space.unique_blocks())
+            return TableError(
+                f"device table ({self.describe_source()}) is for space {self.space or '?'} "
+                f"(id {self.space_id}), not {target} (id {space.id}): it lacks {count} of the "
+                f"{total} blocks of {target} (first: {key}); use a table measured for {target}")
         if str(self.meta.get("source", "")).startswith("imported"):
             how = (f"this table was imported from {self.meta.get('source_file', 'a foreign file')}; "
                    f"measure space {target} on your device with: hwnas profile --space {target} "
@@ -198,7 +205,7 @@ class DeviceTable:
                              f"predicts the {self.figure}; re-profile it")
         return max(v - self.overhead_ms, 0.0)
 
-    def covers(self, space: SearchSpace) -> list[str]:
+    def missing(self, space: SearchSpace) -> list[str]:
         """Keys of the space's blocks that the table lacks (empty when it serves the space)."""
         return [b.key() for b in space.unique_blocks() if b.key() not in self.entries]
 
@@ -243,9 +250,9 @@ class DeviceTable:
         """(constant ms, per layer the ms of each candidate) so that
         ``predicted = constant + sum(costs[l][i_l])``. A failed candidate costs ``inf``
         (never chosen); a candidate missing from the table is an error."""
-        missing = self.covers(space)
+        missing = self.missing(space)
         if missing:
-            raise self._missing(missing[0], space)
+            raise self._missing(missing[0], space, len(missing))
         cal = self.calibration
         fixed = sum(self.net_ms(b.key()) for b in space.fixed_blocks())
         const = cal.scale * (self.overhead_ms + fixed) + cal.offset_ms

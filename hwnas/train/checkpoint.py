@@ -24,6 +24,7 @@ from ..fileio import check_header
 from ..spaces import SearchSpace, space_from_dict
 
 if TYPE_CHECKING:
+    from .data import DataSplit
     from .supernet import Supernet
 
 CHECKPOINT_KIND = "hwnas.supernet_checkpoint"
@@ -53,6 +54,23 @@ class Checkpoint:
             raise UserError(f"checkpoint weights do not fit space {self.space.name}: "
                             f"{first[:200]}") from None
         return net
+
+    def data_split(self, ref: str, space: SearchSpace | None = None,
+                   default_seed: int = 0, source: str = "checkpoint") -> "DataSplit":
+        """The data ``ref`` split as it was for training (the checkpoint's seed, validation
+        and held-out test fractions), at ``space``'s input size (default: the checkpoint's)."""
+        from .data import load_data
+
+        cfg = self.config if isinstance(self.config, Mapping) else {}
+        try:
+            seed = int(cfg.get("seed", default_seed))
+            val_fraction = float(cfg.get("val_fraction", 0.2))
+            test_fraction = float(cfg.get("test_fraction", 0.0))
+        except (TypeError, ValueError):
+            raise UserError(f"{source} is damaged (its config holds a non-number where a "
+                            "number belongs)") from None
+        sp = space or self.space
+        return load_data(ref, sp.input, sp.classes, seed, val_fraction, test_fraction)
 
 
 def save_checkpoint(path: "str | Path", ck: Checkpoint) -> Path:

@@ -19,7 +19,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 PathFn = Callable[[random.Random], "Sequence[str] | None"]  # None: a plain network
-Progress = Callable[[int], None]
+# (stage, done, total): the one shape of the library's progress callbacks
+ProgressFn = Callable[[str, int, int], None]
 
 
 def make_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int,
@@ -41,11 +42,12 @@ def step_rng(seed: int, epoch: int, step: int) -> random.Random:
 
 def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer,
                 path_fn: PathFn, seed: int, epoch: int,
-                progress: Progress | None = None, max_steps: int | None = None) -> float:
+                progress: ProgressFn | None = None, max_steps: int | None = None) -> float:
     """One pass (or ``max_steps`` steps) of single-path training; returns the mean loss."""
     import contextlib
 
     model.train()
+    steps = len(loader) if max_steps is None else min(len(loader), max_steps)  # type: ignore[arg-type]
     loss_fn = nn.CrossEntropyLoss()
     total, n = 0.0, 0
     dev = next(model.parameters()).device
@@ -68,7 +70,7 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
         total += float(loss.detach()) * len(yb)
         n += len(yb)
         if progress is not None:
-            progress(1)
+            progress(f"epoch {epoch}", step + 1, steps)
     return total / max(n, 1)
 
 

@@ -27,7 +27,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -38,7 +38,8 @@ from ..tables.accuracy import AccuracyTable
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
 from .data import DataSplit
 from .distributed import Dist, ShardedBatches, barrier, gather, wrap
-from .loop import accuracy, make_loader, recalibrate_bn, sgd, train_epoch, train_steps
+from .loop import (ProgressFn, accuracy, make_loader, recalibrate_bn, sgd, train_epoch,
+                   train_steps)
 from .proxy import Proxy
 from .shrink import angle_scores, shrink_keep, shrink_supernet
 from .supernet import Supernet, extract_subnet, sample_path
@@ -47,8 +48,6 @@ TABLE_NAME = "accuracy_table.json"
 SPACE_NAME = "space.json"
 STAGE2_NAME = "stage2.json"
 
-# (stage description, done, total): the CLI turns it into progress bars
-ProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -181,17 +180,14 @@ class _Run:
                 raise UserError(f"{self.ck_path}: its optimizer state does not fit the supernet "
                                 f"({exc.__class__.__name__}); use another --out folder") from None
         steps = len(self.loader(0))
-        done = prog["meta_epoch"] * steps
         t0 = time.perf_counter()
         for epoch in range(prog["meta_epoch"], total):
             for g in opt.param_groups:
                 g["lr"] = _lr(cfg, epoch, total)
             loader = self.loader(epoch)
 
-            def tick(n: int) -> None:
-                nonlocal done
-                done += n
-                self.progress("meta-training", done, total * steps)
+            def tick(_stage: str, step: int, _steps: int, before: int = epoch * steps) -> None:
+                self.progress("meta-training", before + step, total * steps)
 
             train_epoch(model, loader, opt, lambda r: sample_path(net.space, r), cfg.seed, epoch,
                         progress=tick)

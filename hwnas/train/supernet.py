@@ -10,7 +10,7 @@ not depend on the order of earlier calls.
 from __future__ import annotations
 
 import random
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -58,17 +58,6 @@ class Supernet(nn.Module):
         for layer, c in zip(self.layers, choices):
             x = layer[c](x)
         return self.head(x)
-
-    def path_modules(self, choices: Sequence[str]) -> Iterator[nn.Module]:
-        """The modules one path runs through, in order."""
-        yield self.stem
-        yield self.fixed
-        for layer, c in zip(self.layers, choices):
-            yield layer[c]
-        yield self.head
-
-    def path_parameters(self, choices: Sequence[str]) -> list[nn.Parameter]:
-        return [p for m in self.path_modules(choices) for p in m.parameters()]
 
 
 def sample_path(space: SearchSpace, rng: random.Random,

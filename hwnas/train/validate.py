@@ -4,26 +4,21 @@
   per-layer scores) against the real validation accuracy with inherited weights (and,
   optionally, after a short fine-tune); Kendall tau and Spearman rho.
 - :func:`rank_consistency`: the candidate ranking of a proxy table against the full one.
-- :func:`best_vs_random`: the table's best architecture within a latency budget against
-  random architectures of no larger latency.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import UserError, require
 from ..tables.accuracy import AccuracyTable
 from .data import DataSplit
-from .loop import accuracy, recalibrate_bn, sgd, train_steps
+from .loop import ProgressFn, accuracy, recalibrate_bn, sgd, train_steps
 from .supernet import Supernet, extract_subnet
-
-LatencyFn = Callable[[Sequence[str]], float]
-
 
 def rank_correlation(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     """Kendall tau-b and Spearman rho (0 when either side is constant)."""
@@ -75,9 +70,9 @@ def sample_distinct(table: AccuracyTable, n: int, seed: int) -> list[tuple[str, 
 
 def validate_table(supernet: Supernet, table: AccuracyTable, data: DataSplit, samples: int = 20,
                    settings: EvalSettings = EvalSettings(),
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                   progress: ProgressFn | None = None) -> dict[str, Any]:
     """Predicted (table) vs real accuracy of ``samples`` random sub-networks."""
-    _check_match(supernet, table)
+    check_match(supernet, table)
     archs = sample_distinct(table, samples, settings.seed)
     rows = []
     for i, choices in enumerate(archs):
@@ -85,7 +80,7 @@ def validate_table(supernet: Supernet, table: AccuracyTable, data: DataSplit, sa
         rows.append({"choices": list(choices), "predicted": table.total(choices),
                      "inherited": inh, "finetuned": ft})
         if progress:
-            progress(i + 1, len(archs))
+            progress("validating", i + 1, len(archs))
     pred = [r["predicted"] for r in rows]
     out: dict[str, Any] = {"samples": len(rows), "rows": rows,
                            "inherited": rank_correlation(pred, [r["inherited"] for r in rows])}
@@ -95,7 +90,7 @@ def validate_table(supernet: Supernet, table: AccuracyTable, data: DataSplit, sa
     return out
 
 
-def _check_match(supernet: Supernet, table: AccuracyTable) -> None:
+def check_match(supernet: Supernet, table: AccuracyTable) -> None:
     got = [layer.choices for layer in supernet.space.layers]
     want = [layer.choices for layer in table.space.layers]
     if got != want:
@@ -121,76 +116,3 @@ def rank_consistency(proxy: AccuracyTable, full: AccuracyTable) -> dict[str, Any
     return {"proxy": proxy.provenance.get("proxy_tag", "?"),
             "full": full.provenance.get("proxy_tag", "?"), "layers": per_layer,
             "mean_per_layer": mean, "pooled": rank_correlation(pooled_p, pooled_f)}
-
-
-def best_vs_random(supernet: Supernet, table: AccuracyTable, data: DataSplit, latency: LatencyFn,
-                   budget: float | None = None, randoms: int = 20,
-                   settings: EvalSettings = EvalSettings()) -> dict[str, Any]:
-    """The table's best architecture (exhaustive over small spaces, else per-layer argmax)
-    within ``budget``, against ``randoms`` random architectures of no larger latency."""
-    _check_match(supernet, table)
-    best = best_within(table, latency, budget)
-    if best is None:
-        raise UserError(f"no architecture fits the latency budget {budget}")
-    lat = latency(best)
-    rng = random.Random(f"random:{settings.seed}")
-    pool: list[tuple[str, ...]] = []
-    for _ in range(1000 * randoms):  # bounded rejection sampling
-        if len(pool) >= randoms:
-            break
-        c = tuple(rng.choice(layer.choices) for layer in table.space.layers)
-        if latency(c) <= lat:
-            pool.append(c)
-    best_acc = real_accuracy(supernet, best, data, settings)
-    accs = [real_accuracy(supernet, c, data, settings) for c in pool]
-
-    def side(k: int) -> dict[str, Any]:
-        vals = [a[k] for a in accs if a[k] is not None]
-        return {"best": best_acc[k], "random_mean": float(np.mean(vals)) if vals else None,
-                "random_max": float(np.max(vals)) if vals else None}
-
-    out = {"best": list(best), "best_latency": lat, "best_score": table.total(best),
-           "randoms": len(pool), "inherited": side(0)}
-    if settings.finetune_steps > 0:
-        out["finetuned"] = side(1)
-    return out
-
-
-def best_within(table: AccuracyTable, latency: LatencyFn, budget: float | None
-                ) -> tuple[str, ...] | None:
-    space = table.space
-    if budget is None:
-        return tuple(max(layer.choices, key=lambda c, i=i: table.score(i, c))
-                     for i, layer in enumerate(space.layers))
-    if space.size() > 2_000_000:
-        raise UserError("a budgeted pick here enumerates the space; use the solver for large ones")
-    # exhaustive over the grid of choices (an additive latency is assumed, as in the solver)
-    scores, lats = np.zeros(()), np.zeros(())
-    first = [layer.choices[0] for layer in space.layers]
-    base = latency(tuple(first))
-    for i, (row, layer) in enumerate(zip(table.matrix(), space.layers)):
-        lat_row = [latency(tuple(first[:i] + [c] + first[i + 1:])) - base for c in layer.choices]
-        scores = np.add.outer(scores, row)
-        lats = np.add.outer(lats, np.asarray(lat_row))
-    lats = lats + base
-    masked = np.where(lats <= budget + 1e-9, scores, -np.inf)
-    if not np.isfinite(masked).any():
-        return None
-    idx = np.unravel_index(int(np.argmax(masked)), masked.shape)
-    return tuple(layer.choices[j] for layer, j in zip(space.layers, idx))
-
-
-def macs_latency(table: AccuracyTable) -> LatencyFn:
-    """Additive MACs as the latency stand-in (no device table needed)."""
-    space = table.space
-    per = [{b.choice(): b.macs() for b in layer.candidates} for layer in space.layers]
-    fixed = sum(b.macs() for b in space.fixed_blocks())
-    return lambda choices: float(fixed + sum(p[c] for p, c in zip(per, choices)))
-
-
-def device_latency(table: AccuracyTable, device_table: Any) -> LatencyFn:
-    """Predicted milliseconds from a :class:`~hwnas.tables.DeviceTable` (additive model)."""
-    const, costs = device_table.layer_costs(table.space)
-    index = [{c: j for j, c in enumerate(layer.choices)} for layer in table.space.layers]
-    return lambda choices: float(const + sum(float(cost[ix[c]])
-                                             for cost, ix, c in zip(costs, index, choices)))

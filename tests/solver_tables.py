@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from hwnas.spaces import SearchSpace, load_space, space_from_dict
 from hwnas.tables import AccuracyTable, DeviceTable
 from hwnas.tables.device import Calibration, LatencyStat
+
+if TYPE_CHECKING:
+    from hwnas.arch import Architecture
 
 
 def small_space(layers: int = 5, choices: tuple[str, ...] = ("k3e3", "k3e6", "k5e3", "k5e6"),
@@ -46,3 +51,10 @@ def make_tables(space: SearchSpace | str, seed: int = 0, *, integer: bool = Fals
             rows.append({c: float(0.5 + 0.4 * np.log1p(b.macs()) / 16 + rng.normal(0, 0.02))
                          for c, b in zip(layer.choices, layer.candidates)})
     return AccuracyTable.from_rows(sp, rows, {"source": "unit test"}), device
+
+
+def best_within(acc: AccuracyTable, dev: DeviceTable, budget_ms: float, **kw) -> "Architecture":
+    """The solver's answer for one budget, through its front door (a cut frontier)."""
+    from hwnas.solver import frontier
+
+    return frontier(acc, dev, budget_ms=budget_ms, **kw).best(budget_ms)
