@@ -45,7 +45,7 @@ def register(sub) -> None:
                         "chosen within budget / (1 + PCT/100); auto (default): the device "
                         "table's worst held-out calibration error, at least 3%%")
     p.add_argument("--epochs", type=int, default=20, help="supernet meta-training epochs")
-    p.add_argument("--later-paths", type=int, default=12,
+    p.add_argument("--later-paths", type=int, default=8,
                    help="stage-2 context paths per layer (accuracy-table quality vs time)")
     p.add_argument("--finetune-steps", type=int, default=150,
                    help="fine-tuning steps of each chosen network")
