@@ -35,6 +35,11 @@ def register(sub) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where to train (cuda: bf16 autocast where supported); under "
                         "torchrun each process takes its LOCAL_RANK's GPU")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="data-loading worker processes (default 0: a small in-memory set "
+                        "moves to the GPU once; N > 0: batches are built by N processes from "
+                        "pinned host memory, for sets too large for the GPU); the batches, "
+                        "and so the table, are the same either way")
     add_json_flag(p)
     p.set_defaults(func=cmd_train)
 
@@ -77,7 +82,7 @@ def cmd_train(args) -> int:
                       proxy=Proxy.parse(args.proxy))
     from ..train.distributed import setup
 
-    dist = setup(args.device)
+    dist = setup(args.device, args.workers)
     data = data_for(space, args.data, cfg)
     prog, progress = stage_progress()
 

@@ -40,6 +40,13 @@ class Dist:
     rank: int = 0
     world: int = 1
     device: str = "cpu"
+    workers: int = 0  # DataLoader worker processes (0: batches built in this process)
+
+    @property
+    def data_on_device(self) -> bool:
+        """Small in-memory sets move to the GPU once (no copies per batch); with loader
+        workers the data stays on the host and batches travel from pinned memory."""
+        return self.workers == 0
 
     @property
     def main(self) -> bool:
@@ -50,16 +57,18 @@ class Dist:
         return self.world > 1
 
 
-def setup(device: str = "cpu") -> Dist:
+def setup(device: str = "cpu", workers: int = 0) -> Dist:
     """This process's place: alone, or one rank of a torchrun job (joins its group)."""
     if device not in ("cpu", "cuda"):
         raise UserError(f"--device must be cpu or cuda, got {device!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 64:
+        raise UserError(f"--workers must be an integer in [0, 64], got {workers!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA GPU is visible to PyTorch here "
                         f"(torch {torch.__version__}); train with --device cpu")
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world <= 1:
-        return Dist(0, 1, device)
+        return Dist(0, 1, device, workers)
     import torch.distributed as dist
 
     if not dist.is_available():
@@ -73,7 +82,7 @@ def setup(device: str = "cpu") -> Dist:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device == "cuda" else "gloo")
     dev = f"cuda:{local}" if device == "cuda" else "cpu"
-    return Dist(dist.get_rank(), dist.get_world_size(), dev)
+    return Dist(dist.get_rank(), dist.get_world_size(), dev, workers)
 
 
 def gather(d: Dist, obj: Any) -> list[Any]:

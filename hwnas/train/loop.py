@@ -24,16 +24,21 @@ ProgressFn = Callable[[str, int, int], None]
 
 
 def make_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int,
-                epoch: int = 0, sampler: Sampler | None = None) -> DataLoader:
-    """A loader over in-memory tensors; shuffling is fixed by (seed, epoch)."""
+                epoch: int = 0, sampler: Sampler | None = None, workers: int = 0,
+                pin: bool = False) -> DataLoader:
+    """A loader over in-memory tensors; shuffling is fixed by (seed, epoch), so ``workers``
+    (worker processes building the batches) and ``pin`` (page-locked host memory, for
+    asynchronous copies to a GPU) change where batches are made, never which they are."""
     ds = TensorDataset(x, y)
+    opts = {"num_workers": workers, "pin_memory": pin and x.device.type == "cpu",
+            "persistent_workers": False}
     if sampler is not None:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, drop_last=False)
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, drop_last=False, **opts)
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen,
-                      drop_last=shuffle and len(y) > batch_size)
+                      drop_last=shuffle and len(y) > batch_size, **opts)
 
 
 def step_rng(seed: int, epoch: int, step: int) -> random.Random:
@@ -62,6 +67,8 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
         if max_steps is not None and step >= max_steps:
             break
         path = path_fn(step_rng(seed, epoch, step))
+        if xb.device != dev:  # host batches (loader workers, pinned): copied asynchronously
+            xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with amp():
             loss = loss_fn(model(xb) if path is None else model(xb, path), yb)
@@ -103,11 +110,12 @@ def recalibrate_bn(net: nn.Module, x: torch.Tensor, batch_size: int, batches: in
     was_training = net.training
     net.train()
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    dev = _device(net)
     for b in range(batches):
         sel = idx[b * batch_size:(b + 1) * batch_size]
         if len(sel) < 2:
             break
-        net(x[sel])
+        net(x[sel.to(x.device)].to(dev, non_blocking=True))
     for bn, m in zip(bns, momenta):
         bn.momentum = m
     net.train(was_training)
@@ -118,9 +126,17 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     """Top-1 accuracy of ``net(x)`` (eval mode) in [0, 1]."""
     net.eval()
     correct = 0
+    dev = _device(net)
     for i in range(0, len(y), batch_size):
-        correct += int((net(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+        out = net(x[i:i + batch_size].to(dev, non_blocking=True))
+        correct += int((out.argmax(1) == y[i:i + batch_size].to(dev)).sum())
     return correct / max(len(y), 1)
+
+
+def _device(net: nn.Module) -> torch.device:
+    """Where ``net`` runs (data kept on the host with loader workers is moved per batch)."""
+    p = next(net.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 def sgd(params: Iterable[nn.Parameter], lr: float, weight_decay: float = 4e-5

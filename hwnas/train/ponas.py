@@ -119,7 +119,8 @@ class _Run:
     def __init__(self, target: SearchSpace, data: DataSplit, out: Path, cfg: TrainConfig,
                  progress: ProgressFn | None, dist: Dist = Dist()) -> None:
         self.dist = dist
-        data = data.to(dist.device)
+        if dist.data_on_device:
+            data = data.to(dist.device)
         self.target, self.data, self.out, self.cfg = target, data, out, cfg
         self.progress = (progress or (lambda *_: None)) if dist.main else (lambda *_: None)
         self.ck_path = out / CHECKPOINT_NAME
@@ -130,11 +131,12 @@ class _Run:
         """This process's batches of ``epoch`` (its share of each global batch under torchrun)."""
         cfg, d = self.cfg, self.dist
         x, y = self.train.train_x, self.train.train_y
+        io = {"workers": d.workers, "pin": d.device.startswith("cuda")}
         if not d.on:
-            return make_loader(x, y, cfg.batch_size, True, cfg.seed, epoch)
+            return make_loader(x, y, cfg.batch_size, True, cfg.seed, epoch, **io)
         return make_loader(x, y, cfg.batch_size // d.world, True, cfg.seed, epoch,
                            sampler=ShardedBatches(len(y), cfg.batch_size, d.rank, d.world,
-                                                  cfg.seed))
+                                                  cfg.seed), **io)
 
     # ------------------------------------------------------------ checkpoint
     def start(self) -> tuple[Supernet, dict[str, torch.Tensor], dict[str, Any], dict | None]:

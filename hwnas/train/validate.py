@@ -22,7 +22,7 @@ from .supernet import Supernet, extract_subnet
 
 def rank_correlation(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     """Kendall tau-b and Spearman rho (0 when either side is constant)."""
-    stats = require("scipy.stats", "test")
+    stats = require("scipy.stats", "torch")
     if len(a) != len(b) or len(a) < 2:
         raise UserError("rank correlation needs two equally long lists of at least 2 values")
     if len(set(a)) < 2 or len(set(b)) < 2:
