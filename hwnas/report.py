@@ -53,9 +53,13 @@ def baseline_family(space: Any) -> list[tuple[str, list[str]]]:
 
 def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any, acc: Any,
                       dev: Any, chosen: Sequence[tuple[float, Any]], threads: int = 1,
-                      quick: bool = False, say=lambda s: None) -> dict[str, Any]:
+                      quick: bool = False, say=lambda s: None,
+                      engines: "dict[str, Path] | None" = None) -> dict[str, Any]:
     """Measure and evaluate the baseline family and the chosen networks; write
-    ``baselines_{tag}.json`` (reused when present and made for the same networks)."""
+    ``baselines_{tag}.json`` (reused when present and made for the same networks and
+    engine files). ``engines`` (label -> engine file) are timed in the same interleaved run,
+    each the way ``hwnas measure`` times one (the fastest of 3 sessions); their manifest
+    fields are in the result's ``engines``."""
     from dataclasses import replace
 
     from .nn.export import export_architecture
@@ -66,13 +70,19 @@ def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any,
     fam = baseline_family(space)
     nets = [(lbl, list(ch), "baseline") for lbl, ch in fam] + \
         [(f"chosen {b:g} ms", list(a.choices), "chosen") for b, a in chosen]
+    engines = dict(engines or {})
+    import hashlib
+
+    sums = {k: hashlib.sha256(Path(f).read_bytes()).hexdigest() for k, f in engines.items()}
     if path.is_file():
         old = read_json(path, "baselines")
-        if [n["choices"] for n in old.get("networks", [])] == [n[1] for n in nets]:
+        if [n["choices"] for n in old.get("networks", [])] == [n[1] for n in nets] and \
+                (old.get("engine_files") or {}) == sums:
             say(f"baselines: reusing {path}")
             return old
-    say(f"baselines: measuring {len(fam)} baseline and {len(chosen)} chosen networks on "
-        f"{dev.meta.get('backend')} {dev.meta.get('precision')} ({dev.figure})")
+    say(f"baselines: measuring {len(engines)} engine files, {len(fam)} baseline and "
+        f"{len(chosen)} chosen networks on {dev.meta.get('backend')} "
+        f"{dev.meta.get('precision')} ({dev.figure}), interleaved")
     ndir = cache_dir() / "baselines" / f"{space.name}-{space.id}"
     shape = (1, space.input[2], space.input[0], space.input[1])
     from .arch import Architecture
@@ -86,21 +96,16 @@ def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any,
     with profiler_errors():
         from profilers import Protocol, Settings, get_profiler
         from profilers.protocol import Stats
+        from profilers.session import measure_models
 
         prof = get_profiler(str(dev.meta.get("backend")),
                             Settings(precision=str(dev.meta.get("precision", "fp32")),
                                      threads=threads))
-        from profilers.session import measure_with_reference
-
-        runners = {}
-        try:
-            for f in dict.fromkeys(files):
-                runners[str(f)] = prof.load(f, shape)
-            proto = replace(Protocol.quick() if quick else Protocol(), figure=dev.figure)
-            res, _ = measure_with_reference(prof, runners, proto)
-        finally:
-            for r in runners.values():
-                r.close()
+        proto = replace(Protocol.quick() if quick else Protocol(), figure=dev.figure)
+        timed, res = measure_models({k: (Path(f), shape) for k, f in engines.items()},
+                                    prof.name, profiler=prof, protocol=proto,
+                                    others={str(f): (f, shape) for f in dict.fromkeys(files)})
+    from .engines.build import measured_fields
     ev = EvalSettings()
     accuracy: dict[tuple[str, ...], float] = {}  # a chosen network may also be a baseline
     test_acc: dict[tuple[str, ...], float] = {}
@@ -138,7 +143,8 @@ def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any,
                          "supernet_test_accuracy)" if test is not None else ""),
          "score_to_accuracy": {"slope": float(a), "intercept": float(b), "fitted_on": len(rnd),
                                "rms_residual": float(np.sqrt(np.mean(np.square(resid))))},
-         "networks": rows}
+         "networks": rows,
+         "engines": {k: measured_fields(r) for k, r in timed.items()}, "engine_files": sums}
     write_json_atomic(path, d)
     return d
 

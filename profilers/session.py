@@ -355,26 +355,49 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
     0.24 ms (tight within each session), a placement effect of the session, not of the
     model; the fastest of a few sessions is the repeatable figure.
     """
-    path = Path(onnx_path)
+    models, _ = measure_models({"model": (onnx_path, input_shape)}, backend, settings,
+                               protocol, profiler, sessions)
+    return models["model"]
+
+
+def measure_models(models: Mapping[str, tuple["str | Path", Sequence[int] | None]],
+                   backend: str, settings: Settings | None = None,
+                   protocol: Protocol | None = None, profiler: Profiler | None = None,
+                   sessions: int = 3,
+                   others: Mapping[str, tuple["str | Path", Sequence[int] | None]] | None = None
+                   ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Several models (each :func:`measure_model`'s way: ``sessions`` sessions, the
+    fastest one's figure) and ``others`` (one session each, key -> Stats or the reason it
+    failed) in one interleaved run: one noise history, one wait for the protocol's span.
+    A model that cannot load or run is bad input (raises); an ``other`` is recorded."""
     prof = profiler or get_profiler(backend, settings)
-    if not path.is_file():
-        raise ProfilerError(f"model {path} does not exist")
-    if path.suffix.lower() not in prof.model_suffixes:
-        raise ProfilerError(f"backend {prof.name!r} cannot load {path.name}: it reads "
-                            f"{', '.join(prof.model_suffixes)} files")
     if sessions < 1:
         raise ProfilerError("sessions must be >= 1")
+    for label, (p, _) in models.items():
+        path = Path(p)
+        if not path.is_file():
+            raise ProfilerError(f"model {path} does not exist")
+        if path.suffix.lower() not in prof.model_suffixes:
+            raise ProfilerError(f"backend {prof.name!r} cannot load {path.name}: it reads "
+                                f"{', '.join(prof.model_suffixes)} files")
     protocol = protocol or Protocol()
     runners: dict[str, Runner] = {}
+    failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="hwnas-measure-") as tmp:
         try:
-            for i in range(sessions):
+            for label, (p, shape) in models.items():
+                for i in range(sessions):
+                    try:
+                        runners[f"model:{label}#{i}"] = prof.load(Path(p), shape)
+                    except ProfilerError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - the runtime's own error: bad model
+                        raise ProfilerError(f"{backend} cannot load {p}: {_reason(exc)}") from None
+            for key, (p, shape) in (others or {}).items():
                 try:
-                    runners[f"model#{i}"] = prof.load(path, input_shape)
-                except ProfilerError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the runtime's own error: bad model
-                    raise ProfilerError(f"{backend} cannot load {path}: {_reason(exc)}") from None
+                    runners[f"other:{key}"] = prof.load(Path(p), shape)
+                except Exception as exc:  # noqa: BLE001 - recorded, never as zero
+                    failed[key] = _reason(exc)
             runners[OVERHEAD] = prof.load(write_identity_model(Path(tmp) / "identity.onnx"),
                                           (1, 1, 1, 1))
             ref_log: list[float] = []
@@ -382,24 +405,31 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
         finally:
             for r in runners.values():
                 r.close()
-    stats = [res[k] for k in runners if k != OVERHEAD]
-    bad = [s for s in stats if not isinstance(s, Stats)]
-    if bad:
-        raise ProfilerError(f"{backend} cannot run {path}: {bad[0]}")
-    model = min(stats, key=lambda s: s.figure(protocol.figure))
     over = res[OVERHEAD]
     meta = table_meta(prof, protocol, {})
     for k in ("space", "space_id", "status"):
         meta.pop(k, None)
-    batch = int(input_shape[0]) if input_shape else prof.settings.batch
-    fig = model.figure(protocol.figure)
-    return {"model": str(path), **model.entry(), "figure": protocol.figure,
+    out: dict[str, dict[str, Any]] = {}
+    for label, (p, shape) in models.items():
+        stats = [res[f"model:{label}#{i}"] for i in range(sessions)]
+        bad = [s for s in stats if not isinstance(s, Stats)]
+        if bad:
+            raise ProfilerError(f"{backend} cannot run {p}: {bad[0]}")
+        model = min(stats, key=lambda s: s.figure(protocol.figure))
+        batch = int(shape[0]) if shape else prof.settings.batch
+        fig = model.figure(protocol.figure)
+        out[label] = {
+            "model": str(p), **model.entry(), "figure": protocol.figure,
             "figure_ms": round(fig, 6), "batch": batch,
             "throughput_ips": round(batch * 1000.0 / fig, 3) if fig > 0 else None,
             "session_figures_ms": [round(s.figure(protocol.figure), 6) for s in stats],
             "overhead_ms": over.figure(protocol.figure) if isinstance(over, Stats) else None,
             "reference_floor_ms": round(ref_floor, 6),
-            "reference_run_floor_ms": round(reference_floor_with(ref_log, 0.0), 6), "meta": meta}
+            "reference_run_floor_ms": round(reference_floor_with(ref_log, 0.0), 6),
+            "meta": meta}
+    rest = {k[6:]: v for k, v in res.items() if k.startswith("other:")}
+    rest.update(failed)
+    return out, rest
 
 
 def _reason(exc: BaseException) -> str:

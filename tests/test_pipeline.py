@@ -69,6 +69,12 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
         assert r["predicted_ms"] <= r["budget_ms"] / (1 + margin) + 1e-9
         assert r["meets_budget"] == (r["measured_ms"] <= r["budget_ms"])
     assert all(0 <= n["supernet_test_accuracy"] <= 1 for n in base["networks"])
+    # the engine files were timed in the baselines' interleaved run, written to each manifest
+    for r in summary["results"]:
+        man = json.loads(open(r["manifest"]).read())
+        timed = base["engines"][f"{r['budget_ms']:g}"]
+        assert man["latency"]["measured_ms"] == timed["measured_ms"] == r["measured_ms"]
+        assert len(timed["session_figures_ms"]) == 3 and "interleaved" in man["measured_with"]
     # a second run reuses the table, the device table and every engine (nothing rebuilt)
     table_before = (out / "train" / "accuracy_table.json").read_bytes()
     base_before = (out / "baselines_onnxruntime_fp32.json").read_bytes()

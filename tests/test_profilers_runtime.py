@@ -80,6 +80,29 @@ def test_measure_one_network(bundle, backend, device):
 
 
 @pytest.mark.skipif(not _has("onnxruntime"), reason="onnxruntime not installed")
+def test_measure_models_in_one_interleaved_run(bundle, tmp_path):
+    """Several models (3 sessions each, the fastest) and other items in one run; an
+    other that cannot load is recorded with its reason, a model that cannot is refused."""
+    from profilers.session import measure_models
+    from profilers import ProfilerError, Stats
+
+    root, _ = bundle
+    nets = sorted((root / "networks").glob("*.onnx"))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    models, others = measure_models({"a": (nets[0], None), "b": (nets[1], None)}, "onnxruntime",
+                                    Settings(threads=1), QUICK,
+                                    others={"x": (nets[0], None), "broken": (bad, None)})
+    assert set(models) == {"a", "b"}
+    for r in models.values():
+        assert len(r["session_figures_ms"]) == 3
+        assert r["figure_ms"] == min(r["session_figures_ms"]) > 0
+    assert isinstance(others["x"], Stats) and isinstance(others["broken"], str)
+    with pytest.raises(ProfilerError, match="cannot load"):
+        measure_models({"bad": (bad, None)}, "onnxruntime", Settings(threads=1), QUICK)
+
+
+@pytest.mark.skipif(not _has("onnxruntime"), reason="onnxruntime not installed")
 def test_onnxruntime_session_settings():
     p = get_profiler("onnxruntime", Settings(threads=2))
     so = p._options()

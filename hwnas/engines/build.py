@@ -317,12 +317,7 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
         say(f"measuring {engine.name} on {emitter.profiler}")
         measured = _measure(engine, emitter, req, input_shape,
                             table.figure if table is not None else "floor")
-        recipe = ("nncf" if (req.qat and req.qat_export == "nncf") or
-                  (req.precision == "int8" and req.ptq == "nncf") else "onnxruntime")
-        pred = prediction(table, space, arch, emitter, measured.get("meta", {}), recipe)
-    err = None
-    if pred.get("predicted_ms") and measured.get("measured_ms"):
-        err = (pred["predicted_ms"] - measured["measured_ms"]) / measured["measured_ms"]
+        pred = prediction(table, space, arch, emitter, measured.get("meta", {}), _recipe(req))
 
     from .. import __version__
 
@@ -339,9 +334,7 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
         "quantization": quant,
         "finetune_steps": ft_steps,
         "parity": parity, "accuracy": acc,
-        "latency": {**{k: v for k, v in measured.items() if k != "meta"}, **pred,
-                    "prediction_error": err,
-                    "protocol": (measured.get("meta") or {}).get("protocol")},
+        "latency": latency_section(measured, pred),
         "device": (measured.get("meta") or {}).get("device") or _fingerprint(emitter),
         "preprocessing": data.preprocessing(space.input) if data is not None else None,
         "request": asdict(req), **extra,
@@ -363,6 +356,49 @@ def _torch_acc(module: Any, data: Any) -> float:
     return accuracy(module, data.val_x, data.val_y)
 
 
+def _recipe(req: EngineRequest) -> str:
+    return ("nncf" if (req.qat and req.qat_export == "nncf") or
+            (req.precision == "int8" and req.ptq == "nncf") else "onnxruntime")
+
+
+def latency_section(measured: Mapping[str, Any], pred: Mapping[str, Any]) -> dict[str, Any]:
+    """A manifest's ``latency``: the engine file's measurement beside the prediction."""
+    err = None
+    if pred.get("predicted_ms") and measured.get("measured_ms"):
+        err = (pred["predicted_ms"] - measured["measured_ms"]) / measured["measured_ms"]
+    return {**{k: v for k, v in measured.items() if k != "meta"}, **pred,
+            "prediction_error": err, "protocol": (measured.get("meta") or {}).get("protocol")}
+
+
+def attach_measurement(manifest_path: "str | Path", measured: Mapping[str, Any], table: Any,
+                       space: Any, arch: Any, req: EngineRequest) -> dict[str, Any]:
+    """Write a measurement made elsewhere (``hwnas run`` times every engine file in one
+    interleaved run with its baselines: one noise history, one protocol wait) into the
+    engine's manifest, exactly as :func:`build_engine` writes its own; returns it."""
+    from ..fileio import write_json_atomic
+
+    m = read_manifest(manifest_path)
+    emitter = req.emitter()
+    pred = prediction(table, space, arch, emitter, measured.get("meta", {}), _recipe(req))
+    m["latency"] = latency_section(measured, pred)
+    m["device"] = (measured.get("meta") or {}).get("device") or m.get("device")
+    m["measured_with"] = "hwnas run: interleaved with the other engines and the baselines"
+    write_json_atomic(manifest_path, m)
+    return m
+
+
+def measured_fields(r: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`profilers.measure_model`'s result as a manifest's measured fields."""
+    return {"measured_ms": r["figure_ms"], "measured_statistic": r["figure"],
+            "measured_median_ms": r["median_ms"], "measured_spread_ms": r["spread_ms"],
+            "measured_p25_ms": r["p25_ms"], "measured_p75_ms": r["p75_ms"],
+            "measured_p90_ms": r["p90_ms"], "measured_min_ms": r["min_ms"],
+            "measured_n": r["n"], "measured_span_s": r["span_s"],
+            "measured_stable": r["stable"], "session_figures_ms": r["session_figures_ms"],
+            "overhead_ms": r["overhead_ms"],
+            "meta": {**r["meta"], "reference_floor_ms": r.get("reference_run_floor_ms")}}
+
+
 def _measure(engine: Path, emitter: Emitter, req: EngineRequest, input_shape,
              figure: str = "floor") -> dict[str, Any]:
     """The engine end to end, by the statistic its table predicts (``figure``)."""
@@ -376,14 +412,7 @@ def _measure(engine: Path, emitter: Emitter, req: EngineRequest, input_shape,
                           Settings(device=emitter.device.lower(), precision=req.precision,
                                    threads=req.threads),
                           replace(proto, figure=figure), input_shape=input_shape)
-    return {"measured_ms": r["figure_ms"], "measured_statistic": r["figure"],
-            "measured_median_ms": r["median_ms"], "measured_spread_ms": r["spread_ms"],
-            "measured_p25_ms": r["p25_ms"], "measured_p75_ms": r["p75_ms"],
-            "measured_p90_ms": r["p90_ms"], "measured_min_ms": r["min_ms"],
-            "measured_n": r["n"], "measured_span_s": r["span_s"],
-            "measured_stable": r["stable"], "session_figures_ms": r["session_figures_ms"],
-            "overhead_ms": r["overhead_ms"],
-            "meta": {**r["meta"], "reference_floor_ms": r.get("reference_run_floor_ms")}}
+    return measured_fields(r)
 
 
 def engine_dir_name(backend: str, precision: str, device: str = "cpu") -> str:
