@@ -114,37 +114,46 @@ def test_fleet_worker_killed_is_replaced(cluster, bundle, tmp_path):
     from profilers import Protocol, Settings
     from profilers.fleet import profile_fleet
 
-    out = tmp_path / "fleet"
     # long enough to kill in the middle: no span wait, items finish as they settle
     proto = Protocol(min_span_s=0.0, max_span_s=0.0, item_cap_s=3.0, stable_rounds=4,
                      stable_rel=0.005, max_samples=200)
-    seen: dict = {}
+    # a trial is conclusive when the kill landed while the worker still measured; one that
+    # landed after its last round (the table not yet finalised) needs no replacement and
+    # is run again, at most three times
+    for trial in range(3):
+        out = tmp_path / f"fleet{trial}"
+        seen: dict = {}
 
-    def killer() -> None:
-        t_end = time.monotonic() + 120
-        f = out / "board-a.json"
-        while time.monotonic() < t_end:
-            try:
-                d = json.loads(f.read_text())
-            except (OSError, ValueError):
+        def killer() -> None:
+            t_end = time.monotonic() + 120
+            f = out / "board-a.json"
+            while time.monotonic() < t_end:
+                try:
+                    d = json.loads(f.read_text())
+                except (OSError, ValueError):
+                    time.sleep(0.01)
+                    continue
+                done = len(d["entries"]) + len(d["meta"].get("networks") or {}) + \
+                    ("overhead" in d["meta"])
+                if 1 <= len(d["entries"]) and done < 45:  # some finished, some not
+                    os.kill(int(d["meta"]["fleet"]["worker_pid"]), signal.SIGKILL)
+                    seen.update(entries={k: _measured(e) for k, e in d["entries"].items()},
+                                pid=d["meta"]["fleet"]["worker_pid"])
+                    return
                 time.sleep(0.01)
-                continue
-            if len(d["entries"]) >= 3 and d["meta"].get("status") != "complete":
-                os.kill(int(d["meta"]["fleet"]["worker_pid"]), signal.SIGKILL)
-                seen.update(entries={k: _measured(e) for k, e in d["entries"].items()},
-                            pid=d["meta"]["fleet"]["worker_pid"])
-                return
-            time.sleep(0.01)
 
-    th = threading.Thread(target=killer, daemon=True)
-    th.start()
-    rep = profile_fleet(bundle, "onnxruntime", out, Settings(), proto, address=cluster,
-                        resource=RES, lost_after_s=60, heartbeat_s=1.0)
-    th.join(5)
-    assert seen, "the run finished before the worker could be killed"
-    a = rep["devices"]["board-a"]
-    assert a["attempts"] == 2 and a["state"] == "done" and seen["pid"] in a["worker_pids"]
-    assert rep["devices"]["board-b"]["attempts"] == 1
+        th = threading.Thread(target=killer, daemon=True)
+        th.start()
+        rep = profile_fleet(bundle, "onnxruntime", out, Settings(), proto, address=cluster,
+                            resource=RES, lost_after_s=60, heartbeat_s=1.0)
+        th.join(5)
+        a = rep["devices"]["board-a"]
+        assert a["state"] == "done" and rep["devices"]["board-b"]["attempts"] == 1
+        if seen and a["attempts"] == 2:
+            break
+    else:
+        pytest.fail("in 3 trials no kill landed while the worker was measuring")
+    assert seen["pid"] in a["worker_pids"] and seen["pid"] != a["worker_pids"][-1]
     final = json.loads((out / "board-a.json").read_text())
     assert final["meta"]["status"] == "complete"
     for k, e in seen["entries"].items():  # nothing finished was lost or measured again
