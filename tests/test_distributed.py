@@ -132,6 +132,7 @@ def test_loader_workers_build_the_same_batches():
         assert plain == workers and len(plain) == 6
 
 
+@pytest.mark.slow
 def test_train_with_loader_workers_gives_the_same_table(run_cli, tmp_path):
     args = ["train", "--space", "tiny-32", "--data", "digits", "--proxy", "c0.25,r8,s0.15,e1",
             "--epochs", "1", "--finetune-steps", "1", "--later-paths", "1", "--batch-size", "32",

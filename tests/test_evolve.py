@@ -91,6 +91,7 @@ def _evolve_proc(supernet: Path, out: Path, budget: float) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
 
 
+@pytest.mark.slow
 def test_evolve_killed_resumes_to_the_same_result(supernet, tmp_path):
     """kill -9 after a finished generation, run again: the same search as an uninterrupted
     one (every generation's state and weights are on disk before the next begins)."""
