@@ -118,18 +118,28 @@ def test_two_process_meta_training_within_seed_noise(tmp_path):
     assert gap(runs["one"], runs["two"]) <= 1.5 * gap(runs["one"], runs["other-seed"])
 
 
-def test_loader_workers_build_the_same_batches():
+def test_loader_workers_build_the_same_batches(tmp_path):
     """Worker processes (and pinned memory, a no-op without CUDA) change where batches are
-    built, not which: the same samples in the same order as in-process loading."""
-    from hwnas.train.loop import make_loader
+    built, not which: the same samples in the same order as in-process loading. Run in a
+    child process: forking loader workers from the test process (torch's threads already
+    started by earlier tests) left it to die later with a segmentation fault in a
+    fresh-clone CI run."""
+    code = (
+        "import torch, json\n"
+        "from hwnas.train.loop import make_loader\n"
+        "x = torch.arange(200, dtype=torch.float32).reshape(100, 2); y = torch.arange(100)\n"
+        "out = []\n"
+        "for epoch in (0, 1):\n"
+        "    a = [b[1].tolist() for b in make_loader(x, y, 16, True, 7, epoch)]\n"
+        "    w = [b[1].tolist() for b in make_loader(x, y, 16, True, 7, epoch, workers=2, pin=True)]\n"
+        "    out.append([a == w, len(a)])\n"
+        "print(json.dumps(out))\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(tmp_path),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    import json
 
-    x = torch.arange(200, dtype=torch.float32).reshape(100, 2)
-    y = torch.arange(100)
-    for epoch in (0, 1):
-        plain = [b[1].tolist() for b in make_loader(x, y, 16, True, 7, epoch)]
-        workers = [b[1].tolist() for b in make_loader(x, y, 16, True, 7, epoch, workers=2,
-                                                      pin=True)]
-        assert plain == workers and len(plain) == 6
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [[True, 6], [True, 6]]
 
 
 @pytest.mark.slow
