@@ -114,8 +114,8 @@ def main() -> None:
             for name, dev in frep["devices"].items():
                 ff = figures(Path(dev["table"]))
                 share, med, n = within(ff, lf)
-                items = len(json.loads(Path(dev["table"]).read_text())["entries"]) + \
-                    len(json.loads(Path(dev["table"]).read_text())["meta"].get("networks", {})) + 1
+                t = json.loads(Path(dev["table"]).read_text())
+                items = len(t["entries"]) + len(t["meta"].get("networks", {})) + 1
                 over = dev["wall_s"] - dev["worker_measure_s"]
                 row["devices"][name] = {
                     "within_5pct_of_local": share, "median_err": med, "blocks": n,

@@ -266,7 +266,7 @@ def profile_fleet(bundle_dir: "str | Path", backend: str, out_dir: "str | Path",
                             "device into a folder")
     if retries < 0:
         raise ProfilerError("retries must be >= 0")
-    check_batch(bundle, manifest, _BatchOnly(settings))
+    check_batch(bundle, manifest, settings.batch)
     check_address(address)
     own = not ray.is_initialized()
     if own:
@@ -432,13 +432,6 @@ def profile_fleet(bundle_dir: "str | Path", backend: str, out_dir: "str | Path",
             _kill(ray, a)
         if own:
             ray.shutdown()
-
-
-@dataclass(frozen=True)
-class _BatchOnly:
-    """What :func:`profilers.session.check_batch` reads of a profiler: its settings."""
-
-    settings: Settings
 
 
 def _kill(ray, actor) -> None:

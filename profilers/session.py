@@ -170,11 +170,11 @@ def wanted_keys(manifest: Mapping[str, Any]) -> set[str]:
            {f"net:{n['name']}" for n in manifest["networks"]} | {OVERHEAD}
 
 
-def check_batch(bundle: Path, manifest: Mapping[str, Any], prof: Profiler) -> None:
+def check_batch(bundle: Path, manifest: Mapping[str, Any], batch: int) -> None:
     for b in manifest["blocks"]:
-        if int(b["input_shape"][0]) != prof.settings.batch:
+        if int(b["input_shape"][0]) != batch:
             raise ProfilerError(f"bundle {bundle} was exported at batch {b['input_shape'][0]}, "
-                                f"not {prof.settings.batch}")
+                                f"not {batch}")
 
 
 Update = dict  # one round's results, plain JSON types (it crosses processes: profilers.fleet)
@@ -273,7 +273,7 @@ def profile_bundle(bundle_dir: "str | Path", backend: str, out: "str | Path",
     out = Path(out)
     if out.exists() and not resume:
         raise ProfilerError(f"{out} exists; pass --resume to continue it, or choose another --out")
-    check_batch(bundle, manifest, prof)
+    check_batch(bundle, manifest, prof.settings.batch)
     base, table = open_table(out, table_meta(prof, protocol, manifest), resume)
     wanted = wanted_keys(manifest)
 

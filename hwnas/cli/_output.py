@@ -62,6 +62,16 @@ def check_out(path: "str | None", force: bool, what: str = "output", folder: boo
     return p
 
 
+def numbers(text: str, flag: str) -> tuple[float, ...]:
+    """Comma-separated numbers of an option (empty text: none), or one line, exit 2."""
+    from ..errors import UserError
+
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise UserError(f"{flag} takes numbers separated by commas, got {text!r}") from None
+
+
 def warn(line: "str | None") -> None:
     """One warning line on stderr (stdout stays clean for --json)."""
     if line:

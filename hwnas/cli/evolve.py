@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from ._output import add_json_flag, check_out, console, emit, table
+from ._output import add_json_flag, check_out, console, emit, numbers, table
+
+
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    from ..errors import UserError
+
+    vals = numbers(text, flag)
+    if not vals:
+        raise UserError(f"{flag} needs at least one number")
+    return vals
 
 
 def register(sub) -> None:
@@ -34,18 +43,6 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     add_json_flag(p)
     p.set_defaults(func=cmd_evolve)
-
-
-def _floats(text: str, flag: str) -> tuple[float, ...]:
-    from ..errors import UserError
-
-    try:
-        vals = tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise UserError(f"{flag} takes numbers separated by commas, got {text!r}") from None
-    if not vals:
-        raise UserError(f"{flag} needs at least one number")
-    return vals
 
 
 def cmd_evolve(args) -> int:

@@ -59,12 +59,9 @@ def register(sub) -> None:
 
 
 def _budgets(text: str) -> tuple[float, ...]:
-    from ..errors import UserError
+    from ._output import numbers
 
-    try:
-        return tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise UserError(f"--budget-ms takes numbers separated by commas, got {text!r}") from None
+    return numbers(text, "--budget-ms")
 
 
 def _margin(text: str) -> "float | None":
