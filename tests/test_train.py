@@ -286,3 +286,32 @@ def test_held_out_test_split_is_disjoint_and_keeps_validation():
     for bad in (-0.1, 0.7, 1.0):
         with pytest.raises(UserError):
             load_data("digits", (8, 8, 1), 10, seed=3, val_fraction=0.3, test_fraction=bad)
+
+
+def test_shared_prefix_stage2_equals_whole_path_evaluation(space, tmp_path, monkeypatch):
+    """Stage 2 without fine-tuning runs each context's prefix once for all candidates of a
+    layer (PrefixFeatures); the table it writes is the one whole-path evaluation gives."""
+    from hwnas.train import evaluate_path, ponas
+
+    cfg = TrainConfig(epochs=1, batch_size=16, finetune_steps=0, later_paths=2, bn_batches=2,
+                      prefix="sampled", proxy=TINY)
+    data = data_for(space, "digits", cfg)
+    made = []
+    init = ponas.PrefixFeatures.__init__
+    monkeypatch.setattr(ponas.PrefixFeatures, "__init__",
+                        lambda self, *a, **k: made.append(a[2]) or init(self, *a, **k))
+    shared = train_accuracy_table(space, data, tmp_path / "shared", cfg)
+    assert made == [l for l in range(len(space.layers)) for _ in range(2)]  # it ran cached
+    monkeypatch.setattr(ponas, "PREFIX_CACHE_BYTES", 0)  # every path evaluated whole
+    whole = train_accuracy_table(space, data, tmp_path / "whole", cfg)
+    assert shared.table.scores == whole.table.scores
+    assert shared.chosen == whole.chosen
+    # one path, every layer: the cached prefix gives evaluate_path's accuracy
+    import random
+
+    torch.manual_seed(0)
+    net = Supernet(cfg.proxy.apply(space))
+    p = sample_path(net.space, random.Random(1))
+    for l in range(len(net.space.layers)):
+        feats = ponas.PrefixFeatures(net, p, l, data, cfg, 7)
+        assert feats.accuracy(net, p, data) == evaluate_path(net, p, data, cfg, 7)

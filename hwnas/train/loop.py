@@ -95,30 +95,48 @@ def train_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         epoch += 1
 
 
+def calibration_batches(x: torch.Tensor, batch_size: int, batches: int, seed: int
+                        ) -> list[torch.Tensor]:
+    """The training images batch-norm recalibration runs on: ``batches`` batches of a
+    permutation fixed by ``seed`` (a last batch of fewer than 2 images is dropped)."""
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    out = []
+    for b in range(batches):
+        sel = idx[b * batch_size:(b + 1) * batch_size]
+        if len(sel) < 2:
+            break
+        out.append(x[sel.to(x.device)])
+    return out
+
+
 @torch.no_grad()
-def recalibrate_bn(net: nn.Module, x: torch.Tensor, batch_size: int, batches: int,
-                   seed: int) -> None:
-    """Re-estimate batch-norm statistics of ``net`` on training batches (one-shot practice:
-    the shared statistics belong to no single path)."""
+def recalibrate_bn_on(net: nn.Module, inputs: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    """Reset every batch-norm statistic of ``net`` and re-estimate it as the plain average
+    over ``inputs`` (train mode); returns ``net``'s output of each batch, which is what a
+    later stage would have seen during the same recalibration."""
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns or batches <= 0:
-        return
     momenta = [bn.momentum for bn in bns]
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the calibration batches
     was_training = net.training
     net.train()
-    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     dev = _device(net)
-    for b in range(batches):
-        sel = idx[b * batch_size:(b + 1) * batch_size]
-        if len(sel) < 2:
-            break
-        net(x[sel.to(x.device)].to(dev, non_blocking=True))
+    outs = [net(b.to(dev, non_blocking=True)) for b in inputs]
     for bn, m in zip(bns, momenta):
         bn.momentum = m
     net.train(was_training)
+    return outs
+
+
+def recalibrate_bn(net: nn.Module, x: torch.Tensor, batch_size: int, batches: int,
+                   seed: int) -> None:
+    """Re-estimate batch-norm statistics of ``net`` on training batches (one-shot practice:
+    the shared statistics belong to no single path)."""
+    if batches <= 0 or not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                               for m in net.modules()):
+        return
+    recalibrate_bn_on(net, calibration_batches(x, batch_size, batches, seed))
 
 
 @torch.no_grad()

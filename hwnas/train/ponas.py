@@ -38,8 +38,8 @@ from ..tables.accuracy import AccuracyTable
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
 from .data import DataSplit
 from .distributed import Dist, ShardedBatches, barrier, gather, wrap
-from .loop import (ProgressFn, accuracy, make_loader, recalibrate_bn, sgd, train_epoch,
-                   train_steps)
+from .loop import (ProgressFn, accuracy, calibration_batches, make_loader, recalibrate_bn,
+                   recalibrate_bn_on, sgd, train_epoch, train_steps)
 from .proxy import Proxy
 from .shrink import angle_scores, shrink_keep, shrink_supernet
 from .supernet import Supernet, extract_subnet, sample_path
@@ -111,6 +111,55 @@ def evaluate_path(net: Supernet, choices: Sequence[str], data: DataSplit, cfg: T
     sub = extract_subnet(net, choices)
     recalibrate_bn(sub, data.train_x, cfg.batch_size, cfg.bn_batches, seed)
     return accuracy(sub, data.val_x, data.val_y)
+
+
+# the most memory the cached prefix features of one context path may take (bytes); above
+# it stage 2 evaluates every path whole, as :func:`evaluate_path` does
+PREFIX_CACHE_BYTES = 1 << 30
+
+
+class PrefixFeatures:
+    """What the layers before ``l`` of one path compute during :func:`evaluate_path`, kept
+    so that every candidate of layer ``l`` runs only its own part of the network.
+
+    Exact, not an approximation: in a recalibration the statistics of a batch-norm depend
+    only on what runs before it, so the prefix's statistics, its outputs on the calibration
+    batches (train mode) and on the validation images (eval mode) are the same for every
+    candidate of layer ``l`` that shares the prefix. On tiny-32 the stem and the first
+    layers run at the highest resolution, so stage 2 (without fine-tuning: the weights do
+    not change between candidates) does about half the work. No library does this: it
+    rests on the weight-sharing supernet's layer structure."""
+
+    def __init__(self, net: Supernet, path: Sequence[str], l: int, data: DataSplit,
+                 cfg: TrainConfig, seed: int) -> None:
+        sub = extract_subnet(net, path)
+        prefix = torch.nn.Sequential(sub.stem, sub.fixed, *sub.layers[:l])
+        batches = calibration_batches(data.train_x, cfg.batch_size, cfg.bn_batches, seed)
+        self.l = l
+        self.calibration = recalibrate_bn_on(prefix, batches) if cfg.bn_batches > 0 else []
+        with torch.no_grad():
+            prefix.eval()
+            self.val = torch.cat([prefix(data.val_x[i:i + 256])
+                                  for i in range(0, len(data.val_x), 256)]) \
+                if len(data.val_x) else data.val_x
+
+    @staticmethod
+    def fits(net: Supernet, path: Sequence[str], l: int, data: DataSplit, cfg: TrainConfig
+             ) -> bool:
+        """Whether the cached features stay under :data:`PREFIX_CACHE_BYTES`."""
+        sub = extract_subnet(net, path).eval()
+        with torch.no_grad():
+            one = torch.nn.Sequential(sub.stem, sub.fixed, *sub.layers[:l])(data.val_x[:1])
+        images = len(data.val_x) + cfg.batch_size * cfg.bn_batches
+        return one.numel() * one.element_size() * images <= PREFIX_CACHE_BYTES
+
+    def accuracy(self, net: Supernet, path: Sequence[str], data: DataSplit) -> float:
+        """:func:`evaluate_path` of ``path`` (which shares this prefix) from layer ``l`` on."""
+        sub = extract_subnet(net, path)
+        suffix = torch.nn.Sequential(*sub.layers[self.l:], sub.head)
+        if self.calibration:
+            recalibrate_bn_on(suffix, self.calibration)
+        return accuracy(suffix, self.val, data.val_y)
 
 
 class _Run:
@@ -244,10 +293,16 @@ class _Run:
             contexts = [sample_path(space, rng) for _ in range(cfg.later_paths)]
             if cfg.prefix == "chosen":
                 contexts = [tuple(chosen) + p[l:] for p in contexts]
-            mine: dict[str, float] = {}
             d = self.dist
-            for i, c in enumerate(space.layers[l].choices):
-                if i % d.world == d.rank:  # under torchrun: this rank's share of the layer
+            # under torchrun: this rank's share of the layer
+            share = [c for i, c in enumerate(space.layers[l].choices) if i % d.world == d.rank]
+            if cfg.finetune_steps == 0 and share and \
+                    PrefixFeatures.fits(net, contexts[0], l, self.data, cfg):
+                mine = self._score_shared_prefix(net, l, share, contexts, done, total)
+                done += d.world * len(share)
+            else:
+                mine = {}
+                for c in share:
                     mine[c] = self._score_candidate(net, chosen, l, c, contexts)
                     done += d.world
                     self.progress("layer-wise fine-tuning", min(done, total), total)
@@ -260,6 +315,20 @@ class _Run:
                 write_json_atomic(state_path, {"key": key, "rows": rows, "chosen": chosen})
         self.seconds["layerwise"] = time.perf_counter() - t0
         return rows, chosen
+
+    def _score_shared_prefix(self, net: Supernet, l: int, share: Sequence[str],
+                             contexts: Sequence[Sequence[str]], done: int, total: int
+                             ) -> dict[str, float]:
+        """:meth:`_score_candidate` without fine-tuning, every candidate of ``share`` at once:
+        each context path's prefix runs once (:class:`PrefixFeatures`), the same sums."""
+        sums = dict.fromkeys(share, 0.0)
+        for k, p in enumerate(contexts):
+            feats = PrefixFeatures(net, p, l, self.data, self.cfg, self.cfg.seed + k)
+            for c in share:
+                sums[c] += feats.accuracy(net, tuple(p[:l]) + (c,) + tuple(p[l + 1:]), self.data)
+            step = (k + 1) * len(share) * self.dist.world // len(contexts)
+            self.progress("layer-wise fine-tuning", min(done + step, total), total)
+        return {c: v / len(contexts) for c, v in sums.items()}
 
     def _score_candidate(self, net: Supernet, prefix: Sequence[str], l: int, c: str,
                          contexts: Sequence[Sequence[str]]) -> float:
