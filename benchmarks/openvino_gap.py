@@ -14,6 +14,10 @@ same random tiny-32 networks (fp32, 1 thread), all with the table's statistic (f
   bench_app  ``benchmark_app -api sync -hint latency -nthreads 1`` on the IR (its Min and
              Median lines).
 
+Before them a fresh OpenVINO table is profiled (``hwnas profile``, as the main job does),
+and each network's prediction from it is printed beside the conditions; conditions run
+twice (alone first and last) so the drift within the run shows.
+
 Nothing else may load the CPU meanwhile.
 """
 
@@ -93,6 +97,15 @@ def main() -> None:
     bundle = export_cached_bundle(sp, 12)
     tmp = Path(tempfile.mkdtemp(prefix="hwnas-ovgap-"))
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    table_file = tmp / "table.json"
+    p = subprocess.run([sys.executable, "-m", "hwnas", "profile", "--space", "tiny-32",
+                        "--backend", "openvino", "--threads", "1", "--out", str(table_file)],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    if p.returncode != 0:
+        raise SystemExit(p.stderr[-2000:])
+    from hwnas.tables.device import load_device_table
+
+    table = load_device_table(table_file)
     rows = []
     for i in range(args.nets):
         arch = sample_architecture(sp, seed=500 + i)
@@ -100,7 +113,9 @@ def main() -> None:
         export_architecture(sp, arch, onnx)
         xml = tmp / f"net{i}.xml"
         ov.save_model(ov.convert_model(str(onnx)), str(xml), compress_to_fp16=False)
-        row = {"arch": list(arch.choices)}
+        pred = table.predict(sp, arch)
+        row = {"arch": list(arch.choices), "predicted_ms": round(pred.latency_ms, 4),
+               "table_statistic": table.figure}
         for cond in ("alone", "idle_peers", "interleaved", "alone"):
             key = cond if cond not in row else "alone_again"
             row[key] = child(cond, xml, bundle, args.span, env)
