@@ -86,6 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--run", required=True)
     ap.add_argument("--tag", default="onnxruntime_fp32")
+    ap.add_argument("--data", default=None, help="default: the data the run trained on")
     ap.add_argument("--budgets", type=int, default=5)
     ap.add_argument("--population", type=int, default=12)
     ap.add_argument("--generations", type=int, default=4)
@@ -102,7 +103,9 @@ def main() -> None:
     space = ck.target
     acc = load_accuracy_table(run / "train" / "accuracy_table.json", space)
     dev = load_device_table(run / f"device_table_{args.tag}.json")
-    data = ck.data_split("digits")
+    # the data the run trained on (a built-in name: digits or digits-hard), unless given
+    data_ref = args.data or str(acc.provenance.get("data", "digits")).split(" ")[0]
+    data = ck.data_split(data_ref)
     if not data.has_test:
         raise SystemExit(f"{run}: its supernet was trained without a held-out test split")
     supernet = ck.supernet().eval()

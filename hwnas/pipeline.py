@@ -140,9 +140,11 @@ def check_run(cfg: RunConfig) -> tuple[Any, Any]:
                 raise UserError(f"budget {min(cfg.budgets_ms)} ms is far below the fastest "
                                 f"{space.name} network on {cfg.backend} {cfg.precision} "
                                 f"({lo:.4f} ms in the shipped table)")
-    if cfg.data != "digits" and not Path(cfg.data).exists():
-        raise UserError(f"data {cfg.data} does not exist (give 'digits', an image folder or "
-                        "a .npz)")
+    from .train.data import BUILTIN_DATA
+
+    if cfg.data not in BUILTIN_DATA and not Path(cfg.data).exists():
+        raise UserError(f"data {cfg.data} does not exist (give 'digits', 'digits-hard', an "
+                        "image folder or a .npz)")
     if cfg.train_device == "cuda":
         import torch
 
@@ -168,7 +170,7 @@ def _train(cfg: RunConfig, space, out: Path, say: Say, progress):
     if (tdir / TABLE_NAME).is_file() and (tdir / CHECKPOINT_NAME).is_file():
         table = load_accuracy_table(tdir / TABLE_NAME, space)
         made = table.provenance.get("config")
-        if made is not None and {"test_fraction": 0.0, **made} != tcfg.to_dict():
+        if made is not None and not tcfg.same_as(made):
             # another split or setting: its validation images may be this run's test images
             raise UserError(f"{tdir} holds a supernet trained with other settings (epochs, "
                             "context paths, data split or seed); use another --out, or remove "

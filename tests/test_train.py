@@ -315,3 +315,74 @@ def test_shared_prefix_stage2_equals_whole_path_evaluation(space, tmp_path, monk
     for l in range(len(net.space.layers)):
         feats = ponas.PrefixFeatures(net, p, l, data, cfg, 7)
         assert feats.accuracy(net, p, data) == evaluate_path(net, p, data, cfg, 7)
+
+
+def test_unshared_supernet_starts_equal_and_separates_paths(space):
+    """PWSNAS's less weight sharing: each block gets one copy per previous-layer choice; the
+    copies start from the shared weights (every path computes what it did), and a path
+    uses the copy its previous choice selects."""
+    import random
+
+    from hwnas.train.supernet import unshare_supernet
+
+    torch.manual_seed(0)
+    small = space.shrink([list(l.choices[:2]) for l in space.layers], name="two")
+    net = Supernet(small).eval()
+    un = unshare_supernet(net).eval()
+    assert un.unshared and not net.unshared
+    n_shared = sum(p.numel() for p in net.layers.parameters())
+    n_un = sum(p.numel() for p in un.layers.parameters())
+    assert n_shared < n_un < 2 * n_shared + 1  # two copies of layers 1.., one of layer 0
+    x = torch.randn(3, 3, 32, 32)
+    rng = random.Random(0)
+    for _ in range(4):
+        p = sample_path(small, rng)
+        assert torch.allclose(net(x, p), un(x, p), atol=1e-6)
+        assert torch.allclose(extract_subnet(un, p).eval()(x), un(x, p), atol=1e-6)
+    # one copy moves: only the paths through it change
+    a, b = small.layers[0].choices
+    c = small.layers[1].choices[0]
+    with torch.no_grad():
+        for q in un.layers[1][f"{a}>{c}"].parameters():
+            q.add_(0.5)
+    rest = tuple(small.layers[i].choices[0] for i in range(2, len(small.layers)))
+    pa, pb = (a, c) + rest, (b, c) + rest
+    assert not torch.allclose(un(x, pa), net(x, pa))
+    assert torch.allclose(un(x, pb), net(x, pb), atol=1e-6)
+    assert un.key(1, pa) == f"{a}>{c}" and net.key(1, pa) == c
+
+
+def test_unshare_trains_resumes_and_reloads(space, tmp_path):
+    from dataclasses import replace
+
+    cfg = TrainConfig(epochs=1, batch_size=32, finetune_steps=0, later_paths=1, bn_batches=1,
+                      shrink_rounds=2, shrink_epochs=0, angle_paths=2, unshare_epochs=1,
+                      prefix="sampled", proxy=TINY)
+    data = data_for(space, "digits", cfg)
+    res = train_accuracy_table(space, data, tmp_path, cfg)
+    ck = load_checkpoint(res.checkpoint_path)
+    assert ck.progress["unshared"] is True and ck.progress["unshare_epoch"] == 1
+    net = ck.supernet()
+    assert net.unshared and any(">" in k for k in net.state_dict())
+    assert res.table.provenance["unshare_epochs"] == 1 and "unshare" in res.table.provenance["seconds"]
+    again = train_accuracy_table(space, data, tmp_path, cfg)  # resumes: nothing to do
+    assert again.table.scores == res.table.scores
+    with pytest.raises(UserError, match="other settings"):
+        train_accuracy_table(space, data, tmp_path, replace(cfg, unshare_epochs=2))
+    with pytest.raises(UserError, match="unshare-epochs"):
+        TrainConfig(unshare_epochs=-1)
+
+
+def test_digits_hard_is_fixed_and_built_in():
+    """The harder built-in task: three transformed, overlaid, noisy copies of every digit,
+    the same images on every call (seeded), usable wherever 'digits' is."""
+    a = load_data("digits-hard", (16, 16, 1), 10, seed=0, val_fraction=0.3, test_fraction=0.15)
+    b = load_data("digits-hard", (16, 16, 1), 10, seed=0, val_fraction=0.3, test_fraction=0.15)
+    n = len(a.train_y) + len(a.val_y) + len(a.test_y)
+    assert n == 3 * 1797 and a.source == "digits-hard"
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
+    assert sorted(set(a.train_y.tolist())) == list(range(10))
+    plain = load_data("digits", (16, 16, 1), 10, seed=0)
+    assert not torch.allclose(a.train_x[:5], plain.train_x[:5])
+    with pytest.raises(UserError, match="digits-hard"):
+        load_data("digits-easy", (16, 16, 1), 10)

@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--table", required=True, metavar="T",
                    help="device table: a file or the name of a shipped table")
     p.add_argument("--budget-ms", required=True, metavar="X[,Y...]", help="latency budgets")
-    p.add_argument("--data", default="digits", metavar="digits|FOLDER|FILE.npz",
+    p.add_argument("--data", default="digits", metavar="digits|digits-hard|FOLDER|FILE.npz",
                    help="the data the supernet was trained on (split as in its training)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--population", type=int, default=16)

@@ -28,7 +28,7 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="main job: accuracy table, device table, frontier, engine "
                        "files with predicted vs measured latency")
     p.add_argument("--space", default="tiny-32", metavar="NAME|FILE")
-    p.add_argument("--data", default="digits", metavar="digits|FOLDER|FILE.npz")
+    p.add_argument("--data", default="digits", metavar="digits|digits-hard|FOLDER|FILE.npz")
     p.add_argument("--backend", default="onnxruntime", metavar="B",
                    help="engine backend: onnxruntime (default), openvino, tensorrt, torch-aoti")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"),

@@ -9,9 +9,9 @@ from ._torch import load_torch
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a supernet (PONAS two stages) into an accuracy table")
     p.add_argument("--space", required=True, metavar="NAME|FILE")
-    p.add_argument("--data", default="digits", metavar="digits|DIR|FILE.npz",
-                   help="'digits' (built in), an image folder (one sub-folder per class) or a "
-                        ".npz with arrays x, y")
+    p.add_argument("--data", default="digits", metavar="digits|digits-hard|DIR|FILE.npz",
+                   help="'digits' or 'digits-hard' (built in), an image folder (one sub-folder "
+                        "per class) or a .npz with arrays x, y")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="writes supernet.pt and accuracy_table.json; a re-run resumes")
     p.add_argument("--proxy", default="full", metavar="SETTING",
@@ -20,6 +20,10 @@ def register(sub) -> None:
     p.add_argument("--shrink", type=int, default=0, metavar="ROUNDS",
                    help="PWSNAS shrinking rounds after meta-training (each drops one operator "
                         "per layer, keeping at least one); writes DIR/space.json")
+    p.add_argument("--unshare", type=int, default=0, metavar="EPOCHS",
+                   help="PWSNAS's less weight sharing, after shrinking: every block gets one "
+                        "weight copy per choice of the layer before it, then EPOCHS epochs "
+                        "of training (default 0: off)")
     p.add_argument("--epochs", type=int, default=10, help="meta-training epochs (default 10)")
     p.add_argument("--finetune-steps", type=int, default=10,
                    help="stage-2 fine-tuning steps per candidate (default 10)")
@@ -54,7 +58,7 @@ def register(sub) -> None:
                        help="table-predicted vs real accuracy of random sub-networks (Kendall tau)")
     v.add_argument("--checkpoint", required=True, metavar="supernet.pt")
     v.add_argument("--table", required=True, metavar="TABLE")
-    v.add_argument("--data", default="digits", metavar="digits|DIR|FILE.npz")
+    v.add_argument("--data", default="digits", metavar="digits|digits-hard|DIR|FILE.npz")
     v.add_argument("--samples", type=int, default=20, help="random sub-networks (default 20)")
     v.add_argument("--finetune-steps", type=int, default=0,
                    help="also measure after this many fine-tuning steps (default 0: off)")
@@ -79,7 +83,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       finetune_steps=args.finetune_steps, later_paths=args.later_paths,
                       prefix=args.prefix, shrink_rounds=args.shrink, seed=args.seed,
-                      proxy=Proxy.parse(args.proxy))
+                      unshare_epochs=args.unshare, proxy=Proxy.parse(args.proxy))
     from ..train.distributed import setup
 
     dist = setup(args.device, args.workers)

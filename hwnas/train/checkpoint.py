@@ -46,7 +46,7 @@ class Checkpoint:
         """The supernet of ``space`` with these weights."""
         from .supernet import Supernet
 
-        net = Supernet(self.space)
+        net = Supernet(self.space, unshared=bool(self.progress.get("unshared")))
         try:
             net.load_state_dict(dict(self.model), strict=True)
         except RuntimeError as exc:
@@ -119,9 +119,11 @@ def load_checkpoint(path: "str | Path", space: SearchSpace | None = None) -> Che
         ck_space = space_from_dict(decoded["space_spec"])
         target = space_from_dict(decoded["target_spec"])
         config, progress = decoded["config"], decoded["progress"]
-        for k in ("meta_epoch", "shrink_round"):
+        for k in ("meta_epoch", "shrink_round", "unshare_epoch"):
             number(progress.get(k, 0), f"{src}: progress {k}", 0, 1e6, integer=True,
                    error=UserError)
+        if not isinstance(progress.get("unshared", False), bool):
+            raise TypeError("progress unshared must be true or false")
         if not isinstance(progress.get("base_target", ""), str):
             raise TypeError("progress base_target must be a space id")
         for k in ("model", "init"):

@@ -42,7 +42,7 @@ from .loop import (ProgressFn, accuracy, calibration_batches, make_loader, recal
                    recalibrate_bn_on, sgd, train_epoch, train_steps)
 from .proxy import Proxy
 from .shrink import angle_scores, shrink_keep, shrink_supernet
-from .supernet import Supernet, extract_subnet, sample_path
+from .supernet import Supernet, extract_subnet, sample_path, shared_key, unshare_supernet
 
 TABLE_NAME = "accuracy_table.json"
 SPACE_NAME = "space.json"
@@ -62,6 +62,9 @@ class TrainConfig:
     bn_batches: int = 4          # batch-norm recalibration batches before each evaluation
     shrink_rounds: int = 0
     shrink_epochs: int = 1       # training after each shrinking round
+    unshare_epochs: int = 0      # PWSNAS's less weight sharing: > 0 gives every block one
+    #                              weight copy per previous-layer choice after shrinking and
+    #                              trains that many epochs (0: off)
     angle_paths: int = 16
     val_fraction: float = 0.2
     test_fraction: float = 0.0   # held out from training and from the table (hwnas run: 0.15)
@@ -72,7 +75,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "later_paths"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        for name in ("finetune_steps", "bn_batches", "shrink_rounds", "shrink_epochs"):
+        for name in ("finetune_steps", "bn_batches", "shrink_rounds", "shrink_epochs",
+                     "unshare_epochs"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.prefix not in ("chosen", "sampled"):
@@ -88,6 +92,13 @@ class TrainConfig:
         d = asdict(self)
         d["proxy"] = self.proxy.to_dict()
         return d
+
+    # settings added later, with the value that reproduces what a run before them did
+    ADDED = {"test_fraction": 0.0, "unshare_epochs": 0}
+
+    def same_as(self, saved: Mapping[str, Any]) -> bool:
+        """Whether ``saved`` (a checkpoint's or table's config) is this configuration."""
+        return {**self.ADDED, **dict(saved)} == self.to_dict()
 
 
 @dataclass(frozen=True)
@@ -196,7 +207,7 @@ class _Run:
                 raise UserError(f"{self.ck_path} is a checkpoint for space {ck.target.name} (id "
                                 f"{ck.target.id}), not {self.target.name} (id {self.target.id}); "
                                 "use another --out folder")
-            if {"test_fraction": 0.0, **dict(ck.config)} != self.cfg.to_dict():  # older: none
+            if not self.cfg.same_as(ck.config):
                 raise UserError(f"{self.ck_path} was trained with other settings; resume with the "
                                 "same options or use another --out folder")
             self.target = ck.target
@@ -266,6 +277,32 @@ class _Run:
             self.save(net, init, prog, None)
             self.progress("shrinking", rnd + 1, cfg.shrink_rounds)
         self.seconds["shrink"] = time.perf_counter() - t0
+        return net
+
+    # ------------------------------------------------- less weight sharing
+    def unshare(self, net: Supernet, init: Mapping[str, torch.Tensor], prog: dict[str, Any]
+                ) -> Supernet:
+        """PWSNAS's second strategy after shrinking: every block gets one weight copy per
+        choice of the layer before it (:func:`unshare_supernet`), then ``unshare_epochs``
+        epochs of single-path training let the copies part."""
+        cfg = self.cfg
+        if cfg.unshare_epochs == 0:
+            return net
+        t0 = time.perf_counter()
+        if not net.unshared:
+            net = unshare_supernet(net)
+            init = {k: init[shared_key(k)] for k in net.state_dict() if shared_key(k) in init}
+            prog.update(unshared=True, unshare_epoch=0)
+        opt = sgd(net.parameters(), cfg.lr * 0.1)
+        model = wrap(self.dist, net)
+        for e in range(int(prog.get("unshare_epoch", 0)), cfg.unshare_epochs):
+            epoch = 20_000 + e
+            train_epoch(model, self.loader(epoch), opt, lambda r: sample_path(net.space, r),
+                        cfg.seed, epoch)
+            prog["unshare_epoch"] = e + 1
+            self.save(net, init, prog, None)
+            self.progress("unsharing", e + 1, cfg.unshare_epochs)
+        self.seconds["unshare"] = time.perf_counter() - t0
         return net
 
     # --------------------------------------------------------------- stage 2
@@ -339,7 +376,7 @@ class _Run:
         if cfg.finetune_steps > 0:
             frozen = [tuned.stem, tuned.fixed]
             if chosen:
-                frozen += [tuned.layers[i][prefix[i]] for i in range(l)]
+                frozen += [tuned.block(i, prefix) for i in range(l)]
             for m in frozen:
                 m.requires_grad_(False)
             opt = sgd([p for p in tuned.parameters() if p.requires_grad], cfg.finetune_lr)
@@ -391,6 +428,7 @@ def _train(space: SearchSpace, data: DataSplit, out: Path, cfg: TrainConfig,
                if existed else None)
     run.meta_train(net, init, prog, opt_state)
     net = run.shrink(net, init, prog)
+    net = run.unshare(net, init, prog)
     rows, chosen = run.layerwise(net)
     space_path = save_space(run.target, out / SPACE_NAME) if cfg.shrink_rounds else None
     provenance = {
@@ -398,6 +436,7 @@ def _train(space: SearchSpace, data: DataSplit, out: Path, cfg: TrainConfig,
         "val_samples": len(data.val_y), "proxy": cfg.proxy.to_dict(), "proxy_tag": cfg.proxy.tag(),
         "epochs": cfg.meta_epochs, "finetune_steps": cfg.finetune_steps,
         "later_paths": cfg.later_paths, "prefix": cfg.prefix, "shrink_rounds": cfg.shrink_rounds, "seed": cfg.seed,
+        "unshare_epochs": cfg.unshare_epochs,
         "space": run.target.name, "space_id": run.target.id, "trained_space_id": net.space.id,
         "score": "validation accuracy (fraction), mean over context paths",
         "chosen": chosen, "seconds": {k: round(v, 2) for k, v in run.seconds.items()},
