@@ -42,14 +42,35 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-BACKENDS = [
-    pytest.param("onnxruntime", "cpu", marks=pytest.mark.skipif(not _has("onnxruntime"),
-                                                              reason="onnxruntime not installed")),
-    pytest.param("openvino", "cpu", marks=pytest.mark.skipif(not _has("openvino"),
-                                                           reason="openvino not installed")),
-    pytest.param("torch", "cpu", marks=pytest.mark.skipif(not (_has("torch") and _has("onnx")),
-                                                        reason="torch/onnx not installed")),
-]
+def _registered() -> list:
+    """Every registered profiler backend (entry-point group ``hwnas.profilers``, so a third
+    party's backend is tested by the same contract) on the CPU and on a CUDA GPU; a
+    combination that cannot run here skips with the backend's own one-line reason."""
+    from profilers import ProfilerError
+    from profilers.registry import available_backends
+
+    out = []
+    for name in available_backends():
+        for device in ("cpu", "cuda"):
+            try:
+                get_profiler(name, Settings(device=device, threads=1))
+                reason = None
+            except ProfilerError as exc:
+                reason = str(exc)
+            out.append(pytest.param(name, device, id=f"{name}-{device}",
+                                    marks=pytest.mark.skipif(reason is not None,
+                                                             reason=reason or "")))
+    return out
+
+
+BACKENDS = _registered()
+
+
+def test_the_registered_backends_are_tested():
+    names = {p.values[0] for p in BACKENDS}
+    assert {"onnxruntime", "openvino", "torch", "tensorrt"} <= names
+    runnable = {p.values[0] for p in BACKENDS if not any(m.args[0] for m in p.marks)}
+    assert {"onnxruntime", "openvino", "torch"} <= runnable  # this project's CI installs them
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)

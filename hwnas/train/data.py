@@ -3,8 +3,8 @@
 Every source ends as float tensors in NCHW at the space's input size, normalised with the
 training split's mean and standard deviation, plus integer labels; the train/validation
 split is fixed by a seed. Nothing is downloaded: the default is scikit-learn's bundled
-handwritten digits (8x8 grey, upsampled). Folders are read without torchvision: PNG/JPEG
-through Pillow when installed, binary PGM/PPM and ``.npy`` files by this module.
+handwritten digits (8x8 grey, upsampled). Folders are read without torchvision: images
+(PNG, JPEG, BMP, GIF, PGM/PPM) through Pillow, ``.npy`` files with numpy.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from ..errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pnm", ".npy")
-_PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 @dataclass(frozen=True)
@@ -168,44 +167,6 @@ def _finite(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
-def _read_netpbm(path: Path) -> np.ndarray:
-    try:
-        return _netpbm(path)
-    except (ValueError, IndexError) as exc:
-        raise UserError(f"{path}: malformed PGM/PPM file ({_short(exc)})") from None
-
-
-def _netpbm(path: Path) -> np.ndarray:
-    if path.stat().st_size > MAX_IMAGE_BYTES:
-        raise UserError(f"{path}: image file over {MAX_IMAGE_BYTES // 2**20} MiB")
-    data = path.read_bytes()
-    tokens: list[bytes] = []
-    pos = 0
-    while len(tokens) < 4:
-        while pos < len(data) and data[pos:pos + 1].isspace():
-            pos += 1
-        if data[pos:pos + 1] == b"#":
-            pos = data.index(b"\n", pos)
-            continue
-        start = pos
-        while pos < len(data) and not data[pos:pos + 1].isspace():
-            pos += 1
-        if start == pos:
-            raise UserError(f"{path}: truncated PGM/PPM header")
-        tokens.append(data[start:pos])
-    magic, w, h, maxval = tokens[0], int(tokens[1]), int(tokens[2]), int(tokens[3])
-    if magic not in (b"P5", b"P6") or not 1 <= maxval <= 255:
-        raise UserError(f"{path}: only binary 8-bit PGM (P5) / PPM (P6) files are read "
-                        "(maxval 1 to 255)")
-    if not (1 <= w <= 16384 and 1 <= h <= 16384):
-        raise UserError(f"{path}: image size {w}x{h} out of range (1 to 16384 pixels a side)")
-    c = 1 if magic == b"P5" else 3
-    raw = np.frombuffer(data[pos + 1:pos + 1 + h * w * c], dtype=np.uint8)
-    if raw.size != h * w * c:
-        raise UserError(f"{path}: truncated image data")
-    return raw.reshape(h, w, c).astype(np.float32) / maxval
-
-
 def _read_image(path: Path) -> np.ndarray:
     """One image as HxWxC float32 in [0, 1]."""
     suffix = path.suffix.lower()
@@ -223,13 +184,13 @@ def _read_image(path: Path) -> np.ndarray:
         arr = arr[..., None] if arr.ndim == 2 else arr
         arr = _finite(arr.astype(np.float32), str(path))
         return arr / 255.0 if arr.max(initial=0) > 1.0 else arr
-    if suffix in (".pgm", ".ppm", ".pnm"):
-        return _read_netpbm(path)
-    try:
+    if path.stat().st_size > MAX_IMAGE_BYTES:
+        raise UserError(f"{path}: image file over {MAX_IMAGE_BYTES // 2**20} MiB")
+    try:  # PNG, JPEG, PGM/PPM, ...: Pillow (a size bomb is its DecompressionBombError)
         from PIL import Image
     except ImportError:
-        raise UserError(f"{path}: reading {suffix} images needs Pillow (pip install pillow); "
-                        "PGM/PPM and .npy images are read without it") from None
+        raise UserError(f"{path}: reading {suffix} images needs Pillow (pip install "
+                        "'hwnas[torch]'); .npy images are read without it") from None
     try:
         with Image.open(path) as im:
             im = im.convert("L" if im.mode in ("1", "L", "I", "F") else "RGB")
