@@ -81,7 +81,7 @@ def main() -> None:
     if "run" in cmds:
         # an uninterrupted run first (its own training), then kills with its train/ reused
         t0 = time.monotonic()
-        first = it.hwnas(["run", "--quick", "--epochs", "1", "--later-paths", "1", "--out",
+        first = it.hwnas(["run", "--quick", *it.RUN_TRAIN_ARGS, "--out",
                           tmp / "run-ref", "--json"], it.env_for(tmp / "run-ref-env"))
         assert first.returncode == 0, first.stderr[-1000:]
         first_s = time.monotonic() - t0

@@ -153,15 +153,20 @@ def train_trial(tmp: Path, after_s: float, sig: int, reference: dict | None) -> 
 
 
 # ---------------------------------------------------------------------- run
+# the training settings the trained ``train/`` of a run trial is made with (a run reuses a
+# ``train/`` only when its own settings match)
+RUN_TRAIN_ARGS = ("--epochs", "1", "--later-paths", "1")
+
+
 def run_trial(tmp: Path, train_dir: Path, after_s: float, sig: int) -> dict[str, Any]:
-    """Interrupt ``hwnas run --quick`` (with a trained ``train/`` copied in), resume; the
-    finished supernet, device table and engines are not redone."""
+    """Interrupt ``hwnas run --quick`` (with a ``train/`` trained with ``RUN_TRAIN_ARGS``
+    copied in), resume; the finished supernet, device table and engines are not redone."""
     import shutil
 
     env, out = env_for(tmp), tmp / "run"
     shutil.copytree(train_dir, out / "train")
     ck_digest = file_digest(out / "train" / "supernet.pt")
-    argv = ["run", "--quick", "--out", out, "--json"]
+    argv = ["run", "--quick", *RUN_TRAIN_ARGS, "--out", out, "--json"]
     r = interrupted(argv, env, after_s, sig, once=out / "device_table_onnxruntime_fp32.json")
     table = out / "device_table_onnxruntime_fp32.json"
     table_before = read_valid_json(table)

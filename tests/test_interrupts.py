@@ -74,7 +74,7 @@ def test_train_interrupted_resumes_to_the_same_table(train_reference, tmp_path, 
 
 @pytest.mark.slow
 def test_run_interrupted_resumes(tmp_path):
-    first = it.hwnas(["run", "--quick", "--epochs", "1", "--later-paths", "1", "--out",
+    first = it.hwnas(["run", "--quick", *it.RUN_TRAIN_ARGS, "--out",
                       tmp_path / "a", "--json"], it.env_for(tmp_path))
     assert first.returncode == 0, first.stderr[-1000:]
     for k, sig in enumerate((signal.SIGKILL, signal.SIGINT)):

@@ -267,12 +267,7 @@ class _Run:
             keep = shrink_keep(net.space, scores)
             net, self.target = shrink_supernet(net, keep, self.target)
             init = {k: init[k] for k in net.state_dict()}
-            opt = sgd(net.parameters(), cfg.lr * 0.1)
-            model = wrap(self.dist, net)
-            for e in range(cfg.shrink_epochs):
-                epoch = 10_000 + rnd * 100 + e
-                train_epoch(model, self.loader(epoch), opt, lambda r: sample_path(net.space, r),
-                            cfg.seed, epoch)
+            self._train_on(net, [10_000 + rnd * 100 + e for e in range(cfg.shrink_epochs)])
             prog["shrink_round"] = rnd + 1
             self.save(net, init, prog, None)
             self.progress("shrinking", rnd + 1, cfg.shrink_rounds)
@@ -293,17 +288,27 @@ class _Run:
             net = unshare_supernet(net)
             init = {k: init[shared_key(k)] for k in net.state_dict() if shared_key(k) in init}
             prog.update(unshared=True, unshare_epoch=0)
-        opt = sgd(net.parameters(), cfg.lr * 0.1)
-        model = wrap(self.dist, net)
-        for e in range(int(prog.get("unshare_epoch", 0)), cfg.unshare_epochs):
-            epoch = 20_000 + e
-            train_epoch(model, self.loader(epoch), opt, lambda r: sample_path(net.space, r),
-                        cfg.seed, epoch)
-            prog["unshare_epoch"] = e + 1
+
+        def done(epoch: int) -> None:
+            prog["unshare_epoch"] = epoch - 20_000 + 1
             self.save(net, init, prog, None)
-            self.progress("unsharing", e + 1, cfg.unshare_epochs)
+            self.progress("unsharing", prog["unshare_epoch"], cfg.unshare_epochs)
+
+        start = int(prog.get("unshare_epoch", 0))
+        self._train_on(net, [20_000 + e for e in range(start, cfg.unshare_epochs)], done)
         self.seconds["unshare"] = time.perf_counter() - t0
         return net
+
+    def _train_on(self, net: Supernet, epochs: Sequence[int], after=None) -> None:
+        """Single-path training at a tenth of the meta-training rate, one pass per epoch
+        number (which fixes its batches and paths); ``after(epoch)`` after each."""
+        opt = sgd(net.parameters(), self.cfg.lr * 0.1)
+        model = wrap(self.dist, net)
+        for epoch in epochs:
+            train_epoch(model, self.loader(epoch), opt, lambda r: sample_path(net.space, r),
+                        self.cfg.seed, epoch)
+            if after is not None:
+                after(epoch)
 
     # --------------------------------------------------------------- stage 2
     def layerwise(self, net: Supernet) -> tuple[list[dict[str, float]], list[str]]:
