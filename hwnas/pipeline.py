@@ -143,8 +143,8 @@ def check_run(cfg: RunConfig) -> tuple[Any, Any]:
     from .train.data import BUILTIN_DATA
 
     if cfg.data not in BUILTIN_DATA and not Path(cfg.data).exists():
-        raise UserError(f"data {cfg.data} does not exist (give 'digits', 'digits-hard', an "
-                        "image folder or a .npz)")
+        raise UserError(f"data {cfg.data} does not exist (give "
+                        f"{' or '.join(map(repr, BUILTIN_DATA))}, an image folder or a .npz)")
     if cfg.train_device == "cuda":
         import torch
 

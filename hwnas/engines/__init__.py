@@ -78,7 +78,7 @@ def _supernet_for(ck: Any, space: Any, path: Any) -> Any:
 
     if ck.space.id == space.id:
         return ck.supernet().eval()
-    net = Supernet(space, unshared=bool(ck.progress.get("unshared")))
+    net = Supernet(space, unshared=ck.unshared)
     try:
         net.load_state_dict(dict(ck.model), strict=True)
     except RuntimeError:

@@ -42,11 +42,16 @@ class Checkpoint:
     init: Mapping[str, torch.Tensor] = field(default_factory=dict)
     optimizer: Mapping[str, Any] | None = None
 
+    @property
+    def unshared(self) -> bool:
+        """Whether the weights are an unshared supernet's (``hwnas train --unshare``)."""
+        return bool(self.progress.get("unshared"))
+
     def supernet(self) -> "Supernet":
         """The supernet of ``space`` with these weights."""
         from .supernet import Supernet
 
-        net = Supernet(self.space, unshared=bool(self.progress.get("unshared")))
+        net = Supernet(self.space, unshared=self.unshared)
         try:
             net.load_state_dict(dict(self.model), strict=True)
         except RuntimeError as exc:

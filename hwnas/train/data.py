@@ -92,9 +92,6 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return (d.images / 16.0).astype(np.float32)[..., None], d.target.astype(np.int64)
 
 
-BUILTIN_DATA = ("digits", "digits-hard")  # data names that are not paths
-
-
 def _digits_hard(copies: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``digits-hard``: a harder task built from the same embedded digits, for comparing
     search methods where digits itself leaves little room (97% for most networks). Each
@@ -123,6 +120,10 @@ def _digits_hard(copies: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray
             out.append(im.astype(np.float32)[..., None])
             ys.append(labels[i])
     return np.stack(out), np.asarray(ys, dtype=np.int64)
+
+
+# data names that are not paths, and their loaders (images HxWxC in [0, 1], labels)
+BUILTIN_DATA = {"digits": _digits, "digits-hard": _digits_hard}
 
 
 # Arrays are checked from their headers before anything is allocated: a 100-byte .npz
@@ -294,10 +295,8 @@ def load_data(ref: "str | Path", input_hwc: tuple[int, int, int], classes: int, 
     ``test_fraction`` the held-out test split, the rest trains (so ``test_fraction=0``
     gives the same train/validation split as before the test split existed)."""
     ref_s = str(ref)
-    if ref_s == "digits":  # the names in BUILTIN_DATA
-        images, labels, source = *_digits(), "digits"
-    elif ref_s == "digits-hard":
-        images, labels, source = *_digits_hard(), "digits-hard"
+    if ref_s in BUILTIN_DATA:
+        (images, labels), source = BUILTIN_DATA[ref_s](), ref_s
     else:
         path = Path(ref_s)
         if path.is_dir():
@@ -309,8 +308,10 @@ def load_data(ref: "str | Path", input_hwc: tuple[int, int, int], classes: int, 
             images, labels = _npz(path)
             source = f"npz:{path}"
         else:
-            raise UserError(f"unknown data {ref_s!r}: give 'digits', 'digits-hard', an image "
-                            "folder (one sub-folder per class) or a .npz file with arrays x and y")
+            names = " or ".join(map(repr, BUILTIN_DATA))
+            raise UserError(f"unknown data {ref_s!r}: give {names}, "
+                            "an image folder (one sub-folder per class) or a .npz file with "
+                            "arrays x and y")
     n_cls = int(labels.max()) + 1 if len(labels) else 0
     if len(np.unique(labels)) < 2:
         raise UserError(f"data {ref_s} has fewer than two classes")

@@ -289,13 +289,15 @@ class _Run:
             init = {k: init[shared_key(k)] for k in net.state_dict() if shared_key(k) in init}
             prog.update(unshared=True, unshare_epoch=0)
 
+        base = 20_000  # epoch numbers of their own: batches and paths unlike meta-training's
+
         def done(epoch: int) -> None:
-            prog["unshare_epoch"] = epoch - 20_000 + 1
+            prog["unshare_epoch"] = epoch - base + 1
             self.save(net, init, prog, None)
             self.progress("unsharing", prog["unshare_epoch"], cfg.unshare_epochs)
 
         start = int(prog.get("unshare_epoch", 0))
-        self._train_on(net, [20_000 + e for e in range(start, cfg.unshare_epochs)], done)
+        self._train_on(net, range(base + start, base + cfg.unshare_epochs), done)
         self.seconds["unshare"] = time.perf_counter() - t0
         return net
 

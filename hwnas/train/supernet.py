@@ -113,13 +113,12 @@ def sample_path(space: SearchSpace, rng: random.Random,
     return tuple(out)
 
 
-def subnet_key(key: str, choices: Sequence[str], unshared: bool = False) -> str:
-    """The supernet state-dict key of a sub-network key (``layers.i.rest`` gains the choice,
-    and in an unshared supernet the previous choice too)."""
+def subnet_key(key: str, supernet: Supernet, choices: Sequence[str]) -> str:
+    """The supernet state-dict key of a sub-network key (``layers.i.rest`` gains the
+    block's key in ``supernet``: the choice, and when unshared the previous choice too)."""
     if key.startswith("layers."):
         _, idx, rest = key.split(".", 2)
-        i = int(idx)
-        return f"layers.{idx}.{_copy_key(i, choices[i - 1] if unshared and i else None, choices[i])}.{rest}"
+        return f"layers.{idx}.{supernet.key(int(idx), choices)}.{rest}"
     return key
 
 
@@ -137,7 +136,6 @@ def extract_subnet(supernet: Supernet, choices: "Sequence[str] | Architecture") 
     with torch.random.fork_rng(devices=[]):
         net = SubNet(space, arch)
     src = supernet.state_dict()
-    state = {k: src[subnet_key(k, arch.choices, supernet.unshared)].clone()
-             for k in net.state_dict()}
+    state = {k: src[subnet_key(k, supernet, arch.choices)].clone() for k in net.state_dict()}
     net.load_state_dict(state, strict=True)
     return net.train(supernet.training)
