@@ -45,9 +45,9 @@ MARGIN = (float(os.environ["HWNAS_BENCH_MARGIN"]) / 100
 
 def table_path(space: str, backend: str, precision: str) -> Path:
     """``here``: the tables ``stage_tables`` profiled into runs/; ``shipped``: the ones in
-    device_tables/ (set HWNAS_BENCH_TABLES=shipped), as a user of the package gets them."""
+    hwnas/device_tables/ (set HWNAS_BENCH_TABLES=shipped), as a user of the package gets them."""
     name = f"{space}_{backend}_cpu_{precision}.json"
-    return ROOT / "device_tables" / name if TABLES == "shipped" else OUT / "tables" / name
+    return ROOT / "hwnas" / "device_tables" / name if TABLES == "shipped" else OUT / "tables" / name
 
 
 def stage_tables() -> None:

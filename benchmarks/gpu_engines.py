@@ -60,7 +60,7 @@ def child(space_name: str, precision: str, mode: str, ckpt: str, val: str) -> di
     from hwnas.engines.torch_aoti import TorchAotiEmitter
     from hwnas.nn.subnet import build_subnet
     from hwnas.spaces import load_space
-    from profilers.backends.torch import cuda_graph
+    from hwnas_profilers.backends.torch import cuda_graph
 
     space = load_space(space_name)
     shape = (1, space.input[2], space.input[0], space.input[1])
@@ -111,7 +111,7 @@ def child(space_name: str, precision: str, mode: str, ckpt: str, val: str) -> di
         if mode != "export":  # the export engine's figure is the protocol's graph replay below
             fn = torch._inductor.aoti_load_package(str(pkg))
             res["engine_ms"] = _events_median(lambda: fn(xs))
-    from profilers import Protocol, Settings, measure_model
+    from hwnas_profilers import Protocol, Settings, measure_model
 
     m = measure_model(pkg, "torch", Settings(device="cuda", precision=precision), Protocol(),
                       input_shape=shape)

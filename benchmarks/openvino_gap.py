@@ -7,7 +7,7 @@ one process; an engine is timed by ``hwnas measure`` with only its own sessions,
 identity graph and the reference graph. Each condition runs in a fresh process, for the
 same random tiny-32 networks (fp32, 1 thread), all with the table's statistic (floor):
 
-  alone      ``profilers.measure_model`` as the engine manifests do;
+  alone      ``hwnas_profilers.measure_model`` as the engine manifests do;
   idle_peers the same with the bundle's blocks compiled in the process but never run;
   interleaved the network as one more item of an interleaved run with every block
              (what the calibration networks see);
@@ -39,8 +39,8 @@ CHILD = r'''
 import json, sys
 from dataclasses import replace
 from pathlib import Path
-from profilers import Protocol, Settings, get_profiler
-from profilers.session import measure_model, measure_with_reference, read_manifest
+from hwnas_profilers import Protocol, Settings, get_profiler
+from hwnas_profilers.session import measure_model, measure_with_reference, read_manifest
 cond, net, bundle, span = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 proto = replace(Protocol(), min_span_s=span, max_span_s=2 * span)
 prof = get_profiler("openvino", Settings(threads=1))

@@ -46,9 +46,9 @@ def one_run(args, space, archs, nets_dir, table_path=None) -> dict:
 def measure_nets(space, nets_dir, n: int, backend: str, threads: int, precision: str,
                  figure: str) -> dict:
     """The ``n`` exported nets end to end, interleaved, by the statistic ``figure``."""
-    from profilers import Protocol, Settings, get_profiler
+    from hwnas_profilers import Protocol, Settings, get_profiler
 
-    from profilers.session import measure_with_reference
+    from hwnas_profilers.session import measure_with_reference
 
     prof = get_profiler(backend, Settings(threads=threads, precision=precision))
     shape = (1, space.input[2], space.input[0], space.input[1])
@@ -62,7 +62,7 @@ def measure_nets(space, nets_dir, n: int, backend: str, threads: int, precision:
 
 def score(table, space, archs, res: dict) -> dict:
     """Prediction errors of ``table`` against the measured ``res`` (its own statistic)."""
-    from profilers.protocol import Stats
+    from hwnas_profilers.protocol import Stats
 
     preds = [table.predict(space, a) for a in archs]
     pred = np.array([p.latency_ms for p in preds])

@@ -51,7 +51,7 @@ def main() -> None:
 
     from hwnas.profiling import export_cached_bundle
     from hwnas.spaces import load_space
-    from profilers import Settings, measure_model
+    from hwnas_profilers import Settings, measure_model
 
     bundle = export_cached_bundle(load_space("proxyless-mobile"))
     worst = 0.0

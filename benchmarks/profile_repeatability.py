@@ -24,7 +24,7 @@ import numpy as np
 
 
 def compare(a: dict, b: dict) -> dict:
-    from profilers.protocol import FIGURES, table_figure
+    from hwnas_profilers.protocol import FIGURES, table_figure
 
     fa, fb = FIGURES[table_figure(a["meta"])], FIGURES[table_figure(b["meta"])]
     keys = sorted(k for k in a["entries"] if k in b["entries"]
@@ -67,7 +67,7 @@ def main() -> None:
     else:
         from hwnas.profiling import export_cached_bundle
         from hwnas.spaces import load_space
-        from profilers import Settings, profile_bundle
+        from hwnas_profilers import Settings, profile_bundle
 
         space = load_space(args.space)
         t0 = time.perf_counter()

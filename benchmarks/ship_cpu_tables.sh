@@ -16,7 +16,7 @@ for spec in proxyless-mobile:onnxruntime:fp32 proxyless-mobile:openvino:fp32 \
   start=$(date -u +%H:%M:%S)
   $PY -m hwnas profile --space "$space" --backend "$backend" --precision "$precision" \
       --threads 1 --out "$tmp/$name.json" --json > "$tmp/summary.json"
-  mv "$tmp/$name.json" "device_tables/$name.json"
+  mv "$tmp/$name.json" "hwnas/device_tables/$name.json"
   echo "$name: $start-$(date -u +%H:%M:%S) $($PY -c "import json,sys; d=json.load(open('$tmp/summary.json')); c=d['calibration']; print(c.get('method'), round(c['scale'],3), round(c['offset_ms'],3), 'loo med', round(c.get('loo_median_abs_err_pct',-1),2), 'loo w10', c.get('loo_within_10pct'), 'failed', len(d['failed']))")"
   rm -rf "$tmp"
 done

@@ -48,7 +48,7 @@ def main() -> None:
     from hwnas.nn.export import export_architecture
     from hwnas.profiling import cache_dir
     from hwnas.spaces import load_space
-    from profilers import Settings, get_profiler
+    from hwnas_profilers import Settings, get_profiler
 
     prof = get_profiler("onnxruntime", Settings(threads=1))
     report = []

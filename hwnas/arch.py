@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from profilers.fileformat import KINDS, echo, number
+from hwnas_profilers.fileformat import KINDS, echo, number
 
 from .blocks import Block
 from .errors import ArchitectureError, UserError

@@ -19,7 +19,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from profilers.fileformat import echo
+from hwnas_profilers.fileformat import echo
 
 from .errors import UserError
 

@@ -1,7 +1,7 @@
 """Block bundles: one ONNX file per unique block of a space, plus a manifest.
 
-The bundle is what a device-side profiling run reads (``python -m profilers profile DIR``),
-so the manifest is self-sufficient: the ``profilers`` package never imports hwnas or torch.
+The bundle is what a device-side profiling run reads (``hwnas-profilers profile DIR``),
+so the manifest is self-sufficient: the ``hwnas_profilers`` package never imports hwnas or torch.
 It may also hold a few whole networks of the space, measured end to end on the device to
 calibrate the additive latency model.
 """
@@ -9,9 +9,10 @@ calibrate the additive latency model.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from profilers.fileformat import KINDS
+from hwnas_profilers.base import Progress
+from hwnas_profilers.fileformat import KINDS
 
 from .arch import sample_architecture
 from .fileio import write_json_atomic
@@ -23,7 +24,7 @@ MANIFEST = "manifest.json"
 
 
 def export_bundle(space: SearchSpace, out_dir: "str | Path", calibration_nets: int = 0,
-                  seed: int = 0, progress: Callable[[int, int], None] | None = None,
+                  seed: int = 0, progress: Progress | None = None,
                   batch: int = 1) -> dict[str, Any]:
     """Write ``blocks/<key>.onnx`` for every unique block and ``manifest.json``.
 
@@ -44,7 +45,7 @@ def export_bundle(space: SearchSpace, out_dir: "str | Path", calibration_nets: i
         entries.append({"key": b.key(), "file": rel, "input_shape": [batch, b.cin, b.h, b.w],
                         "role": "fixed" if b.key() in fixed else "candidate"})
         if progress:
-            progress(i + 1, total)
+            progress("exporting", i + 1, total)
     nets = []
     for j in range(calibration_nets):
         arch = sample_architecture(space, seed=seed * 1000 + j)
@@ -55,7 +56,7 @@ def export_bundle(space: SearchSpace, out_dir: "str | Path", calibration_nets: i
                      "blocks": [b.key() for b in arch.blocks(space)],
                      "input_shape": [batch, space.input[2], space.input[0], space.input[1]]})
         if progress:
-            progress(len(blocks) + j + 1, total)
+            progress("exporting", len(blocks) + j + 1, total)
     manifest = {"schema": BUNDLE_SCHEMA, "kind": BUNDLE_KIND, "space": space.name,
                 "space_id": space.id, "opset": OPSET, "blocks": entries, "networks": nets}
     write_json_atomic(out / MANIFEST, manifest)

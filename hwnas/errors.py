@@ -11,7 +11,7 @@ class UserError(Exception):
     callers too."""
 
     def __init__(self, message: object = "") -> None:
-        from profilers.fileformat import one_line
+        from hwnas_profilers.fileformat import one_line
 
         super().__init__(one_line(str(message), 1000))
 

@@ -1,4 +1,4 @@
-"""hwnas's door to the one file-format layer, ``profilers.fileformat``.
+"""hwnas's door to the one file-format layer, ``hwnas_profilers.fileformat``.
 
 Atomic writes, bounded reads of untrusted JSON (size, depth, finite numbers of sane
 size), header checks and filelock locks live there, shared with the device-side package
@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from profilers import fileformat
-from profilers.fileformat import (atomic_path, dumps, locked, write_bytes_atomic,  # noqa: F401
+from hwnas_profilers import fileformat
+from hwnas_profilers.fileformat import (atomic_path, dumps, locked, write_bytes_atomic,  # noqa: F401
                                   write_json_atomic, write_text_atomic)
 
 from .errors import TableError, UserError

@@ -122,7 +122,7 @@ def check_run(cfg: RunConfig) -> tuple[Any, Any]:
     require("matplotlib", "plot")  # the report's figures, drawn at the very end
     space = load_space(cfg.space)
     emitter = cfg.request().emitter()  # registered, installed, precision supported
-    from profilers import ProfilerError, Settings, get_profiler
+    from hwnas_profilers import ProfilerError, Settings, get_profiler
 
     try:
         get_profiler(emitter.profiler, Settings(device="cpu", precision=cfg.precision,
@@ -205,7 +205,7 @@ def _device_table(cfg: RunConfig, space, emitter, out: Path, say: Say, progress)
             f"{emitter.profiler} {cfg.precision} ({cfg.threads} thread(s))")
     profile_space(space, emitter.profiler, path, precision=cfg.precision, threads=cfg.threads,
                   resume=path.exists(), quick=cfg.quick,
-                  progress=(lambda i, n, label: progress("profiling", i, n)) if progress else None)
+                  progress=progress)
     return load_device_table(path), path
 
 

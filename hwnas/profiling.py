@@ -1,4 +1,4 @@
-"""Host-side profiling: export a space's block bundle to a cache, then run ``profilers``.
+"""Host-side profiling: export a space's block bundle to a cache, then run ``hwnas_profilers``.
 
 The device-side package does the measuring; this module only adds what needs hwnas
 (the space, the ONNX export through torch) and turns the profilers' errors into hwnas
@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .errors import UserError, require
 from .spaces import SearchSpace
+
+if TYPE_CHECKING:
+    from hwnas_profilers.base import Progress
 
 DEFAULT_CALIBRATION_NETS = 12
 
 
 def cache_dir() -> Path:
-    from profilers.fileformat import cache_root
+    from hwnas_profilers.fileformat import cache_root
 
     return cache_root()
 
@@ -31,7 +34,7 @@ def bundle_dir(space: SearchSpace, calibration_nets: int, seed: int = 0, batch: 
 @contextlib.contextmanager
 def profiler_errors() -> Iterator[None]:
     """Re-raise the profilers' bad-input errors as hwnas UserErrors (one line, exit 2)."""
-    from profilers import ProfilerError
+    from hwnas_profilers import ProfilerError
 
     try:
         yield
@@ -40,7 +43,7 @@ def profiler_errors() -> Iterator[None]:
 
 
 def export_cached_bundle(space: SearchSpace, calibration_nets: int = DEFAULT_CALIBRATION_NETS,
-                         seed: int = 0, progress: Callable[[int, int], None] | None = None,
+                         seed: int = 0, progress: "Progress | None" = None,
                          batch: int = 1) -> Path:
     from .bundle import export_bundle
 
@@ -54,19 +57,21 @@ def export_cached_bundle(space: SearchSpace, calibration_nets: int = DEFAULT_CAL
 def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: str = "cpu",
                   precision: str = "fp32", threads: int = 1, resume: bool = False,
                   calibration_nets: int = DEFAULT_CALIBRATION_NETS, quick: bool = False,
-                  export_progress: Callable[[int, int], None] | None = None,
-                  progress: Callable[[int, int, str], None] | None = None,
+                  progress: "Progress | None" = None,
                   figure: str = "floor", batch: int = 1, mode: str = "",
                   ray: str | None = None, resource: str = "") -> dict[str, Any]:
     """Export (cached) and profile ``space``; returns the device table as written.
 
+    ``progress(stage, done, total)`` hears the export (stage ``exporting``), then the
+    measuring (``profiling``; with ``ray``, the fleet's events as the stage).
+
     With ``ray`` (a Ray head's HOST:PORT, or ``auto``), ``out`` is a folder and every node
     of that cluster carrying ``resource`` measures the bundle into its own table there
-    (:func:`profilers.fleet.profile_fleet`); returns the fleet report instead.
+    (:func:`hwnas_profilers.fleet.profile_fleet`); returns the fleet report instead.
     """
     with profiler_errors():
-        from profilers import Protocol, Settings, get_profiler, profile_bundle
-        from profilers.registry import backend_class
+        from hwnas_profilers import Protocol, Settings, get_profiler, profile_bundle
+        from hwnas_profilers.registry import backend_class
 
         settings = Settings(device=device, precision=precision, threads=threads, batch=batch,
                             mode=mode)
@@ -77,10 +82,10 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
             # the runtime lives on the device nodes, not necessarily here: only the name
             # is checked on the host, each worker loads its runtime (a missing one is named)
             backend_class(backend)
-            from profilers.fleet import DEFAULT_RESOURCE, _ray, profile_fleet
+            from hwnas_profilers.fleet import DEFAULT_RESOURCE, _ray, profile_fleet
 
             _ray()  # Ray missing: one line naming the extra, before anything is exported
-            bundle = export_cached_bundle(space, calibration_nets, progress=export_progress,
+            bundle = export_cached_bundle(space, calibration_nets, progress=progress,
                                           batch=batch)
             return profile_fleet(bundle, backend, out, settings, protocol, address=ray,
                                  resource=resource or DEFAULT_RESOURCE, resume=resume,
@@ -89,7 +94,7 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
         out = Path(out)
         if out.exists() and not resume:
             raise UserError(f"{out} exists; pass --resume to continue it, or choose another --out")
-        bundle = export_cached_bundle(space, calibration_nets, progress=export_progress,
+        bundle = export_cached_bundle(space, calibration_nets, progress=progress,
                                       batch=batch)
         return profile_bundle(bundle, backend, out, settings, protocol, resume=resume,
                               progress=progress, profiler=prof)
@@ -97,19 +102,24 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
 
 def measure_onnx(model: "str | Path", backend: str, device: str = "cpu", precision: str = "fp32",
                  threads: int = 1, quick: bool = False,
-                 input_shape: "tuple[int, ...] | None" = None) -> dict[str, Any]:
-    """One model or engine file (``.onnx``, ``.xml``, ``.plan``, ``.pt2``) end to end."""
+                 input_shape: "tuple[int, ...] | None" = None, iterations: int = 0,
+                 duration_s: float = 0.0) -> dict[str, Any]:
+    """One model or engine file (``.onnx``, ``.xml``, ``.plan``, ``.pt2``) end to end; with
+    ``iterations`` or ``duration_s``, a fixed count or time instead of the stop rule."""
     with profiler_errors():
-        from profilers import Protocol, Settings, measure_model
+        from hwnas_profilers import Protocol, Settings, measure_model
+        from hwnas_profilers.cli import count_protocol
 
+        protocol = count_protocol(iterations, duration_s, quick) or (
+            Protocol.quick() if quick else Protocol())
         return measure_model(model, backend, Settings(device=device, precision=precision,
                                                       threads=threads),
-                             Protocol.quick() if quick else Protocol(), input_shape=input_shape)
+                             protocol, input_shape=input_shape)
 
 
 def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8, seed: int = 1,
                       quick: bool = False, space: SearchSpace | None = None,
-                      progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+                      progress: "Progress | None" = None) -> dict[str, Any]:
     """Re-fit a table's calibration on ``nets`` whole networks measured here and now.
 
     The blocks are not re-measured: a table from an identical machine, or from this host in
@@ -117,7 +127,7 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
     shipped H100 table 34% low on another H100 machine, 100% within +-10% after one fitted
     scale), so ``nets`` random architectures of the table's space are timed end to end with
     the table's own backend, settings and statistic, interleaved, and the calibration line
-    is fitted anew (``profilers.calibration``; the p90 "upper"
+    is fitted anew (``hwnas_profilers.calibration``; the p90 "upper"
     line too). The entries stay as measured; the table records the recalibration (when,
     where, on which nets, the old calibration's error on them) and its fingerprint becomes
     this machine's, the one it now predicts.
@@ -149,11 +159,11 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
     backend = str(meta.get("backend", ""))
     dev = meta.get("device") if isinstance(meta.get("device"), dict) else {}
     with profiler_errors():
-        from profilers import Protocol, Settings, get_profiler
-        from profilers.calibration import errors, fit_calibration, report
-        from profilers.fingerprint import device_fingerprint
-        from profilers.protocol import Stats
-        from profilers.session import measure_with_reference
+        from hwnas_profilers import Protocol, Settings, get_profiler
+        from hwnas_profilers.calibration import errors, fit_calibration, report
+        from hwnas_profilers.fingerprint import device_fingerprint
+        from hwnas_profilers.protocol import Stats
+        from hwnas_profilers.session import measure_with_reference
 
         try:
             settings = Settings(device=str(dev.get("target", "cpu")),
@@ -172,9 +182,10 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
 
         shape = (settings.batch, sp.input[2], sp.input[0], sp.input[1])
         runners: dict[str, Any] = {}
-        progress(f"exporting {nets} networks of {sp.name}")
+        tick = progress or (lambda stage, done, total: None)
         try:
             for i, a in enumerate(archs):
+                tick(f"exporting {nets} networks of {sp.name}", i, nets)
                 f = ndir / f"net{i:03d}.onnx"
                 if not f.is_file():
                     export_architecture(sp, a, f, batch=settings.batch)
@@ -182,9 +193,11 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
             from dataclasses import replace
 
             protocol = replace(Protocol.quick() if quick else Protocol(), figure=table.figure)
-            progress(f"measuring {nets} networks end to end ({backend} "
-                     f"{settings.precision}, {table.figure})")
+            stage = f"measuring {nets} networks end to end ({backend} {settings.precision}, " \
+                f"{table.figure})"
+            tick(stage, 0, 1)
             res, _ = measure_with_reference(prof, runners, protocol)
+            tick(stage, 1, 1)
         finally:
             for r in runners.values():
                 r.close()

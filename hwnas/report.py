@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from profilers.fileformat import KINDS
+from hwnas_profilers.fileformat import KINDS
 
 from .errors import UserError
 from .fileio import read_json, write_json_atomic, write_text_atomic
@@ -94,9 +94,9 @@ def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any,
             export_architecture(space, Architecture.of(space, ch), f)
         files.append(f)
     with profiler_errors():
-        from profilers import Protocol, Settings, get_profiler
-        from profilers.protocol import Stats
-        from profilers.session import measure_models
+        from hwnas_profilers import Protocol, Settings, get_profiler
+        from hwnas_profilers.protocol import Stats
+        from hwnas_profilers.session import measure_models
 
         prof = get_profiler(str(dev.meta.get("backend")),
                             Settings(precision=str(dev.meta.get("precision", "fp32")),
@@ -387,7 +387,7 @@ def write_report(out_dir: "str | Path", tag: str) -> Path:
             f"{html.escape(summ['backend'])} {html.escape(summ['precision'])}</h1>",
             f"<p>Folder <code>{html.escape(str(out))}</code>. Latencies are the device "
             f"table's statistic, <b>{html.escape(dev.figure)}</b> (see "
-            "<code>device_tables/README.md</code>); spread is the interquartile range.</p>",
+            "<code>hwnas/device_tables/README.md</code>); spread is the interquartile range.</p>",
             "<h2>Engines</h2>",
             _table(rows, ["budget ms", "architecture", "predicted ms", "upper (p90) ms",
                           "measured ms", "IQR ms", "error", "meets budget",

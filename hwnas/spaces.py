@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from profilers.fileformat import echo
+from hwnas_profilers.fileformat import echo
 
 from .blocks import Block
 from .errors import SpaceError, UserError

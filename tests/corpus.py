@@ -21,7 +21,7 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 LUTS = ROOT.parent / "shared" / "data" / "third_party_luts"
-DEVICE = ROOT / "device_tables" / "tiny-32_onnxruntime_cpu_fp32.json"
+DEVICE = ROOT / "hwnas" / "device_tables" / "tiny-32_onnxruntime_cpu_fp32.json"
 ARCH = "tiny-32:k3e3,k3e3,k3e3,k3e3,k3e3,k3e3"
 
 

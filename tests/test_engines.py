@@ -78,7 +78,7 @@ def test_emitter_contract(name, device, precision):
     assert em.suffix.startswith(".") and em.profiler
     rt = em.runtime()
     assert rt["version"]
-    from profilers import available_backends
+    from hwnas_profilers import available_backends
 
     assert em.profiler in available_backends()
 
@@ -120,7 +120,7 @@ def test_export_engine_verified_and_measured(run_cli, ckpt, tmp_path, backend, p
             lat["reference_floor_ms"] / lat["table_reference_floor_ms"] - 1)
     assert m["preprocessing"]["normalise"]["std"] > 0
     assert 0 <= m["accuracy"]["val_engine"] <= 1
-    from profilers.backends import onnx_precision
+    from hwnas_profilers.backends import onnx_precision
 
     src = out / "source" / {"fp32": "model_fp32.onnx", "fp16": "model_fp16.onnx",
                             "int8": "model_int8_qdq.onnx"}[precision]
@@ -173,7 +173,7 @@ def test_torch_export_cpu_program(run_cli, ckpt, tmp_path):
                          "--data", "digits")
     assert rc == 0, err
     assert m["parity"]["max_abs_diff"] <= 1e-4 and m["latency"]["measured_ms"] > 0
-    from profilers.backends.torch import pt2_kind
+    from hwnas_profilers.backends.torch import pt2_kind
 
     assert pt2_kind(tmp_path / "ep" / "model.pt2") == "export"
 
@@ -183,8 +183,8 @@ def test_aoti_load_crash_becomes_a_clear_error(tmp_path):
     one line: the load is tried in a child process first."""
     import zipfile
 
-    from profilers import ProfilerError
-    from profilers.backends.torch import probe_aoti_load, pt2_kind
+    from hwnas_profilers import ProfilerError
+    from hwnas_profilers.backends.torch import probe_aoti_load, pt2_kind
 
     bad = tmp_path / "model.pt2"
     with zipfile.ZipFile(bad, "w") as z:

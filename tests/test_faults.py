@@ -40,7 +40,7 @@ WRITERS = [
 def test_enospc_at_fsync_keeps_the_old_file(name, argv, tmp_path, run_cli, monkeypatch):
     out = tmp_path / "out.json"
     out.write_text('{"previous": true}\n')
-    monkeypatch.setattr("profilers.fileformat.os.fsync", _enospc)
+    monkeypatch.setattr("hwnas_profilers.fileformat.os.fsync", _enospc)
     rc, _, err = run_cli(*argv(out))
     assert rc == 2 and "No space left on device" in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1, err
@@ -64,7 +64,7 @@ def test_enospc_during_profile_keeps_what_was_measured(tmp_path, run_cli, monkey
     d["meta"]["status"] = "partial"
     table.write_text(json.dumps(d))
     before = table.read_bytes()
-    monkeypatch.setattr("profilers.fileformat.os.fsync", _enospc)
+    monkeypatch.setattr("hwnas_profilers.fileformat.os.fsync", _enospc)
     rc, _, err = run_cli(*argv, "--resume")
     assert rc == 2 and "No space left on device" in err and "Traceback" not in err, err
     assert table.read_bytes() == before and not _no_tmp(tmp_path)

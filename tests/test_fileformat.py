@@ -8,7 +8,7 @@ import stat
 import pytest
 from solver_tables import make_tables
 
-from profilers import fileformat
+from hwnas_profilers import fileformat
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from profilers.fingerprint import cpu_model, differences, fingerprint, hypervisor, physical_cores
+from hwnas_profilers.fingerprint import cpu_model, differences, fingerprint, hypervisor, physical_cores
 
 
 def _root(tmp_path: Path, name: str, cpuinfo: str, board: bytes | None = None) -> str:

@@ -111,8 +111,8 @@ def test_fleet_one_table_per_device(cluster, tmp_path, run_cli):
 def test_fleet_worker_killed_is_replaced(cluster, bundle, tmp_path):
     """SIGKILL one device's worker mid-run: a new worker on the same node resumes from the
     host's table; what was finished before the kill is kept as measured."""
-    from profilers import Protocol, Settings
-    from profilers.fleet import profile_fleet
+    from hwnas_profilers import Protocol, Settings
+    from hwnas_profilers.fleet import profile_fleet
 
     # long enough to kill in the middle, and spread out: no item ever counts as stable, so
     # each samples until it has spent item_cap_s; costly blocks get there first and the

@@ -19,7 +19,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hwnas.errors import UserError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEVICE = json.loads((ROOT / "device_tables" / "tiny-32_onnxruntime_cpu_fp32.json").read_text())
+DEVICE = json.loads((ROOT / "hwnas" / "device_tables" / "tiny-32_onnxruntime_cpu_fp32.json").read_text())
 FUZZ = settings(max_examples=150, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -63,7 +63,7 @@ def _mutate(base, path: list, value):
 @FUZZ
 @given(st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.decode("latin-1")))
 def test_json_layer_any_text(text):
-    from profilers.fileformat import FormatError, loads
+    from hwnas_profilers.fileformat import FormatError, loads
 
     _decodes_or_refuses(lambda: loads(text, "fuzz"), FormatError)
 

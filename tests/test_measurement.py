@@ -11,10 +11,10 @@ from hwnas.arch import sample_architecture
 from hwnas.errors import TableError
 from hwnas.spaces import load_space
 from hwnas.tables.device import LatencyStat, load_device_table
-from profilers import Protocol, Settings, get_profiler
-from profilers.base import Runner, Unsupported
-from profilers.fingerprint import differences, fingerprint
-from profilers.protocol import Stats, measure_interleaved, summarize
+from hwnas_profilers import Protocol, Settings, get_profiler
+from hwnas_profilers.base import Runner, Unsupported
+from hwnas_profilers.fingerprint import differences, fingerprint
+from hwnas_profilers.protocol import Stats, measure_interleaved, summarize
 
 
 class _PhaseRunner(Runner):
@@ -49,7 +49,7 @@ def test_protocol_refuses_an_unknown_figure():
 
 
 def test_floor_holds_where_the_median_follows_the_phase_mix():
-    """The decision in device_tables/README.md, in miniature: the same block in a mostly
+    """The decision in hwnas/device_tables/README.md, in miniature: the same block in a mostly
     slow and in a mostly fast phase mix."""
     p = Protocol(warmup=0, per_round=3, min_samples=30, max_samples=300, stable_rounds=3,
                  min_span_s=0.0)
@@ -98,7 +98,7 @@ class _Phased(Runner):
 
 
 def test_floor_is_phase_corrected_by_the_reference():
-    """The option measured and left off by default (device_tables/README.md), still exact
+    """The option measured and left off by default (hwnas/device_tables/README.md), still exact
     in its own terms."""
     p = Protocol(warmup=0, per_round=3, min_samples=12, max_samples=60, stable_rounds=2,
                  min_span_s=0.0, max_span_s=0.0, phase_correct=True)
@@ -214,7 +214,7 @@ needs_ort = pytest.mark.skipif(not (has("onnxruntime") and has("torch") and has(
 @needs_ort
 def test_batch_8_bundle_is_measured_at_batch_8(tmp_path, torch_one_thread):
     from hwnas.bundle import export_bundle
-    from profilers.session import profile_bundle
+    from hwnas_profilers.session import profile_bundle
 
     sp = load_space("tiny-32")
     m = export_bundle(sp, tmp_path / "b", calibration_nets=0, batch=8)
@@ -232,7 +232,7 @@ def test_batch_8_bundle_is_measured_at_batch_8(tmp_path, torch_one_thread):
 def test_batch_the_backend_cannot_run_is_failed_not_zero(tmp_path):
     """A batch-1 file loaded for batch 4 fails at inference: recorded with its reason."""
     from hwnas.nn.export import export_block
-    from profilers.protocol import measure_interleaved
+    from hwnas_profilers.protocol import measure_interleaved
 
     b = load_space("tiny-32").layers[0].candidates[0]
     f = export_block(b, tmp_path / "b1.onnx")

@@ -1,4 +1,4 @@
-"""Commands: ``python -m profilers`` and ``hwnas profile|measure``; bad input is one line, exit 2."""
+"""Commands: ``python -m hwnas_profilers`` and ``hwnas profile|measure``; bad input is one line, exit 2."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hwnas.cli import main as hwnas_main
 
 
 def _profilers(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "profilers", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "hwnas_profilers", *args], capture_output=True,
                           text=True, timeout=120)
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import profilers
-from profilers import Profiler, ProfilerError, Protocol, Runner, Settings, profile_bundle
-from profilers.calibration import fit_calibration
-from profilers.protocol import Stats, measure_interleaved, summarize
-from profilers.registry import backend_class, load_registry
-from profilers.tablefile import merge_write, read_table
+import hwnas_profilers
+from hwnas_profilers import Profiler, ProfilerError, Protocol, Runner, Settings, profile_bundle
+from hwnas_profilers.calibration import fit_calibration
+from hwnas_profilers.protocol import Stats, measure_interleaved, summarize
+from hwnas_profilers.registry import backend_class, load_registry
+from hwnas_profilers.tablefile import merge_write, read_table
 
 SPACE_KEYS = None
 
@@ -132,7 +132,7 @@ def test_third_party_backend_loads_through_the_same_path():
 
 def test_unknown_backend_and_missing_runtime_messages(monkeypatch):
     with pytest.raises(ProfilerError, match="unknown profiler backend 'nope'"):
-        profilers.get_profiler("nope")
+        hwnas_profilers.get_profiler("nope")
     import builtins
 
     real = builtins.__import__
@@ -143,8 +143,8 @@ def test_unknown_backend_and_missing_runtime_messages(monkeypatch):
         return real(name, *a, **kw)
 
     monkeypatch.setattr(builtins, "__import__", no_tensorrt)
-    with pytest.raises(profilers.MissingRuntime, match=r"pip install 'hwnas\[tensorrt\]'"):
-        profilers.get_profiler("tensorrt", Settings(device="cuda"))
+    with pytest.raises(hwnas_profilers.MissingRuntime, match=r"pip install 'hwnas\[tensorrt\]'"):
+        hwnas_profilers.get_profiler("tensorrt", Settings(device="cuda"))
 
 
 def test_settings_validation():
@@ -159,8 +159,8 @@ def test_profilers_never_imports_torch_or_hwnas():
     import subprocess
     import sys
 
-    code = ("import sys, profilers, profilers.session, profilers.backends.onnxruntime, "
-            "profilers.backends.openvino, profilers.backends.tensorrt, profilers.__main__; "
+    code = ("import sys, hwnas_profilers, hwnas_profilers.session, hwnas_profilers.backends.onnxruntime, "
+            "hwnas_profilers.backends.openvino, hwnas_profilers.backends.tensorrt, hwnas_profilers.cli; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'hwnas')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -169,7 +169,7 @@ def test_profilers_never_imports_torch_or_hwnas():
 
 def test_identity_graph_is_valid_onnx():
     onnx = pytest.importorskip("onnx")
-    from profilers.onnxgraph import identity_model
+    from hwnas_profilers.onnxgraph import identity_model
 
     model = onnx.load_from_string(identity_model((1, 2, 3, 4)))
     onnx.checker.check_model(model, full_check=True)

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from profilers import Protocol, Settings, get_profiler, measure_model, profile_bundle
+from hwnas_profilers import Protocol, Settings, get_profiler, measure_model, profile_bundle
 
 QUICK = Protocol.quick()
 
@@ -46,8 +46,8 @@ def _registered() -> list:
     """Every registered profiler backend (entry-point group ``hwnas.profilers``, so a third
     party's backend is tested by the same contract) on the CPU and on a CUDA GPU; a
     combination that cannot run here skips with the backend's own one-line reason."""
-    from profilers import ProfilerError
-    from profilers.registry import available_backends
+    from hwnas_profilers import ProfilerError
+    from hwnas_profilers.registry import available_backends
 
     out = []
     for name in available_backends():
@@ -104,8 +104,8 @@ def test_measure_one_network(bundle, backend, device):
 def test_measure_models_in_one_interleaved_run(bundle, tmp_path):
     """Several models (3 sessions each, the fastest) and other items in one run; an
     other that cannot load is recorded with its reason, a model that cannot is refused."""
-    from profilers.session import measure_models
-    from profilers import ProfilerError, Stats
+    from hwnas_profilers.session import measure_models
+    from hwnas_profilers import ProfilerError, Stats
 
     root, _ = bundle
     nets = sorted((root / "networks").glob("*.onnx"))
@@ -133,7 +133,7 @@ def test_onnxruntime_session_settings():
 
 @pytest.mark.skipif(not _has("onnxruntime"), reason="onnxruntime not installed")
 def test_unsupported_combination_is_a_clear_error():
-    from profilers import ProfilerError, Unsupported
+    from hwnas_profilers import ProfilerError, Unsupported
 
     if "CUDAExecutionProvider" not in __import__("onnxruntime").get_available_providers():
         with pytest.raises(Unsupported, match="cuda"):
@@ -144,7 +144,7 @@ def test_unsupported_combination_is_a_clear_error():
 
 @pytest.mark.skipif(not (_has("onnxruntime") and _has("onnx")), reason="onnxruntime/onnx absent")
 def test_fp16_from_a_float16_copy_and_engine_files_run_as_they_are(bundle, tmp_path):
-    from profilers.backends import fp16_model, in_precision, onnx_precision, qdq_model
+    from hwnas_profilers.backends import fp16_model, in_precision, onnx_precision, qdq_model
 
     root, _ = bundle
     net = root / "networks" / "net000.onnx"
@@ -171,7 +171,7 @@ def test_int8_from_qdq(bundle, tmp_path, backend):
 @pytest.mark.skipif(not _cuda(), reason="no CUDA GPU")
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_gpu_paths(bundle, backend):
-    from profilers import Unsupported
+    from hwnas_profilers import Unsupported
 
     root, _ = bundle
     try:
@@ -192,7 +192,7 @@ def test_int8_copy_of_fresh_weights_fuses_like_trained_ones(tmp_path):
     import torch
 
     from hwnas.nn.export import export_onnx
-    from profilers.backends import qdq_model
+    from hwnas_profilers.backends import qdq_model
 
     net = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1), torch.nn.ReLU(),
                               torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU())

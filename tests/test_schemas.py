@@ -12,10 +12,10 @@ from solver_tables import make_tables
 
 from conftest import schema_check
 from hwnas.schemas import NOT_JSON, load_schema
-from profilers.fileformat import KINDS
+from hwnas_profilers.fileformat import KINDS
 
 JSON_KINDS = sorted(set(KINDS) - set(NOT_JSON))
-SHIPPED = sorted((Path(__file__).resolve().parents[1] / "device_tables").glob("*.json"))
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "hwnas" / "device_tables").glob("*.json"))
 
 
 @pytest.mark.parametrize("kind", JSON_KINDS)
@@ -28,7 +28,7 @@ def test_each_format_has_a_valid_schema_of_its_version(kind):
 
 
 def test_the_figure_enum_is_the_protocols():
-    from profilers.protocol import FIGURES
+    from hwnas_profilers.protocol import FIGURES
 
     meta = load_schema("hwnas.device_table")["properties"]["meta"]["properties"]
     assert set(meta["protocol"]["properties"]["figure"]["enum"]) == set(FIGURES)

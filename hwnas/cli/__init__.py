@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from profilers.fileformat import FormatError, LockTimeout, one_line, os_reason
+    from hwnas_profilers.fileformat import FormatError, LockTimeout, one_line, os_reason
 
     try:
         rc = args.func(args)

@@ -33,7 +33,7 @@ def cmd_export(args) -> int:
     prog, task = progress_bar(f"exporting {sp.name}", len(sp.unique_blocks()) + args.calibration_nets)
     with prog:
         manifest = export_bundle(sp, args.out, args.calibration_nets, args.seed,
-                                 progress=lambda i, n: prog.update(task, completed=i))
+                                 progress=lambda stage, i, n: prog.update(task, completed=i))
     summary = {"out": args.out, "space": sp.name, "space_id": sp.id,
                "blocks": len(manifest["blocks"]), "networks": len(manifest["networks"])}
     emit(args, summary, lambda d: console().print(

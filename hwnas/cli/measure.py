@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hwnas_profilers.cli import add_count_args, describe, parse_shape
+
 from ._output import add_json_flag, console, emit
 
 _BY_SUFFIX = {".xml": "openvino", ".plan": "tensorrt", ".engine": "tensorrt", ".pt2": "torch"}
@@ -19,19 +21,24 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help=".onnx, .xml (OpenVINO IR), .plan, .pt2")
     p.add_argument("--backend", default=None, help="profiler backend (default: from the "
                    "engine's manifest or its suffix)")
-    p.add_argument("--device", default=None, help="cpu (default), cuda, ...")
+    p.add_argument("--device", default=None, help="cpu (default), cuda, cuda:N (the GPU's "
+                   "number), GPU.N (OpenVINO) ...")
     p.add_argument("--precision", default=None, choices=("fp32", "fp16", "int8"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--shape", default=None, metavar="N,C,H,W",
                    help="input shape (needed for .pt2 without a manifest)")
+    p.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="batch size, for an engine with a dynamic batch dimension (replaces "
+                        "N of the input shape)")
     p.add_argument("--quick", action="store_true", help="short protocol for smoke runs (noisier)")
+    add_count_args(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_measure)
 
 
 def cmd_measure(args) -> int:
     from ..errors import UserError
-    from ..profiling import measure_onnx
+    from ..profiling import measure_onnx, profiler_errors
 
     path = Path(args.model)
     man = _manifest(path)
@@ -40,25 +47,25 @@ def cmd_measure(args) -> int:
         or _BY_SUFFIX.get(path.suffix.lower())
     if backend is None:
         raise UserError(f"give --backend for {path.name} (no manifest.json beside it)")
-    shape = None
-    if args.shape:
-        try:
-            shape = tuple(int(v) for v in args.shape.split(","))
-        except ValueError:
-            raise UserError(f"--shape takes integers separated by commas, got {args.shape!r}") from None
-        if len(shape) != 4 or min(shape) < 1:
-            raise UserError(f"--shape must be N,C,H,W with positive sizes, got {args.shape}")
-    elif eng.get("input_shape"):
+    with profiler_errors():
+        shape = parse_shape(args.shape)
+    if shape is None and eng.get("input_shape"):
         shape = tuple(int(v) for v in eng["input_shape"])
+    if args.batch is not None:
+        if args.batch < 1:
+            raise UserError(f"--batch must be at least 1, got {args.batch}")
+        if shape is None:
+            raise UserError("--batch replaces N of the input shape: give --shape N,C,H,W "
+                            "(no manifest.json beside this model says its shape)")
+        shape = (args.batch, *shape[1:])
+    fixed = bool(args.iterations or args.duration)
     r = measure_onnx(path, backend, args.device or eng.get("device", "cpu"),
                      args.precision or eng.get("precision", "fp32"), args.threads, args.quick,
-                     input_shape=shape)
+                     input_shape=shape, iterations=args.iterations, duration_s=args.duration)
     emit(args, r, lambda d: console().print(
-        f"{d['model']}: {d['figure_ms']:.4f} ms {d['figure']} (median {d['median_ms']:.4f}, "
-        f"p90 {d['p90_ms']:.4f}, IQR {d['spread_ms']:.4f} ms, n {d['n']}"
-        f"{'' if d.get('stable') else ', not stable at the cap'}) on {d['meta']['backend']} "
-        f"{d['meta']['precision']}, {d['meta']['threads']} thread(s); per-call overhead "
-        f"{d['overhead_ms']:.4f} ms"))
+        f"{d['model']}: {describe(d)}"
+        f"{'' if d.get('stable') or fixed else ', not stable at the cap'}; on "
+        f"{d['meta']['backend']} {d['meta']['precision']}, {d['meta']['threads']} thread(s)"))
     return 0
 
 

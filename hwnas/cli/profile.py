@@ -73,16 +73,13 @@ def cmd_profile(args) -> int:
     check_out(args.out, True, "--out")
     prog, task = progress_bar(f"exporting {sp.name}", len(sp.unique_blocks()) + args.calibration_nets)
     with prog:
-        def on_export(i: int, n: int) -> None:
-            prog.update(task, completed=i, total=n)
-
-        def on_profile(i: int, n: int, label: str) -> None:
-            prog.update(task, description=f"profiling {sp.name} on {args.backend}",
-                        completed=i, total=n)
+        def on_progress(stage: str, i: int, n: int) -> None:
+            prog.update(task, description=f"{stage} {sp.name}" + (
+                f" on {args.backend}" if stage == "profiling" else ""), completed=i, total=n)
 
         table = profile_space(sp, args.backend, args.out, args.device, args.precision,
                               args.threads, args.resume, args.calibration_nets, args.quick,
-                              export_progress=on_export, progress=on_profile,
+                              progress=on_progress,
                               batch=args.batch, mode=args.mode)
     cal = table.get("calibration", {})
     entries = table["entries"]
@@ -105,15 +102,13 @@ def _profile_fleet(args, sp, resource: str) -> int:
     check_out(args.out, True, "--out", folder=True)
     prog, task = progress_bar(f"exporting {sp.name}", len(sp.unique_blocks()) + args.calibration_nets)
     with prog:
-        def on_export(i: int, n: int) -> None:
-            prog.update(task, completed=i, total=n)
-
-        def on_profile(i: int, n: int, label: str) -> None:
-            prog.update(task, description=f"fleet {args.backend}: {label}", completed=i, total=n)
+        def on_progress(stage: str, i: int, n: int) -> None:
+            prog.update(task, description=f"exporting {sp.name}" if stage == "exporting" else
+                        f"fleet {args.backend}: {stage}", completed=i, total=n)
 
         rep = profile_space(sp, args.backend, args.out, args.device, args.precision,
                             args.threads, args.resume, args.calibration_nets, args.quick,
-                            export_progress=on_export, progress=on_profile, batch=args.batch,
+                            progress=on_progress, batch=args.batch,
                             mode=args.mode, ray=args.ray, resource=resource)
     summary = {"out": str(args.out), "space": sp.name, "space_id": sp.id,
                "backend": args.backend, "ray": args.ray, **rep}

@@ -160,6 +160,18 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _say_stage():
+    """A progress callback that prints each stage once, when it begins."""
+    seen: set[str] = set()
+
+    def say(stage: str, done: int, total: int) -> None:
+        if stage not in seen:
+            seen.add(stage)
+            console().print(f"[dim]{stage}[/dim]")
+
+    return say
+
+
 def cmd_recalibrate(args) -> int:
     from pathlib import Path
 
@@ -178,8 +190,7 @@ def cmd_recalibrate(args) -> int:
     sp = load_space(args.space) if args.space else None
     quiet = args.json
     r = recalibrate_table(args.table, out, args.nets, args.seed, args.quick, sp,
-                          progress=(lambda s: None) if quiet else
-                          (lambda s: console().print(f"[dim]{s}[/dim]")))
+                          progress=None if quiet else _say_stage())
 
     def human(d) -> None:
         b, f = d["previous_error_on_these_nets"], d["fit"]

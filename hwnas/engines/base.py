@@ -3,7 +3,7 @@
 An emitter turns the precision-typed model files of one sub-network (:class:`ModelFiles`:
 an fp32 ONNX, the ONNX in the engine's precision, and the PyTorch module) into an engine
 file for one runtime, and can run that file for the parity check. Measuring the engine is
-not the emitter's job: the device-side ``profilers`` backend named by ``profiler`` loads
+not the emitter's job: the device-side ``hwnas_profilers`` backend named by ``profiler`` loads
 the engine file and times it with the same protocol as the device tables, so a manifest's
 measured figure and a table's predicted one come from one protocol.
 

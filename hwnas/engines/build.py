@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
-from profilers.fileformat import KINDS
+from hwnas_profilers.fileformat import KINDS
 
 from ..errors import UserError
 from ..fileio import write_json_atomic
@@ -123,7 +123,7 @@ def prediction(table: Any, space: Any, arch: Any, emitter: Emitter, measured_met
     if dev.get("target", "cpu") != emitter.device.lower():
         mismatch.append(f"table device {dev.get('target')!r}, engine {emitter.device!r}")
     if here and isinstance(dev, Mapping):
-        from profilers.fingerprint import differences
+        from hwnas_profilers.fingerprint import differences
 
         diff = differences(dict(dev), dict(here))
         if diff:
@@ -148,7 +148,7 @@ def host_drift(table_meta: Mapping, measured_meta: Mapping) -> dict[str, Any]:
     phases minutes long (a tiny-32 network's floor 0.20 ms in one, 0.33 ms in another);
     an engine measured in a slower phase than its table misses the prediction by the
     phase, not by the table. The prediction is not corrected by it (tried: a phase
-    correction of the floor by the reference was 13% off, ``profilers.protocol``); the
+    correction of the floor by the reference was 13% off, ``hwnas_profilers.protocol``); the
     figure is recorded so a reader can tell the two apart."""
     ref = table_meta.get("reference") if isinstance(table_meta.get("reference"), Mapping) else {}
     # each run's own floor of the reference (not the machine's best, which both share)
@@ -344,7 +344,7 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
 
 
 def _fingerprint(emitter: Emitter) -> dict[str, Any]:
-    from profilers.fingerprint import fingerprint
+    from hwnas_profilers.fingerprint import fingerprint
 
     return {**fingerprint(include_gpu=emitter.device.lower() != "cpu"),
             "target": emitter.device.lower()}
@@ -388,7 +388,7 @@ def attach_measurement(manifest_path: "str | Path", measured: Mapping[str, Any],
 
 
 def measured_fields(r: Mapping[str, Any]) -> dict[str, Any]:
-    """:func:`profilers.measure_model`'s result as a manifest's measured fields."""
+    """:func:`hwnas_profilers.measure_model`'s result as a manifest's measured fields."""
     return {"measured_ms": r["figure_ms"], "measured_statistic": r["figure"],
             "measured_median_ms": r["median_ms"], "measured_spread_ms": r["spread_ms"],
             "measured_p25_ms": r["p25_ms"], "measured_p75_ms": r["p75_ms"],
@@ -405,7 +405,7 @@ def _measure(engine: Path, emitter: Emitter, req: EngineRequest, input_shape,
     from ..profiling import profiler_errors
 
     with profiler_errors():
-        from profilers import Protocol, Settings, measure_model
+        from hwnas_profilers import Protocol, Settings, measure_model
 
         proto = Protocol.quick() if req.quick else Protocol()
         r = measure_model(engine, emitter.profiler,

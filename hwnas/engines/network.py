@@ -157,7 +157,7 @@ def ptq_onnx(fp32: Path, path: Path, calib: np.ndarray, method: str = "onnxrunti
 
     import logging
 
-    from profilers.backends import quantizable_copy
+    from hwnas_profilers.backends import quantizable_copy
 
     root = logging.getLogger()
     level = root.level

@@ -15,7 +15,7 @@ GROUP = "hwnas.emitters"
 
 
 def load_registry() -> dict[str, metadata.EntryPoint]:
-    from profilers.registry import load_registry as load
+    from hwnas_profilers.registry import load_registry as load
 
     return load(group=GROUP, noun="engine emitters", error=EngineError)
 
@@ -25,7 +25,7 @@ def available_emitters() -> list[str]:
 
 
 def emitter_class(name: str) -> type[Emitter]:
-    from profilers.registry import load_class
+    from hwnas_profilers.registry import load_class
 
     return load_class(name, Emitter, load_registry(), "engine backend", EngineError)
 

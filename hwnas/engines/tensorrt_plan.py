@@ -28,13 +28,13 @@ class TensorRTEmitter(Emitter):
     precisions = {"cuda": ("fp32", "fp16", "int8")}
 
     def check(self) -> None:
-        from profilers import ProfilerError, Settings
+        from hwnas_profilers import ProfilerError, Settings
 
         try:
             import tensorrt  # noqa: F401
         except ImportError as exc:
             raise self.missing("tensorrt", exc) from None
-        from profilers.backends.tensorrt import TensorRTProfiler
+        from hwnas_profilers.backends.tensorrt import TensorRTProfiler
 
         try:
             self._prof = TensorRTProfiler(Settings(device="cuda", precision=self.precision))
@@ -42,7 +42,7 @@ class TensorRTEmitter(Emitter):
             raise EngineError(str(exc)) from None
 
     def runtime(self) -> dict[str, Any]:
-        from profilers.fingerprint import fingerprint
+        from hwnas_profilers.fingerprint import fingerprint
 
         gpus = fingerprint().get("gpus") or [{}]
         return {"runtime": "tensorrt", "version": self._prof._trt.__version__,
@@ -50,8 +50,8 @@ class TensorRTEmitter(Emitter):
                 "tied_to": "this GPU model and this TensorRT version: rebuild the plan elsewhere"}
 
     def emit(self, files: ModelFiles, out_dir: Path) -> dict[str, Any]:
-        from profilers import ProfilerError
-        from profilers.backends.tensorrt import build_plan
+        from hwnas_profilers import ProfilerError
+        from hwnas_profilers.backends.tensorrt import build_plan
 
         from ..profiling import cache_dir
 

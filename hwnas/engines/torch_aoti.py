@@ -116,8 +116,8 @@ class TorchAotiEmitter(TorchEmitterBase):
                                    ep, package_path=str(path)))
 
     def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
-        from profilers import ProfilerError
-        from profilers.backends.torch import probe_aoti_load
+        from hwnas_profilers import ProfilerError
+        from hwnas_profilers.backends.torch import probe_aoti_load
 
         torch = self._torch
         try:

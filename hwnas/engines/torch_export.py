@@ -46,7 +46,7 @@ class TorchExportEmitter(TorchEmitterBase):
                     return mod(torch.from_numpy(np.ascontiguousarray(x, np.float32))).float().numpy()
 
             return run
-        from profilers.backends.torch import cuda_graph
+        from hwnas_profilers.backends.torch import cuda_graph
 
         static = torch.zeros(input_shape, device="cuda")
         graph, out = cuda_graph(torch, mod, static)

@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from profilers.fileformat import atomic_path
+from hwnas_profilers.fileformat import atomic_path
 from torch import nn
 
 from ..arch import Architecture

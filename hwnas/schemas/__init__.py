@@ -1,5 +1,5 @@
 """Published JSON Schemas (draft 2020-12), one per JSON file format in
-``profilers.fileformat.KINDS``: ``<name>.schema.json`` for kind ``hwnas.<name>``.
+``hwnas_profilers.fileformat.KINDS``: ``<name>.schema.json`` for kind ``hwnas.<name>``.
 
 They describe the files for other tools (editors, CI checks, other languages); hwnas's own
 readers check the same rules in code, so nothing here imports a validator. The supernet

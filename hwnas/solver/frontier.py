@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from profilers.fileformat import KINDS, number
+from hwnas_profilers.fileformat import KINDS, number
 
 from ..arch import Architecture
 from ..errors import TableError

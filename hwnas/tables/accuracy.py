@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from profilers.fileformat import KINDS, echo, number, one_line
+from hwnas_profilers.fileformat import KINDS, echo, number, one_line
 
 from ..errors import TableError, UserError
 from ..fileio import check_header, read_json, read_text, write_json_atomic, write_text_atomic

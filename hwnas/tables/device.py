@@ -10,7 +10,7 @@ Both maps are monotone and linear in the per-block terms, so the solver can work
 per-layer terms ``scale * net(b)`` plus one constant without losing exactness.
 
 ``figure`` is the statistic the table was measured to predict (``meta.protocol.figure``:
-``floor`` since protocol v2, ``median`` before; see ``profilers.protocol``). A table of
+``floor`` since protocol v2, ``median`` before; see ``hwnas_profilers.protocol``). A table of
 protocol v2 also carries ``p90`` per block and an ``upper`` calibration: the same model on
 p90 figures gives the "upper" prediction, what a contended host shows.
 """
@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from profilers.fileformat import KINDS, echo, number, one_line
+from hwnas_profilers.fileformat import KINDS, echo, number, one_line
 
 from ..arch import Architecture
 from ..blocks import Block
@@ -144,19 +144,19 @@ class DeviceTable:
     @property
     def figure(self) -> str:
         """The statistic the entries predict (``floor``, ``median``, ...)."""
-        from profilers.protocol import table_figure
+        from hwnas_profilers.protocol import table_figure
 
         return table_figure(self.meta)
 
     @property
     def figure_field(self) -> str:
-        from profilers.protocol import FIGURES
+        from hwnas_profilers.protocol import FIGURES
 
         return FIGURES[self.figure]
 
     def portability_warning(self, name: str) -> str | None:
         """One line when this machine's fingerprint differs from the table's (else None)."""
-        from profilers.fingerprint import differences
+        from hwnas_profilers.fingerprint import differences
 
         dev = self.meta.get("device")
         diff = differences(dict(dev)) if isinstance(dev, Mapping) else []
@@ -296,7 +296,7 @@ class DeviceTable:
         if not isinstance(meta.get("device", ""), (Mapping, str)):  # a fingerprint, or a name
             raise TableError(f"{source}: meta 'device' must be a mapping or a name, got "
                              f"{echo(meta['device'])}")
-        from profilers.protocol import FIGURES
+        from hwnas_profilers.protocol import FIGURES
 
         fig = (meta.get("protocol") or {}).get("figure", "median")
         if fig not in FIGURES:
@@ -325,7 +325,7 @@ class DeviceTable:
 
 
 def load_device_table(path: "str | Path") -> DeviceTable:
-    """Read a device table file: a path, or the name of a table shipped in ``device_tables``."""
+    """Read a device table file: a path, or the name of a table shipped in ``hwnas/device_tables``."""
     p = Path(path)
     if not p.exists():
         shipped = shipped_table_path(str(path))
@@ -343,7 +343,7 @@ def shipped_tables() -> list[str]:
     from importlib import resources
 
     try:
-        root = resources.files("device_tables")
+        root = resources.files("hwnas.device_tables")
     except ModuleNotFoundError:  # pragma: no cover - package data missing
         return []
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".json"))
@@ -355,4 +355,4 @@ def shipped_table_path(name: str) -> Path | None:
     stem = name[:-5] if name.endswith(".json") else name
     if stem not in shipped_tables():
         return None
-    return Path(str(resources.files("device_tables").joinpath(stem + ".json")))
+    return Path(str(resources.files("hwnas.device_tables").joinpath(stem + ".json")))

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from profilers.fileformat import echo, number
+from hwnas_profilers.fileformat import echo, number
 
 from ..blocks import Block
 from ..errors import TableError, UserError

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
-from profilers.fileformat import KINDS, FormatError, atomic_write, loads, number, one_line
+from hwnas_profilers.fileformat import KINDS, FormatError, atomic_write, loads, number, one_line
 
 from ..errors import UserError
 from ..fileio import check_header

@@ -157,7 +157,7 @@ def _npy_header(fh: Any, where: str, limit: int) -> tuple[tuple[int, ...], int]:
 
 
 def _short(exc: BaseException) -> str:
-    from profilers.fileformat import one_line
+    from hwnas_profilers.fileformat import one_line
 
     return one_line(f"{exc.__class__.__name__}: {exc}", 160)
 

@@ -11,7 +11,7 @@ with its standard error below ``se_rel``), or at ``max_samples`` / ``item_cap_s`
 sampling (recorded as not stable).
 
 The figure a table predicts is ``floor`` by default: the mean of the three fastest
-samples. Why (measured, ``benchmarks/statistic_choice.py``, see ``device_tables/
+samples. Why (measured, ``benchmarks/statistic_choice.py``, see ``hwnas/device_tables/
 README.md``): the 2-core CI host runs in two phases, uncontended (one tiny-32 net 0.33 ms)
 and contended (0.57 ms, a busy neighbour), switching every few milliseconds to minutes; a
 median follows the phase mix of the moment (it moved 4-75% between 60-run blocks), while
@@ -58,7 +58,7 @@ class Protocol:
     #                           fast mode, not one call that straddled a phase change) ...
     floor_tol_ms: float = 0.002  # ... or within this (timer and call jitter of tiny items)
     phase_correct: bool = False  # floor: scale samples taken in a contended phase by the
-    #                              reference's slowdown (tried; off: see device_tables/README)
+    #                              reference's slowdown (tried; off: see hwnas/device_tables/README)
     max_span_s: float = 60.0  # floor: an item without a populated fast mode waits this long
     #                            (paced) for one before it is capped, recorded as not stable
 
@@ -78,6 +78,24 @@ class Protocol:
         return cls(warmup=1, per_round=2, min_samples=4, max_samples=8, stable_rounds=1,
                    stable_rel=0.05, se_rel=0.5, item_cap_s=1.0, min_span_s=0.0, floor_tol=1.0,
                    max_span_s=0.0)
+
+    @classmethod
+    def fixed(cls, iterations: int = 0, duration_s: float = 0.0, figure: str = "floor"
+              ) -> "Protocol":
+        """No stop rule: every item takes exactly ``iterations`` timed calls, or samples for
+        ``duration_s`` seconds of wall time (benchmark_app's ``-niter`` / ``-t``, trtexec's
+        ``--iterations`` / ``--duration``). Items stay interleaved with the reference graph;
+        their figures are marked not stable (no stability was asked for)."""
+        if (iterations > 0) == (duration_s > 0):
+            raise ValueError("give one of iterations or duration_s, a positive number")
+        never = 10 ** 9  # calm rounds never reached: only the count or the span stops
+        if iterations:
+            return cls(warmup=5, per_round=1, min_samples=iterations, max_samples=iterations,
+                       stable_rounds=never, item_cap_s=1e9, min_span_s=0.0, max_span_s=0.0,
+                       figure=figure)
+        return cls(warmup=5, per_round=3, min_samples=never, max_samples=never,
+                   stable_rounds=never, item_cap_s=0.0, min_span_s=float(duration_s),
+                   max_span_s=float(duration_s), figure=figure)
 
 
 #: statistics a table can predict: name -> field of a table entry
@@ -108,6 +126,7 @@ class Stats:
     span_s: float = 0.0   # wall time from the item's first to its last sample
     ref_ratio: float = 0.0  # median of sample / adjacent reference call (0: no reference)
     ref_ms: float = 0.0     # ref_ratio x the run's reference floor (figure "ref")
+    p99_ms: float = 0.0     # the tail deployment engineers quote (trtexec, benchmark_app)
 
     @property
     def spread_ms(self) -> float:
@@ -122,7 +141,8 @@ class Stats:
                 "n": self.n, "status": "ok", "p25_ms": round(self.p25_ms, 6),
                 "p75_ms": round(self.p75_ms, 6), "min_ms": round(self.min_ms, 6),
                 "floor_ms": round(self.floor_ms, 6), "p10_ms": round(self.p10_ms, 6),
-                "p90_ms": round(self.p90_ms, 6), "span_s": round(self.span_s, 3),
+                "p90_ms": round(self.p90_ms, 6), "p99_ms": round(self.p99_ms, 6),
+                "span_s": round(self.span_s, 3),
                 "stable": self.stable,
                 **({"ref_ratio": round(self.ref_ratio, 6), "ref_ms": round(self.ref_ms, 6)}
                    if self.ref_ratio else {})}
@@ -140,7 +160,7 @@ def summarize(samples: "list[float] | np.ndarray", stable: bool = True,
     a = np.asarray(samples, dtype=float)
     if a.size == 0:
         raise ValueError("no samples")
-    p10, p25, med, p75, p90 = np.percentile(a, [10, 25, 50, 75, 90])
+    p10, p25, med, p75, p90, p99 = np.percentile(a, [10, 25, 50, 75, 90, 99])
     ratio, floor = 0.0, float(np.mean(np.sort(a)[:FLOOR_K]))
     if adj is not None and len(adj) == a.size and ref_floor > 0:
         r = np.maximum(np.asarray(adj, dtype=float), 1e-12)
@@ -148,7 +168,8 @@ def summarize(samples: "list[float] | np.ndarray", stable: bool = True,
         if correct:
             floor = float(np.mean(np.sort(phase_corrected(a, r, ref_floor))[:FLOOR_K]))
     return Stats(float(med), float(p25), float(p75), float(a.min()), int(a.size), stable,
-                 floor, float(p10), float(p90), float(span_s), ratio, ratio * ref_floor)
+                 floor, float(p10), float(p90), float(span_s), ratio, ratio * ref_floor,
+                 float(p99))
 
 
 #: a sample is phase-corrected only when the faster of its two reference calls ran between
@@ -203,7 +224,7 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
     ``on_round`` receives the items finished in that round (key -> Stats or reason) and may
     return keys to drop (finished elsewhere, e.g. by a concurrent process).
 
-    With a ``reference`` runner (a small fixed graph, :func:`profilers.onnxgraph.
+    With a ``reference`` runner (a small fixed graph, :func:`hwnas_profilers.onnxgraph.
     write_reference_model`), each item's turn is bracketed by one reference call before and
     one after; every sample is divided by the faster of the two, so a neighbour's load that
     slows item and reference alike cancels. ``ref_ms`` of an item is the median of those
@@ -211,7 +232,7 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
     caller, e.g. a table kept across resumed runs), and the ``floor`` of an item is
     phase-corrected by the reference (:func:`summarize`). The reference's floor is the
     lower of this run's and ``ref_hint`` (the best one this machine and runtime showed
-    before, :func:`profilers.session.reference_hint`), so a run that happens to meet no
+    before, :func:`hwnas_profilers.session.reference_hint`), so a run that happens to meet no
     uncontended moment is still put on the same scale. Items finished in earlier rounds
     carry the floor known then; the final results carry the run's final floor.
     """

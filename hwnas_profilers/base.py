@@ -4,7 +4,7 @@ A backend turns one ONNX file into a :class:`Runner`: an object whose ``time_ms(
 one synchronous inference on fixed input and returns its duration. Host-timed backends
 wrap ``time.perf_counter_ns`` around a blocking call; GPU backends use device events or
 synchronise around the timed region. The measurement protocol (warm-up, interleaved
-rounds, stop rule, statistics) lives in :mod:`profilers.protocol` and is the same for all.
+rounds, stop rule, statistics) lives in :mod:`hwnas_profilers.protocol` and is the same for all.
 """
 
 from __future__ import annotations
@@ -13,9 +13,13 @@ import abc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 PRECISIONS = ("fp32", "fp16", "int8")
+
+#: the one progress callback shape of hwnas and its profilers: ``progress(stage, done,
+#: total)``, ``stage`` a short text naming what is counted (a rich bar's description)
+Progress = Callable[[str, int, int], None]
 
 
 class ProfilerError(Exception):
@@ -47,6 +51,22 @@ class Settings:
             raise ProfilerError(f"threads must be an integer >= 0, got {self.threads!r}")
         if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
             raise ProfilerError(f"batch must be an integer >= 1, got {self.batch!r}")
+        kind, sep, index = str(self.device).partition(":")
+        if sep and not (index.isdigit() and kind.lower() != "cpu"):
+            raise ProfilerError(f"device {self.device!r}: a device index is a GPU's number, "
+                                "as in cuda:1 (OpenVINO names its own: GPU.1)")
+
+    @property
+    def device_kind(self) -> str:
+        """The device without its index: ``cuda`` for ``cuda:1``."""
+        return str(self.device).partition(":")[0].lower()
+
+    @property
+    def device_index(self) -> int:
+        """The GPU's number (``cuda:1`` -> 1, as trtexec's --device and onnxruntime's
+        device_id count); 0 when none is given."""
+        index = str(self.device).partition(":")[2]
+        return int(index) if index else 0
 
     @property
     def n_threads(self) -> int:

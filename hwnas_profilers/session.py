@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .base import Profiler, ProfilerError, Runner, Settings
+from .base import Profiler, ProfilerError, Progress, Runner, Settings
 from .calibration import fit_calibration
 from .fingerprint import device_fingerprint, fingerprint
 from .onnxgraph import write_identity_model, write_reference_model
@@ -29,9 +29,6 @@ from .tablefile import (KIND, SCHEMA, check_compatible, locked, merge_write, rea
 
 BUNDLE_KIND = "hwnas.block_bundle"
 OVERHEAD = "overhead"
-Progress = Callable[[int, int, str], None]
-
-
 def read_manifest(bundle_dir: "str | Path") -> dict[str, Any]:
     bundle = Path(bundle_dir)
     if not bundle.is_dir():
@@ -135,12 +132,12 @@ def table_meta(prof: Profiler, protocol: Protocol, manifest: Mapping[str, Any]) 
         "device": dev, **{k: v for k, v in prof.settings.to_dict().items() if k != "device"},
         "space": manifest.get("space", ""), "space_id": manifest.get("space_id", ""),
         "protocol": {**protocol.to_dict(), "timer": prof.timer()},
-        "date": _now(), "tool": f"profilers {__version__}", "status": "partial",
+        "date": _now(), "tool": f"hwnas_profilers {__version__}", "status": "partial",
     }
 
 
 def new_base(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """An empty table with ``meta``: what :func:`~profilers.tablefile.merge_write` starts from."""
+    """An empty table with ``meta``: what :func:`~hwnas_profilers.tablefile.merge_write` starts from."""
     return {"schema": SCHEMA, "kind": KIND, "space": meta["space"], "space_id": meta["space_id"],
             "meta": dict(meta), "overhead_ms": 0.0,
             "calibration": {"scale": 1.0, "offset_ms": 0.0, "fitted_on": 0}, "entries": {}}
@@ -177,7 +174,7 @@ def check_batch(bundle: Path, manifest: Mapping[str, Any], batch: int) -> None:
                                 f"not {batch}")
 
 
-Update = dict  # one round's results, plain JSON types (it crosses processes: profilers.fleet)
+Update = dict  # one round's results, plain JSON types (it crosses processes: hwnas_profilers.fleet)
 
 
 def measure_pending(prof: Profiler, bundle: Path, manifest: Mapping[str, Any], done: set[str],
@@ -188,7 +185,7 @@ def measure_pending(prof: Profiler, bundle: Path, manifest: Mapping[str, Any], d
     update (``entries``, ``nets``, ``meta``, ``reference``: :func:`apply_update` merges
     one into a table) and may return item keys finished elsewhere, which this run drops.
     This is the part that runs on the device: locally in :func:`profile_bundle`, in a Ray
-    worker in :mod:`profilers.fleet`.
+    worker in :mod:`hwnas_profilers.fleet`.
     """
     runners: dict[str, Any] = {}
     failed: dict[str, Any] = {}
@@ -277,17 +274,16 @@ def profile_bundle(bundle_dir: "str | Path", backend: str, out: "str | Path",
     base, table = open_table(out, table_meta(prof, protocol, manifest), resume)
     wanted = wanted_keys(manifest)
 
-    def tick(t: Mapping[str, Any], label: str) -> None:
+    def tick(t: Mapping[str, Any]) -> None:
         if progress:
-            progress(len(finished_keys(t) & wanted), len(wanted), label)
+            progress("profiling", len(finished_keys(t) & wanted), len(wanted))
 
-    tick(table, "resumed" if resume else "start")
+    tick(table)
 
     def emit(upd: Update) -> set[str]:
         nonlocal table
         table = apply_update(out, base, table, upd)
-        n = len(upd.get("entries") or {}) + len(upd.get("nets") or {}) + len(upd.get("meta") or {})
-        tick(table, f"{n} finished" if n else "measuring")
+        tick(table)
         return finished_keys(table)  # the caller drops those it still measures
 
     measure_pending(prof, bundle, manifest, finished_keys(table), protocol, emit)

@@ -60,7 +60,7 @@ def write_identity_model(path: "str | Path", shape: Sequence[int] = (1, 1, 1, 1)
 
 
 def write_reference_model(path: "str | Path", channels: int = 16, size: int = 32) -> Path:
-    """The reference graph of figure ``ref`` (``profilers.protocol``): two 3x3 convolutions
+    """The reference graph of figure ``ref`` (``hwnas_profilers.protocol``): two 3x3 convolutions
     with ReLU on a ``channels`` x ``size`` x ``size`` input (about 5 MFLOP, a tenth of a
     millisecond on one CPU core): compute-bound like the blocks, so a neighbour's load
     slows it alike, and short, so it fits the brief uncontended moments of a shared host.

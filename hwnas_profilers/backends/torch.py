@@ -141,11 +141,18 @@ class TorchProfiler(Profiler):
         except ImportError as exc:
             raise self.missing("onnx", exc) from None
         self._torch, self._onnx = torch, onnx
-        dev = self.settings.device.lower()
+        dev = self.settings.device_kind
         if dev not in ("cpu", "cuda"):
-            raise ProfilerError(f"torch: unknown device {self.settings.device!r}; known: cpu, cuda")
+            raise ProfilerError(f"torch: unknown device {self.settings.device!r}; known: cpu, "
+                                "cuda, cuda:N")
         if dev not in self.devices():
             raise self.unsupported("device cuda (torch.cuda.is_available() is False)")
+        if dev == "cuda":
+            n = torch.cuda.device_count()
+            if self.settings.device_index >= n:
+                raise self.unsupported(f"device {self.settings.device} (this machine has {n} "
+                                       "CUDA device(s), numbered from 0)")
+            torch.cuda.set_device(self.settings.device_index)  # "cuda" below is this one
         if self.settings.precision == "int8" or (self.settings.precision == "fp16" and dev == "cpu"):
             raise self.unsupported(f"precision {self.settings.precision} on {dev}")
         if self.settings.mode == "cuda-graph" and dev != "cuda":
@@ -159,7 +166,7 @@ class TorchProfiler(Profiler):
              "execution": ("CUDA graph replay of the ONNX graph run as torch ops"
                            if self.settings.mode == "cuda-graph"
                            else "eager (ONNX graph interpreted op by op)")}
-        if self.settings.device == "cuda":
+        if self.settings.device_kind == "cuda":
             d["cuda"] = str(t.version.cuda)
         return d
 
@@ -167,7 +174,8 @@ class TorchProfiler(Profiler):
         return ["cpu"] + (["cuda"] if self._torch.cuda.is_available() else [])
 
     def timer(self) -> str:
-        return ("CUDA events around the call, then event synchronize" if self.settings.device == "cuda"
+        return ("CUDA events around the call, then event synchronize"
+                if self.settings.device_kind == "cuda"
                 else super().timer())
 
     def load(self, onnx_path: Path, input_shape: Sequence[int] | None) -> Runner:
@@ -175,7 +183,7 @@ class TorchProfiler(Profiler):
         if not path.is_file():
             raise ProfilerError(f"model file {path} does not exist")
         torch, onnx = self._torch, self._onnx
-        dev = self.settings.device.lower()
+        dev = self.settings.device_kind  # cuda:N was made the current device in check()
         if path.suffix.lower() == ".pt2":
             return self._load_package(path, input_shape, dev)
         model = onnx.load(str(path))

@@ -1,6 +1,6 @@
 """Reading and writing device-table JSON on the device side, atomically and under a lock.
 
-Atomic writes, bounded reads and the lock come from ``profilers.fileformat``, the one
+Atomic writes, bounded reads and the lock come from ``hwnas_profilers.fileformat``, the one
 file-format layer both packages share. The JSON written here is the
 ``hwnas.device_table`` schema 1 that ``hwnas.tables.device`` reads.
 

@@ -166,7 +166,11 @@ def device_fingerprint(target: str, include_gpu: "bool | None" = None) -> dict[s
     d = {**fingerprint(include_gpu=target != "cpu" if include_gpu is None else include_gpu),
          "target": target}
     if target != "cpu" and d.get("gpus"):
-        d["name"] = d["gpus"][0]["name"]
+        # the GPU a cuda:N / GPU.N target names, in nvidia-smi's (PCI bus) order: CUDA's
+        # order too under CUDA_DEVICE_ORDER=PCI_BUS_ID
+        n = target.replace(".", ":").partition(":")[2]
+        gpus = d["gpus"]
+        d["name"] = gpus[int(n)]["name"] if n.isdigit() and int(n) < len(gpus) else gpus[0]["name"]
     return d
 
 

@@ -6,7 +6,7 @@ runtime it measures. Backends are found through the entry-point group ``hwnas.pr
 
 Public API::
 
-    from profilers import get_profiler, profile_bundle, measure_model, Settings, Protocol
+    from hwnas_profilers import get_profiler, profile_bundle, measure_model, Settings, Protocol
 """
 
 from .base import (MissingRuntime, Profiler, ProfilerError, Runner, Settings, Unsupported,

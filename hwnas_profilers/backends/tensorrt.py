@@ -43,11 +43,15 @@ def _cudart() -> ctypes.CDLL:
 
 
 class _Cuda:
-    def __init__(self) -> None:
+    def __init__(self, index: int = 0) -> None:
         self.lib = _cudart()
         n = ctypes.c_int(0)
         if self.lib.cudaGetDeviceCount(ctypes.byref(n)) != 0 or n.value < 1:
             raise Unsupported("tensorrt: no CUDA GPU is visible on this machine")
+        if index >= n.value:
+            raise Unsupported(f"tensorrt: device cuda:{index} does not exist here ({n.value} "
+                              "CUDA device(s), numbered from 0)")
+        self.check(self.lib.cudaSetDevice(ctypes.c_int(index)), "cudaSetDevice")
 
     def check(self, rc: int, what: str) -> None:
         if rc != 0:
@@ -147,13 +151,14 @@ class TensorRTProfiler(Profiler):
             import tensorrt as trt
         except ImportError as exc:
             raise self.missing("tensorrt", exc) from None
-        if self.settings.device.lower() not in ("cuda", "gpu", "cuda:0", "cpu"):
-            raise ProfilerError(f"tensorrt: unknown device {self.settings.device!r}; use cuda")
-        if self.settings.device.lower() == "cpu":
+        if self.settings.device_kind not in ("cuda", "gpu", "cpu"):
+            raise ProfilerError(f"tensorrt: unknown device {self.settings.device!r}; use cuda "
+                                "or cuda:N")
+        if self.settings.device_kind == "cpu":
             raise Unsupported("tensorrt runs on an NVIDIA GPU only; use --device cuda on a GPU "
                               "machine (or the onnxruntime/openvino backends on a CPU)")
         self._trt = trt
-        self._cuda = _Cuda()
+        self._cuda = _Cuda(self.settings.device_index)
         self._logger = trt.Logger(trt.Logger.ERROR)
 
     def runtime(self) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The one JSON file-format layer of hwnas and its device-side profilers.
 
 Every table, manifest, bundle and checkpoint sidecar is read and written here, by both
-packages (``profilers`` never imports ``hwnas``, so the layer lives on the device side and
+packages (``hwnas_profilers`` never imports ``hwnas``, so the layer lives on the device side and
 ``hwnas.fileio`` re-exports it with hwnas's error type). What it guarantees:
 
 - **Bounded reads of untrusted files**: a size limit checked before reading, numbers that

@@ -55,7 +55,7 @@ class OnnxRuntimeProfiler(Profiler):
         except ImportError as exc:
             raise self.missing("onnxruntime", exc) from None
         self._ort = ort
-        dev = self.settings.device.lower()
+        dev = self.settings.device_kind
         if dev not in _PROVIDERS:
             raise ProfilerError(f"onnxruntime: unknown device {self.settings.device!r}; "
                                 f"known: {', '.join(_PROVIDERS)}")
@@ -67,7 +67,7 @@ class OnnxRuntimeProfiler(Profiler):
 
     def runtime(self) -> dict[str, str]:
         return {"runtime": "onnxruntime", "version": self._ort.__version__,
-                "provider": _PROVIDERS[self.settings.device.lower()]}
+                "provider": _PROVIDERS[self.settings.device_kind]}
 
     def devices(self) -> list[str]:
         avail = set(self._ort.get_available_providers())
@@ -86,12 +86,14 @@ class OnnxRuntimeProfiler(Profiler):
         return so
 
     def _providers(self) -> list:
-        dev = self.settings.device.lower()
+        dev = self.settings.device_kind
         if dev == "cpu":
             return ["CPUExecutionProvider"]
         if dev == "cuda":
-            return [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
-        opts = {"device_id": 0}  # precision comes from the (fp16 or Q/DQ) graph itself
+            return [("CUDAExecutionProvider", {"device_id": self.settings.device_index}),
+                    "CPUExecutionProvider"]
+        # precision comes from the (fp16 or Q/DQ) graph itself
+        opts = {"device_id": self.settings.device_index}
         return [("TensorrtExecutionProvider", opts), "CPUExecutionProvider"]
 
     def load(self, onnx_path: Path, input_shape: Sequence[int] | None) -> Runner:
@@ -108,15 +110,16 @@ class OnnxRuntimeProfiler(Profiler):
         sess = ort.InferenceSession(str(path), sess_options=self._options(),
                                     providers=self._providers())
         used = sess.get_providers()[0]
-        want = _PROVIDERS[self.settings.device.lower()]
+        want = _PROVIDERS[self.settings.device_kind]
         if used != want:
             raise ProfilerError(f"onnxruntime fell back to {used} instead of {want}")
         inp = sess.get_inputs()[0]
         x = fixed_input(input_shape)
-        if self.settings.device.lower() == "cpu":
+        if self.settings.device_kind == "cpu":
             return _OrtRunner(sess, {inp.name: x})
         binding = sess.io_binding()
-        binding.bind_ortvalue_input(inp.name, ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
+        binding.bind_ortvalue_input(inp.name, ort.OrtValue.ortvalue_from_numpy(
+            x, "cuda", self.settings.device_index))
         for o in sess.get_outputs():
-            binding.bind_output(o.name, "cuda", 0)
+            binding.bind_output(o.name, "cuda", self.settings.device_index)
         return _OrtRunner(sess, {}, binding)

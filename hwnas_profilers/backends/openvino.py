@@ -53,6 +53,9 @@ class OpenVinoProfiler(Profiler):
             raise self.unsupported(f"device {self.settings.device!r}")
 
     def device_name(self) -> str:
+        """OpenVINO's name: ``GPU.1`` as given, or from the common ``gpu:1`` form."""
+        if self.settings.device_index or ":" in self.settings.device:
+            return f"{self.settings.device_kind.upper()}.{self.settings.device_index}"
         return self.settings.device.upper()
 
     def runtime(self) -> dict[str, str]:

@@ -6,7 +6,7 @@ names it, else its hostname). For every such node the host starts one :class:`De
 actor pinned to that node (``NodeAffinitySchedulingStrategy``, not soft) that holds the
 node's whole unit of the resource, so two runs never measure on one device at once, and
 an actor runs one method at a time, so the blocks of a device are never measured
-concurrently with each other: the interleaved protocol of :mod:`profilers.session` runs
+concurrently with each other: the interleaved protocol of :mod:`hwnas_profilers.session` runs
 unchanged inside the actor. The worker imports this device-side package and its runtime
 only (no torch, no hwnas).
 
@@ -33,15 +33,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from .base import ProfilerError, Settings
+from .base import ProfilerError, Progress, Settings
 from .protocol import Protocol
 
 DEFAULT_RESOURCE = "hwnas-device"
 LABEL = "hwnas-device"  # node label that names a device (else the node's hostname)
 HEARTBEAT_S = 5.0
-Progress = Callable[[int, int, str], None]
-
-
 class FleetError(ProfilerError):
     """A fleet run that could not finish every device (the finished tables are kept)."""
 
@@ -103,7 +100,7 @@ class DeviceWorker:
 
     def measure(self, done: list, heartbeat_s: float = HEARTBEAT_S) -> Iterator[dict[str, Any]]:
         """Measure the staged bundle's items not in ``done``; yields each round's update
-        (:func:`profilers.session.measure_pending`) and a heartbeat while nothing finishes."""
+        (:func:`hwnas_profilers.session.measure_pending`) and a heartbeat while nothing finishes."""
         from .session import measure_pending, read_manifest
 
         if self.bundle is None:
@@ -315,7 +312,7 @@ def profile_fleet(bundle_dir: "str | Path", backend: str, out_dir: "str | Path",
         def tick(label: str) -> None:
             if progress:
                 done = sum(len(finished_keys(d.table) & wanted) for d in devs if d.table)
-                progress(done, len(wanted) * len(devs), label)
+                progress(label, done, len(wanted) * len(devs))
 
         def start(d: Device) -> None:
             """A fresh actor on the device's node; resumes from the table on the host."""
