@@ -185,11 +185,11 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
         tick = progress or (lambda stage, done, total: None)
         try:
             for i, a in enumerate(archs):
-                tick(f"exporting {nets} networks of {sp.name}", i, nets)
                 f = ndir / f"net{i:03d}.onnx"
                 if not f.is_file():
                     export_architecture(sp, a, f, batch=settings.batch)
                 runners[f"net{i:03d}"] = prof.load(f, shape)
+                tick(f"exporting {nets} networks of {sp.name}", i + 1, nets)
             from dataclasses import replace
 
             protocol = replace(Protocol.quick() if quick else Protocol(), figure=table.figure)

@@ -52,7 +52,7 @@ class Settings:
         if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
             raise ProfilerError(f"batch must be an integer >= 1, got {self.batch!r}")
         kind, sep, index = str(self.device).partition(":")
-        if sep and not (index.isdigit() and kind.lower() != "cpu"):
+        if sep and not (index.isascii() and index.isdecimal() and kind.lower() != "cpu"):
             raise ProfilerError(f"device {self.device!r}: a device index is a GPU's number, "
                                 "as in cuda:1 (OpenVINO names its own: GPU.1)")
 

@@ -168,8 +168,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"calibration scale {cal.get('scale', 1.0):.3f} offset "
                              f"{cal.get('offset_ms', 0.0):.3f} ms on {cal.get('fitted_on', 0)} nets\n")
             return 0
-        r = measure_model(args.model, args.backend, settings, protocol,
-                          input_shape=parse_shape(args.shape))
+        shape = parse_shape(args.shape)
+        if args.batch != 1:
+            if shape is None:
+                raise ProfilerError("measure: --batch replaces N of the input shape; give "
+                                    "--shape N,C,H,W too (a model's own batch is in its file)")
+            shape = (args.batch, *shape[1:])
+        r = measure_model(args.model, args.backend, settings, protocol, input_shape=shape)
         if args.json:
             sys.stdout.write(json.dumps(r, indent=1) + "\n")
         else:

@@ -166,12 +166,16 @@ def device_fingerprint(target: str, include_gpu: "bool | None" = None) -> dict[s
     d = {**fingerprint(include_gpu=target != "cpu" if include_gpu is None else include_gpu),
          "target": target}
     if target != "cpu" and d.get("gpus"):
-        # the GPU a cuda:N / GPU.N target names, in nvidia-smi's (PCI bus) order: CUDA's
-        # order too under CUDA_DEVICE_ORDER=PCI_BUS_ID
-        n = target.replace(".", ":").partition(":")[2]
-        gpus = d["gpus"]
-        d["name"] = gpus[int(n)]["name"] if n.isdigit() and int(n) < len(gpus) else gpus[0]["name"]
+        d["name"] = _gpu(d["gpus"], target)["name"]
     return d
+
+
+def _gpu(gpus: list, target: str) -> dict:
+    """The GPU a ``cuda:N`` / ``GPU.N`` target names (the first without a number), in
+    nvidia-smi's (PCI bus) order: CUDA's order too under CUDA_DEVICE_ORDER=PCI_BUS_ID."""
+    n = str(target).replace(".", ":").partition(":")[2]
+    i = int(n) if n.isascii() and n.isdecimal() else 0
+    return gpus[i] if i < len(gpus) else gpus[0]
 
 
 #: fields compared by :func:`differences` (CPU fields always: GPU latency at batch 1 follows
@@ -190,9 +194,11 @@ def differences(measured: Any, here: "dict[str, Any] | None" = None) -> list[str
            if k in measured and k in here and measured[k] != here[k]]
     if measured.get("target", "cpu") != "cpu":
         a, b = measured.get("gpus") or [], here.get("gpus") or []
+        t = str(measured.get("target", ""))  # its GPU, against the same number here
         if a and not b:
-            out.append(f"gpu {a[0].get('name')!r} -> none")
+            out.append(f"gpu {_gpu(a, t).get('name')!r} -> none")
         elif a and b:
-            out += [f"gpu {k} {a[0][k]!r} -> {b[0][k]!r}" for k in GPU_FIELDS
-                    if k in a[0] and k in b[0] and a[0][k] != b[0][k]]
+            ga, gb = _gpu(a, t), _gpu(b, t)
+            out += [f"gpu {k} {ga[k]!r} -> {gb[k]!r}" for k in GPU_FIELDS
+                    if k in ga and k in gb and ga[k] != gb[k]]
     return out

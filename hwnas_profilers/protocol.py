@@ -88,15 +88,23 @@ class Protocol:
         their figures are marked not stable (no stability was asked for)."""
         if (iterations > 0) == (duration_s > 0):
             raise ValueError("give one of iterations or duration_s, a positive number")
-        never = 10 ** 9  # calm rounds never reached: only the count or the span stops
+        # calm rounds never reached: only the count or the span stops (``_stop``); calls
+        # come in runs of up to 50 per turn, so a long count is not a round per call
         if iterations:
-            return cls(warmup=5, per_round=1, min_samples=iterations, max_samples=iterations,
-                       stable_rounds=never, item_cap_s=1e9, min_span_s=0.0, max_span_s=0.0,
-                       figure=figure)
-        return cls(warmup=5, per_round=3, min_samples=never, max_samples=never,
-                   stable_rounds=never, item_cap_s=0.0, min_span_s=float(duration_s),
+            return cls(warmup=5, per_round=max(1, min(50, iterations // 20)),
+                       min_samples=iterations, max_samples=iterations, stable_rounds=_NEVER,
+                       item_cap_s=1e9, min_span_s=0.0, max_span_s=0.0, figure=figure)
+        return cls(warmup=5, per_round=20, min_samples=_NEVER, max_samples=_NEVER,
+                   stable_rounds=_NEVER, item_cap_s=1e9, min_span_s=float(duration_s),
                    max_span_s=float(duration_s), figure=figure)
 
+    @property
+    def is_fixed(self) -> bool:
+        """A :meth:`fixed` protocol: a count or a duration, no stop rule."""
+        return self.stable_rounds >= _NEVER
+
+
+_NEVER = 10 ** 9  # calm rounds a fixed protocol waits for: never
 
 #: statistics a table can predict: name -> field of a table entry
 FIGURES = {"floor": "floor_ms", "median": "median_ms", "p10": "p10_ms", "min": "min_ms",
@@ -247,10 +255,14 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
             reference.time_ms()
     start = time.monotonic()
     rnd = 0
+    rfl, rfl_n = 0.0, -1
     while items:
         finished: dict[str, Any] = {}
         t_round = time.perf_counter()
-        rfl = reference_floor_with(refs, ref_hint)  # once a round: it sorts every call so far
+        # once a round: it sorts every call so far; a fixed protocol's many short rounds
+        # re-sort only when the calls grew by 5% (the floor of a long run barely moves)
+        if not protocol.is_fixed or rfl_n < 0 or len(refs) >= 1.05 * rfl_n:
+            rfl, rfl_n = reference_floor_with(refs, ref_hint), len(refs)
         keys = list(items)
         shift = rnd % len(keys)
         for key in keys[shift:] + keys[:shift]:
@@ -265,6 +277,8 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
                 it.runner.time_ms()  # untimed: restore caches after the other items ran
                 # past max_samples an item only waits out its span: one call per round
                 calls = 1 if len(it.samples) >= protocol.max_samples else protocol.per_round
+                if protocol.is_fixed:  # exactly the count asked for
+                    calls = max(1, min(calls, protocol.max_samples - len(it.samples)))
                 new = [it.runner.time_ms() for _ in range(calls)]
                 it.samples.extend(new)
                 if reference is not None:
@@ -318,6 +332,9 @@ def reference_floor_with(refs: "list[float]", hint: float) -> float:
 def _stop(it: _Item, p: Protocol, ref_floor: float = 0.0) -> "bool | None":
     """True: stable; False: capped; None: go on."""
     n = len(it.samples)
+    if p.is_fixed:  # the count, the span or the cap alone (no figure to compute every round)
+        reached = it.span_s >= p.min_span_s if p.min_span_s else n >= p.max_samples
+        return False if reached or it.spent_s >= p.item_cap_s else None
     a = np.asarray(it.samples)
     if p.figure == "ref" and it.adj:  # the ratio to the reference: stable like a median
         a = a / np.asarray(it.adj)

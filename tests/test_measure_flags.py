@@ -149,3 +149,30 @@ def test_one_progress_shape(tmp_path):
     assert calls and all(isinstance(s, str) and isinstance(d, int) and isinstance(t, int)
                          for s, d, t in calls)
     assert calls[-1][1] == calls[-1][2]
+
+
+def test_fixed_count_is_exact_in_long_runs(model):
+    """A long count takes its calls in runs (not one round per call) and stops exactly."""
+    pytest.importorskip("onnxruntime")
+    p = Protocol.fixed(iterations=1003)
+    assert p.per_round == 50 and p.is_fixed and not Protocol().is_fixed
+    r = _profilers("measure", model, "--backend", "onnxruntime", "--iterations", "1003", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["n"] == 1003
+
+
+def test_device_side_batch_needs_a_shape(model):
+    _one_line_exit2(_profilers("measure", model, "--backend", "onnxruntime", "--batch", "4"))
+
+
+def test_gpu_fingerprint_follows_the_device_number():
+    from hwnas_profilers.fingerprint import differences
+
+    cpu = {"cpu": "x", "logical_cores": 2}
+    gpus = [{"name": "A100", "driver": "1"}, {"name": "H100", "driver": "1"}]
+    table = {**cpu, "target": "cuda:1", "gpus": gpus}
+    assert differences(table, {**cpu, "gpus": gpus}) == []
+    assert differences(table, {**cpu, "gpus": [gpus[0], {"name": "L4", "driver": "1"}]}) == \
+        ["gpu name 'H100' -> 'L4'"]
+    assert differences({**table, "target": "cuda"}, {**cpu, "gpus": gpus[::-1]}) == \
+        ["gpu name 'A100' -> 'H100'"]

@@ -120,7 +120,9 @@ def prediction(table: Any, space: Any, arch: Any, emitter: Emitter, measured_met
         mismatch.append(f"table precision {meta.get('precision')!r}, engine {emitter.precision!r}")
     dev = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
     here = measured_meta.get("device") or {}
-    if dev.get("target", "cpu") != emitter.device.lower():
+    # the kind of device (cuda:1 and cuda are one kind; which GPU, the fingerprint says)
+    if str(dev.get("target", "cpu")).partition(":")[0].lower() != \
+            emitter.device.partition(":")[0].lower():
         mismatch.append(f"table device {dev.get('target')!r}, engine {emitter.device!r}")
     if here and isinstance(dev, Mapping):
         from hwnas_profilers.fingerprint import differences

@@ -48,9 +48,12 @@ class OpenVinoProfiler(Profiler):
             raise self.missing("openvino", exc) from None
         self._ov = ov
         self._core = ov.Core()
-        if self.device_name() not in self._core.available_devices and \
-                self.device_name().split(".")[0] not in self._core.available_devices:
-            raise self.unsupported(f"device {self.settings.device!r}")
+        name, avail = self.device_name(), self._core.available_devices
+        # GPU.1 must be listed as such: with one GPU, OpenVINO lists plain "GPU", and a
+        # property query on "GPU.1" raises later (no GPU number 1 exists)
+        if name not in avail and ("." in name or name.split(".")[0] not in avail):
+            raise self.unsupported(f"device {self.settings.device!r} (available: "
+                                   f"{', '.join(avail)})")
 
     def device_name(self) -> str:
         """OpenVINO's name: ``GPU.1`` as given, or from the common ``gpu:1`` form."""

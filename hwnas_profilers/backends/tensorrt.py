@@ -51,7 +51,13 @@ class _Cuda:
         if index >= n.value:
             raise Unsupported(f"tensorrt: device cuda:{index} does not exist here ({n.value} "
                               "CUDA device(s), numbered from 0)")
-        self.check(self.lib.cudaSetDevice(ctypes.c_int(index)), "cudaSetDevice")
+        self.index = index
+        self.use()
+
+    def use(self) -> None:
+        """Make this GPU the calling thread's current one (CUDA keeps it per thread, and a
+        fleet worker measures in a thread of its own)."""
+        self.check(self.lib.cudaSetDevice(ctypes.c_int(self.index)), "cudaSetDevice")
 
     def check(self, rc: int, what: str) -> None:
         if rc != 0:
@@ -85,6 +91,7 @@ class _TrtRunner(Runner):
         self._e0, self._e1 = cuda.handle("cudaEventCreate"), cuda.handle("cudaEventCreate")
 
     def time_ms(self) -> float:
+        self._c.use()
         lib, s = self._c.lib, ctypes.c_void_p(self._stream)
         lib.cudaEventRecord(ctypes.c_void_p(self._e0), s)
         if not self._ctx.execute_async_v3(self._stream):
@@ -172,6 +179,7 @@ class TensorRTProfiler(Profiler):
 
     def load(self, onnx_path: Path, input_shape: Sequence[int] | None) -> Runner:
         trt = self._trt
+        self._cuda.use()
         path = Path(onnx_path)
         if not path.is_file():
             raise ProfilerError(f"model file {path} does not exist")

@@ -39,11 +39,15 @@ class _TorchRunner(Runner):
 
         self._t, self._fn, self._cuda, self._clock = torch, fn, cuda, time.perf_counter_ns
         if cuda:
+            self._index = torch.cuda.current_device()  # the loader made it the settings' GPU
             self._start = torch.cuda.Event(enable_timing=True)
             self._end = torch.cuda.Event(enable_timing=True)
 
     def time_ms(self) -> float:
         if self._cuda:
+            # the current GPU is per thread, and a fleet worker measures in a thread of
+            # its own: name it before each call (outside the timed events)
+            self._t.cuda.set_device(self._index)
             self._start.record()
             self._fn()
             self._end.record()
@@ -183,7 +187,9 @@ class TorchProfiler(Profiler):
         if not path.is_file():
             raise ProfilerError(f"model file {path} does not exist")
         torch, onnx = self._torch, self._onnx
-        dev = self.settings.device_kind  # cuda:N was made the current device in check()
+        dev = self.settings.device_kind
+        if dev == "cuda":  # "cuda" below is cuda:N (the current GPU is per thread)
+            torch.cuda.set_device(self.settings.device_index)
         if path.suffix.lower() == ".pt2":
             return self._load_package(path, input_shape, dev)
         model = onnx.load(str(path))
