@@ -73,6 +73,21 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
+def with_batch(shape: tuple[int, ...] | None, batch: int | None) -> tuple[int, ...] | None:
+    """``shape`` with its N replaced by ``batch`` (``None``: unchanged), as ``--batch``
+    does on a model with a dynamic batch dimension; without a shape there is no N to
+    replace (a model's own batch is in its file)."""
+    if batch is None:
+        return shape
+    if batch < 1:
+        raise ProfilerError(f"--batch must be at least 1, got {batch}")
+    if shape is None:
+        raise ProfilerError("--batch replaces N of the input shape: give --shape N,C,H,W "
+                            "(neither the command nor a manifest.json beside the model "
+                            "says it)")
+    return (batch, *shape[1:])
+
+
 def settings_from(args: argparse.Namespace) -> tuple[Settings, Protocol]:
     fixed = count_protocol(getattr(args, "iterations", 0), getattr(args, "duration", 0.0),
                            args.quick)
@@ -168,12 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"calibration scale {cal.get('scale', 1.0):.3f} offset "
                              f"{cal.get('offset_ms', 0.0):.3f} ms on {cal.get('fitted_on', 0)} nets\n")
             return 0
-        shape = parse_shape(args.shape)
-        if args.batch != 1:
-            if shape is None:
-                raise ProfilerError("measure: --batch replaces N of the input shape; give "
-                                    "--shape N,C,H,W too (a model's own batch is in its file)")
-            shape = (args.batch, *shape[1:])
+        # --batch 1 is the default here: it leaves the model's own N
+        shape = with_batch(parse_shape(args.shape), args.batch if args.batch != 1 else None)
         r = measure_model(args.model, args.backend, settings, protocol, input_shape=shape)
         if args.json:
             sys.stdout.write(json.dumps(r, indent=1) + "\n")

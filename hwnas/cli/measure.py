@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hwnas_profilers.cli import add_count_args, describe, parse_shape
+from hwnas_profilers.cli import add_count_args, describe, parse_shape, with_batch
 
 from ._output import add_json_flag, console, emit
 
@@ -49,15 +49,9 @@ def cmd_measure(args) -> int:
         raise UserError(f"give --backend for {path.name} (no manifest.json beside it)")
     with profiler_errors():
         shape = parse_shape(args.shape)
-    if shape is None and eng.get("input_shape"):
-        shape = tuple(int(v) for v in eng["input_shape"])
-    if args.batch is not None:
-        if args.batch < 1:
-            raise UserError(f"--batch must be at least 1, got {args.batch}")
-        if shape is None:
-            raise UserError("--batch replaces N of the input shape: give --shape N,C,H,W "
-                            "(no manifest.json beside this model says its shape)")
-        shape = (args.batch, *shape[1:])
+        if shape is None and eng.get("input_shape"):
+            shape = tuple(int(v) for v in eng["input_shape"])
+        shape = with_batch(shape, args.batch)
     fixed = bool(args.iterations or args.duration)
     r = measure_onnx(path, backend, args.device or eng.get("device", "cpu"),
                      args.precision or eng.get("precision", "fp32"), args.threads, args.quick,
