@@ -41,6 +41,7 @@ TABLES = os.environ.get("HWNAS_BENCH_TABLES", "here")
 # budgets: the share kept free for prediction error; unset: hwnas run's "auto"
 MARGIN = (float(os.environ["HWNAS_BENCH_MARGIN"]) / 100
           if os.environ.get("HWNAS_BENCH_MARGIN") else None)
+STEP_DOWN = os.environ.get("HWNAS_BENCH_STEP_DOWN", "1") != "0"
 
 
 def table_path(space: str, backend: str, precision: str) -> Path:
@@ -108,6 +109,7 @@ def _budgets(front, n: int = 5) -> list[float]:
 
 def stage_budgets(run: Path | None, passes: int = 2) -> None:
     from hwnas.engines import EngineRequest, build_engine
+    from hwnas.engines.budget import first_choices, step_down, tried
     from hwnas.pipeline import RunConfig, budget_margin
     from hwnas.profiling import measure_onnx
     from hwnas.solver import frontier
@@ -126,8 +128,8 @@ def stage_budgets(run: Path | None, passes: int = 2) -> None:
             # run's default budgets are
             margin = budget_margin(RunConfig(budget_margin=MARGIN), table)[0]
             budgets = [round(b * (1 + margin), 4) for b in _budgets(front)]
-            archs = front.architectures([front.index_for_budget(b / (1 + margin))
-                                         for b in budgets])
+            every = front.architectures()
+            archs = [every[front.index_for_budget(b / (1 + margin))] for b in budgets]
             cal = dict(table.calibration.report)
             for b, arch in zip(budgets, archs):
                 folder = OUT / "engines" / f"{sp}_{backend}_{prec}_{b:g}ms"
@@ -136,6 +138,12 @@ def stage_budgets(run: Path | None, passes: int = 2) -> None:
                                     calibration_images=32 if sp == "tiny-32" else 8)
                 t = time.time()
                 m = build_engine(space, arch, sn, data, req, folder, table, force=True)
+                # hwnas run's rule: an engine measured over its budget is replaced by a
+                # faster frontier point's (HWNAS_BENCH_STEP_DOWN=0: the runs before it)
+                while STEP_DOWN and (nxt := step_down(front, every, b, arch, m)) is not None:
+                    arch, step = nxt
+                    m = build_engine(space, arch, sn, data, req, folder, table, force=True,
+                                     extra={"step_down": step})
                 lat = m["latency"]
                 row = {"space": sp, "backend": backend, "precision": prec, "budget_ms": b,
                        "margin": margin,
@@ -150,7 +158,8 @@ def stage_budgets(run: Path | None, passes: int = 2) -> None:
                        "parity_max_abs_diff": m["parity"]["max_abs_diff"],
                        "top1_agreement": m["parity"]["top1_agreement"],
                        "engine": m["engine"]["path"], "build_s": round(time.time() - t, 1),
-                       "choices": list(arch.choices)}
+                       "choices": list(arch.choices), "first_choices": first_choices(m),
+                       "steps_down": len(tried(m))}
                 rows.append(row)
                 print(json.dumps({k: row[k] for k in ("space", "backend", "precision",
                                                        "budget_ms", "predicted_ms",
@@ -243,6 +252,9 @@ def report() -> None:
             err = [abs(r["predicted_ms"] - r["measured_ms"][k]) / r["measured_ms"][k] for r in rows]
             drift = [r["host_drift"][k] for r in rows if r.get("host_drift") and
                      len(r["host_drift"]) > k and r["host_drift"][k] is not None]
+            if k == 0 and any("steps_down" in r for r in rows):
+                print(f"step-downs after a measured miss: {sum(r.get('steps_down', 0) for r in rows)} "
+                      f"on {sum(bool(r.get('steps_down')) for r in rows)} budgets")
             print(f"pass {k + 1}: {sum(strict)}/{len(rows)} within budget, {sum(tol)}/{len(rows)} "
                   f"within budget + the table's held-out median error, {sum(tol_max)}/{len(rows)} "
                   f"+ its held-out max error; prediction error median "

@@ -12,8 +12,10 @@ own data:
 3. compute the whole accuracy-latency frontier (exact knapsack) and pick one
    architecture per budget;
 4. for each: build the engine (:mod:`hwnas.engines`: inherited weights, fine-tuning, QAT
-   for int8, the runtime's engine file, parity, measurement, manifest). A finished engine
-   whose manifest matches the request is reused, not rebuilt.
+   for int8, the runtime's engine file, parity, manifest), then time every engine file
+   with the baselines; an engine that misses its budget steps down to a faster frontier
+   point and is built again (:mod:`hwnas.engines.budget`, recorded in its manifest). A
+   finished engine whose manifest matches the request is reused, not rebuilt.
 
 Every step writes its result atomically under the output folder, so a rerun resumes.
 Engine folders and summaries carry the backend and precision in their names, so runs of
@@ -209,10 +211,13 @@ def _device_table(cfg: RunConfig, space, emitter, out: Path, say: Say, progress)
     return load_device_table(path), path
 
 
-def _reusable(folder: Path, arch, req) -> dict[str, Any] | None:
+def _reusable(folder: Path, arch, req, archs) -> "tuple[Any, dict[str, Any]] | None":
+    """The engine in ``folder`` and its architecture, when it was built by this request for
+    ``arch`` or, after a step down, for ``arch``'s budget (its first pick was ``arch``)."""
     from dataclasses import asdict
 
     from .engines import read_manifest
+    from .engines.budget import first_choices, index_of
 
     if not (folder / "manifest.json").is_file():
         return None
@@ -220,9 +225,10 @@ def _reusable(folder: Path, arch, req) -> dict[str, Any] | None:
         m = read_manifest(folder / "manifest.json")
     except UserError:
         return None
-    same = (list(m.get("architecture", {}).get("choices", [])) == list(arch.choices)
-            and m.get("request") == asdict(req))
-    return m if same else None
+    if m.get("request") != asdict(req) or first_choices(m) != list(arch.choices):
+        return None
+    i = index_of(archs, (m.get("architecture") or {}).get("choices") or [])
+    return None if i is None else (archs[i], m)
 
 
 def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: None,
@@ -241,6 +247,7 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
 def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
          ) -> dict[str, Any]:
     from .engines import build_engine
+    from .engines.budget import MAX_STEPS, first_choices, missed, step_down, tried
     from .solver import frontier
     from .train.checkpoint import load_checkpoint
 
@@ -262,7 +269,8 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
         f"{points[0].latency_ms:.4f} to {points[-1].latency_ms:.4f} ms; budgets {budgets}, "
         f"each network predicted at least {100 * margin:.1f}% below its budget")
 
-    chosen = front.architectures([front.index_for_budget(b / (1.0 + margin)) for b in budgets])
+    archs = front.architectures()
+    chosen = [archs[front.index_for_budget(b / (1.0 + margin))] for b in budgets]
     supernet = load_checkpoint(ck_path, space).supernet().eval()
     # the engines are built here and timed below, all in one interleaved run with the
     # baselines (one noise history for every point of the report, one protocol span
@@ -270,39 +278,71 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
     from dataclasses import replace as _replace
 
     req = _replace(cfg.request(), measure=False)
+    extra = {"device_table": str(table_path),
+             "accuracy_table": str(out / "train" / "accuracy_table.json"),
+             "supernet": str(ck_path)}
+
+    def build(budget, arch, folder, step=None):
+        m = build_engine(space, arch, supernet, data, req, folder, dev, force=True,
+                         say=lambda s: say(f"  {s}"),
+                         extra={"budget_ms": budget, **extra,
+                                **({"step_down": step} if step else {})})
+        arch.save(folder / "arch.json")
+        return m
+
     built = []
     for budget, arch in zip(budgets, chosen):
         folder = out / f"budget_{budget:g}ms_{cfg.tag}"
-        m = _reusable(folder, arch, req)
-        if m is not None:
-            say(f"{folder.name}: reusing the engine built on {m.get('date')}")
+        found = _reusable(folder, arch, req, archs)
+        if found is not None:
+            arch, m = found
+            say(f"{folder.name}: reusing the engine built on {m.get('date')}"
+                + (f" ({len(tried(m))} step(s) down from the first pick)" if tried(m) else ""))
         else:
             say(f"{folder.name}: {arch.notation()} predicted {arch.latency_ms:.4f} ms; "
                 f"building the {cfg.backend} {cfg.precision} engine")
-            m = build_engine(space, arch, supernet, data, req, folder, dev, force=True,
-                             say=lambda s: say(f"  {s}"),
-                             extra={"budget_ms": budget, "device_table": str(table_path),
-                                    "accuracy_table": str(out / "train" / "accuracy_table.json"),
-                                    "supernet": str(ck_path)})
-            arch.save(folder / "arch.json")
-        built.append((budget, arch, folder, m))
+            m = build(budget, arch, folder)
+        built.append([budget, arch, folder, m])
     from .engines.build import attach_measurement
     from .report import measure_baselines, predicted_accuracy, write_report
 
-    base = measure_baselines(out, cfg.tag, space, supernet, data, acc, dev,
-                             list(zip(budgets, chosen)), cfg.threads, cfg.quick, say,
-                             engines={f"{b:g}": Path(m["engine"]["path"])
-                                      for b, _, _, m in built})
+    # a budget is met by the measured engine file: one that misses steps down to a faster
+    # frontier point and every engine is timed again with the baselines (hwnas.engines.budget)
+    for _ in range(MAX_STEPS + 1):
+        base = measure_baselines(out, cfg.tag, space, supernet, data, acc, dev,
+                                 [(b, a) for b, a, _, _ in built], cfg.threads, cfg.quick,
+                                 say, engines={f"{b:g}": Path(m["engine"]["path"])
+                                               for b, _, _, m in built})
+        stepped = False
+        for row in built:
+            budget, arch, folder, m = row
+            timed = (base.get("engines") or {}).get(f"{budget:g}")
+            if timed and m["latency"].get("measured_ms") != timed.get("measured_ms"):
+                m = row[3] = attach_measurement(folder / "manifest.json", timed, dev, space,
+                                                arch, req)
+            nxt = step_down(front, archs, budget, arch, m)
+            if nxt is None:
+                if missed(m, budget):
+                    say(f"{folder.name}: measured {m['latency']['measured_ms']:.4f} ms, over "
+                        f"its budget, and no further step down is taken ({len(tried(m))} "
+                        f"taken; the fastest frontier point is {archs[0].latency_ms:.4f} ms)")
+                continue
+            row[1], step = nxt
+            say(f"{folder.name}: measured {m['latency']['measured_ms']:.4f} ms, over its "
+                f"{budget:g} ms budget; stepping down to {row[1].notation()} (predicted "
+                f"{row[1].latency_ms:.4f} ms)")
+            row[3] = build(budget, row[1], folder, step)
+            stepped = True
+        if not stepped:
+            break
     results = []
     for budget, arch, folder, m in built:
-        timed = (base.get("engines") or {}).get(f"{budget:g}")
-        if timed and m["latency"].get("measured_ms") != timed.get("measured_ms"):
-            m = attach_measurement(folder / "manifest.json", timed, dev, space, arch, req)
         lat, accs = m["latency"], m.get("accuracy") or {}
         meas = lat.get("measured_ms")
         results.append({"budget_ms": budget, "choices": list(arch.choices),
                         "selected_within_ms": budget / (1.0 + margin),
                         "meets_budget": None if meas is None else bool(meas <= budget),
+                        "first_choices": first_choices(m), "steps_down": len(tried(m)),
                         "score": arch.score, "predicted_ms": lat.get("predicted_ms"),
                         "predicted_upper_ms": lat.get("predicted_upper_ms"),
                         "statistic": lat.get("measured_statistic"),
@@ -343,6 +383,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
     cols = ["budget_ms", "choices", "predicted_ms", "predicted_upper_ms", "statistic",
             "measured_ms", "measured_spread_ms", "prediction_error", "meets_budget",
+            "steps_down",
             "predicted_accuracy", "val_accuracy", "test_accuracy", "parity_max_abs_diff",
             "top1_agreement", "engine"]
     buf = io.StringIO()

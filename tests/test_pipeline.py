@@ -28,7 +28,8 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
     for name in ("frontier", "baselines"):
         schema_check(json.loads((out / f"{name}_onnxruntime_fp32.json").read_text()))
     front = json.loads((out / "frontier_onnxruntime_fp32.json").read_text())["points"]
-    assert summary["results"][-1]["choices"] == front[-1]["choices"]  # the best is reachable
+    # the best is reachable (the solver's pick; a measured miss may have stepped it down)
+    assert summary["results"][-1]["first_choices"] == front[-1]["choices"]
     for r in summary["results"]:
         man = json.loads(open(r["manifest"]).read())
         assert man["kind"] == "hwnas.engine_manifest"
@@ -87,6 +88,7 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
     assert Path(json.loads(stdout)["report"]).is_file()
     if shutil.which("chromium"):
         _renders_in_chromium(report)
+    _step_down_and_reuse(run_cli, argv, out, summary, monkeypatch)
     # the same folder with other training settings: refused before anything runs (its
     # validation images could be this run's test images), nothing on disk touched
     other = list(argv)
@@ -94,6 +96,49 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
     rc, _, err = run_cli(*other)
     assert rc == 2 and "trained with other settings" in err and "Traceback" not in err
     assert (out / "train" / "accuracy_table.json").read_bytes() == table_before
+
+
+def _step_down_and_reuse(run_cli, argv, out: Path, summary, monkeypatch) -> None:
+    """An engine measured over its budget is replaced by a faster frontier point's, the
+    step is recorded in its manifest, and a rerun reuses it without building or timing."""
+    import hwnas.engines.budget as hb
+
+    top = summary["results"][-1]
+    real = hb.missed
+
+    def missed_once(m, budget):  # the top engine's measurement taken as a miss
+        return (list(m["architecture"]["choices"]) == top["choices"]
+                and budget == top["budget_ms"]) or real(m, budget)
+
+    monkeypatch.setattr(hb, "missed", missed_once)
+    rc, stdout, err = run_cli(*argv)
+    assert rc == 0, err
+    after = json.loads(stdout)["results"][-1]
+    monkeypatch.setattr(hb, "missed", real)
+    assert after["first_choices"] == top["first_choices"]
+    assert after["steps_down"] >= top["steps_down"] + 1
+    assert after["predicted_ms"] < top["predicted_ms"]
+    man = json.loads(open(after["manifest"]).read())
+    schema_check(man)
+    assert list(man["architecture"]["choices"]) == after["choices"] != top["choices"]
+    step = man["step_down"]
+    assert step["budget_ms"] == top["budget_ms"] and len(step["tried"]) == after["steps_down"]
+    assert step["tried"][top["steps_down"]]["choices"] == top["choices"]
+    # the engine was timed with the baselines again; the chosen rows are the new networks
+    base = json.loads((out / "baselines_onnxruntime_fp32.json").read_text())
+    assert base["engines"][f"{top['budget_ms']:g}"]["measured_ms"] == after["measured_ms"]
+    assert [n["choices"] for n in base["networks"] if n["kind"] == "chosen"][-1] == \
+        after["choices"]
+    arch = json.loads((Path(after["manifest"]).parent / "arch.json").read_text())
+    assert arch["choices"] == after["choices"]
+    # a rerun reuses the stepped-down engine and its measurement: nothing rebuilt or timed
+    files = {p: p.read_bytes() for p in [Path(after["manifest"]),
+                                        out / "baselines_onnxruntime_fp32.json"]}
+    rc, stdout, err = run_cli(*argv)
+    assert rc == 0, err
+    assert {p: p.read_bytes() for p in files} == files
+    again = json.loads(stdout)["results"][-1]
+    assert (again["choices"], again["steps_down"]) == (after["choices"], after["steps_down"])
 
 
 def _renders_in_chromium(report: Path) -> None:

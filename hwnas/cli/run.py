@@ -146,6 +146,11 @@ def cmd_run(args) -> int:
                for r in d["results"]])
         for r in d["results"]:
             c.print(f"  {r['engine']}")
+        down = [r for r in d["results"] if r.get("steps_down")]
+        if down:
+            c.print("  stepped down after a measured miss: " + "; ".join(
+                f"{r['budget_ms']:g} ms ({r['steps_down']} step(s) from "
+                f"{','.join(r['first_choices'])})" for r in down))
         m = d.get("budget_margin") or {}
         if m:
             c.print(f"  each network was chosen within its budget less a "
