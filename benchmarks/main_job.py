@@ -68,7 +68,8 @@ def main() -> None:
            "budget_margin": summary.get("budget_margin"), "data_split": summary.get("data_split"),
            "engines": [{k: r.get(k) for k in ("budget_ms", "predicted_ms", "measured_ms",
                                               "prediction_error", "meets_budget",
-                                              "test_accuracy", "val_accuracy", "choices")}
+                                              "test_accuracy", "val_accuracy", "choices",
+                                              "steps_down")}
                        for r in res],
            "engines_meeting_budget": f"{sum(bool(m) for m in meets)}/{len(meets)}",
            "dominance": dom}

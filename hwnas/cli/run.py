@@ -112,23 +112,27 @@ def cmd_run(args) -> int:
     import time
 
     t0 = time.monotonic()
-    tty = sys.stderr.isatty()
 
     def progress(stage: str, done: int, total: int) -> None:
-        # a terminal gets a line redrawn in place; a log file or CI a plain line at most
-        # every 15 s (and at the end of a stage), so a long run is never silent
+        # a log file or CI gets a plain line at most every 15 s (and at the end of a
+        # stage), so a long run is never silent; a terminal gets rich bars (below)
         if last.get(stage) == done:
             return
         last[stage] = done
-        if tty:
-            sys.stderr.write(f"\r  {stage}: {done}/{total}   " + ("\n" if done >= total else ""))
-        elif done >= total or time.monotonic() - last.get("_t", 0) >= 15:
+        if done >= total or time.monotonic() - last.get("_t", 0) >= 15:
             last["_t"] = int(time.monotonic())
             sys.stderr.write(f"hwnas run: {stage} {done}/{total} "
                              f"({time.monotonic() - t0:.0f} s elapsed)\n")
-        sys.stderr.flush()
+            sys.stderr.flush()
 
-    summary = run_pipeline(cfg, args.out, say, progress)
+    if sys.stderr.isatty():
+        from ._output import stage_progress
+
+        bars, update = stage_progress()
+        with bars:  # one bar per stage; say() lines print above them
+            summary = run_pipeline(cfg, args.out, say, update)
+    else:
+        summary = run_pipeline(cfg, args.out, say, progress)
 
     def human(d) -> None:
         table(f"{d['space']} on {d['backend']} {d['precision']}: engines "
