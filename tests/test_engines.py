@@ -119,6 +119,12 @@ def test_export_engine_verified_and_measured(run_cli, ckpt, tmp_path, backend, p
         assert lat["host_drift"] == pytest.approx(
             lat["reference_floor_ms"] / lat["table_reference_floor_ms"] - 1)
     assert m["preprocessing"]["normalise"]["std"] > 0
+    assert m["preprocessing"]["labels"] == [str(i) for i in range(10)]  # digits 0-9
+    # preprocessing, labels and architecture travel inside the engine file as well
+    meta = _engine_metadata(out / eng["file"])
+    assert json.loads(meta["hwnas.preprocessing"]) == m["preprocessing"]
+    assert json.loads(meta["hwnas.labels"]) == m["preprocessing"]["labels"]
+    assert meta["hwnas.architecture"] == ",".join(m["architecture"]["choices"])
     assert 0 <= m["accuracy"]["val_engine"] <= 1
     from hwnas_profilers.backends import onnx_precision
 
@@ -130,6 +136,20 @@ def test_export_engine_verified_and_measured(run_cli, ckpt, tmp_path, backend, p
     rc, stdout, err = run_cli("measure", out / eng["file"], "--quick", "--json")
     assert rc == 0, err
     assert json.loads(stdout)["median_ms"] > 0
+
+
+def _engine_metadata(engine: Path) -> dict[str, str]:
+    """The hwnas.* metadata as each runtime reads it back from the engine file."""
+    if engine.suffix == ".onnx":
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(engine), providers=["CPUExecutionProvider"])
+        return dict(sess.get_modelmeta().custom_metadata_map)
+    import openvino as ov
+
+    model = ov.Core().read_model(str(engine))
+    return {f"hwnas.{k}": model.get_rt_info(["hwnas", k]).astype(str)
+            for k in ("preprocessing", "labels", "architecture", "space")}
 
 
 @pytest.mark.skipif(not has("openvino"), reason="openvino is not installed")

@@ -38,6 +38,7 @@ def test_digits_split_is_fixed_by_seed():
     assert a.train_x.shape[1:] == (3, 16, 16) and len(a.train_y) + len(a.val_y) == 1797
     assert torch.equal(a.val_y, b.val_y) and not torch.equal(a.val_y, c.val_y)
     assert abs(float(a.train_x.mean())) < 1e-3
+    assert a.preprocessing((16, 16, 3))["labels"] == [str(i) for i in range(10)]
 
 
 def _pgm(path, arr):
@@ -62,6 +63,8 @@ def test_image_folder(tmp_path):
     d = load_data(tmp_path, (8, 8, 3), 4, seed=0, val_fraction=0.25)
     assert len(d.train_y) + len(d.val_y) == n and d.train_x.shape[1:] == (3, 8, 8)
     assert "2 classes" in d.source
+    # the class of each output index, as a deployment must map the engine's logits
+    assert d.labels == ("cat", "dog") and d.preprocessing((8, 8, 3))["labels"] == ["cat", "dog"]
 
 
 def test_image_folder_bad(tmp_path):

@@ -38,6 +38,7 @@ class ModelFiles:
     module: Any                     # torch module (fp32, BN folded) for PyTorch-native emitters
     input_shape: tuple[int, ...]    # NCHW at batch 1; input and output are float32
     calibration: np.ndarray         # the images post-training quantization calibrates on
+    metadata: Mapping[str, str] = field(default_factory=dict)  # for the engine file itself
 
 
 Session = Callable[[np.ndarray], np.ndarray]  # one NCHW float32 batch-1 input -> logits

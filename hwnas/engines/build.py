@@ -272,10 +272,16 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
                  "weights": "int8 symmetric per-channel", "activations": "int8",
                  "bn": "folded", "calibration_images": int(len(calib)),
                  "calibration_data": "training split" if data is not None else "random inputs"}
-    files = ModelFiles(req.precision, fp32, onnx_path, folded, input_shape, calib)
+    # preprocessing, labels and architecture travel inside every ONNX file (and the IR)
+    meta = nw.model_metadata(space, arch, data)
+    for f in sorted(src.glob("*.onnx")):
+        nw.stamp_onnx(f, meta)
+    files = ModelFiles(req.precision, fp32, onnx_path, folded, input_shape, calib, meta)
     say(f"emitting the {emitter.name} {req.precision} engine")
     info = emitter.emit(files, stage)
     engine = stage / info["file"]
+    if engine.suffix == ".onnx":  # a runtime's own save may drop them
+        nw.stamp_onnx(engine, meta)
 
     # parity: the engine file loaded by its runtime against the fp32 PyTorch network
     if data is not None:

@@ -57,6 +57,8 @@ class OpenVinoEmitter(Emitter):
             model = ov.convert_model(str(src))
             if self.precision == "int8" and ptq == "nncf":
                 model = self._nncf_quantize(model, files)
+            for key, value in files.metadata.items():  # read back: model.get_rt_info()
+                model.set_rt_info(value, ["hwnas", key.removeprefix("hwnas.")])
             ov.save_model(model, str(out_dir / "model.xml"),
                           compress_to_fp16=self.precision == "fp16")
         except EngineError:

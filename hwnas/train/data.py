@@ -38,6 +38,7 @@ class DataSplit:
     # validation split ranks candidates and picks networks); empty unless asked for
     test_x: "torch.Tensor | None" = None
     test_y: "torch.Tensor | None" = None
+    labels: tuple[str, ...] = ()  # class name of each output index (empty: the index itself)
 
     @property
     def has_test(self) -> bool:
@@ -52,6 +53,8 @@ class DataSplit:
                 "channels": f"grey repeated to {c}" if c != 1 else "grey (RGB averaged)",
                 "normalise": {"mean": self.mean, "std": self.std,
                               "formula": "(x - mean) / std, one scalar for all channels"},
+                "labels": list(self.labels) or [str(i) for i in range(self.classes)],
+                "output": "logits; the class of output index i is labels[i]",
                 "source": self.source}
 
     def describe(self) -> dict[str, Any]:
@@ -297,6 +300,7 @@ def load_data(ref: "str | Path", input_hwc: tuple[int, int, int], classes: int, 
     ref_s = str(ref)
     if ref_s in BUILTIN_DATA:
         (images, labels), source = BUILTIN_DATA[ref_s](), ref_s
+        names = [str(i) for i in range(int(labels.max()) + 1)]  # the digit each class is
     else:
         path = Path(ref_s)
         if path.is_dir():
@@ -307,6 +311,7 @@ def load_data(ref: "str | Path", input_hwc: tuple[int, int, int], classes: int, 
                 raise UserError(f"data file {path} does not exist")
             images, labels = _npz(path)
             source = f"npz:{path}"
+            names = []  # integer labels: the index is the class
         else:
             names = " or ".join(map(repr, BUILTIN_DATA))
             raise UserError(f"unknown data {ref_s!r}: give {names}, "
@@ -335,4 +340,4 @@ def load_data(ref: "str | Path", input_hwc: tuple[int, int, int], classes: int, 
     x = (x - mean) / std
     test = {"test_x": x[test_idx], "test_y": y[test_idx]} if n_test else {}
     return DataSplit(x[train_idx], y[train_idx], x[val_idx], y[val_idx], classes, source,
-                     float(mean), float(std), **test)
+                     float(mean), float(std), **test, labels=tuple(names))
