@@ -3,6 +3,7 @@
     python benchmarks/engines_bench.py tables   # profile the precision-matched tables here
     python benchmarks/engines_bench.py quality --run runs/default   # tiny-32, trained supernet
     python benchmarks/engines_bench.py budgets  # 5 budgets per space, ORT/OV x fp32/int8
+    python benchmarks/engines_bench.py remeasure  # one more pass over the same engine files
     python benchmarks/engines_bench.py report   # print the figures from the saved JSON
 
 Everything lands in runs/bench_engines/ (JSON per stage); nothing else may load the CPU
@@ -111,7 +112,6 @@ def stage_budgets(run: Path | None, passes: int = 2) -> None:
     from hwnas.engines import EngineRequest, build_engine
     from hwnas.engines.budget import first_choices, step_down, tried
     from hwnas.pipeline import RunConfig, budget_margin
-    from hwnas.profiling import measure_onnx
     from hwnas.solver import frontier
     from hwnas.tables.device import load_device_table
 
@@ -166,20 +166,30 @@ def stage_budgets(run: Path | None, passes: int = 2) -> None:
                                                        "measured_ms", "build_s")}), flush=True)
                 (OUT / "budgets.json").write_text(json.dumps(rows, indent=1))
     for _ in range(passes - 1):  # the same engine files measured again, later
-        for row in rows:
-            # the table's own statistic (Protocol's default figure, the floor, for v2 tables)
-            r = measure_onnx(row["engine"], row["backend"], precision=row["precision"])
-            assert r["figure"] == row["statistic"], (r["figure"], row["statistic"])
-            row["measured_ms"].append(r["figure_ms"])
-            row["spread_ms"].append(r["spread_ms"])
-            ref = (load_device_table(row["table"]).meta.get("reference") or {})
-            then = ref.get("run_floor_ms") or ref.get("floor_ms")
-            now = r.get("reference_run_floor_ms")
-            row["host_drift"].append(now / then - 1 if then and now else None)
-        (OUT / "budgets.json").write_text(json.dumps(rows, indent=1))
+        measure_again(rows)
     for row in rows:
         if row["backend"] == "openvino":
             row["benchmark_app_ms"] = benchmark_app(Path(row["engine"]), threads=1, seconds=3)
+    (OUT / "budgets.json").write_text(json.dumps(rows, indent=1))
+
+
+def measure_again(rows: list | None = None) -> None:
+    """One more pass over the engine files of ``budgets.json`` (``remeasure`` stage: the
+    same files, measured again later, in a fresh process)."""
+    from hwnas.profiling import measure_onnx
+    from hwnas.tables.device import load_device_table
+
+    rows = rows if rows is not None else json.loads((OUT / "budgets.json").read_text())
+    for row in rows:
+        # the table's own statistic (Protocol's default figure, the floor, for v2 tables)
+        r = measure_onnx(row["engine"], row["backend"], precision=row["precision"])
+        assert r["figure"] == row["statistic"], (r["figure"], row["statistic"])
+        row["measured_ms"].append(r["figure_ms"])
+        row["spread_ms"].append(r["spread_ms"])
+        ref = (load_device_table(row["table"]).meta.get("reference") or {})
+        then = ref.get("run_floor_ms") or ref.get("floor_ms")
+        now = r.get("reference_run_floor_ms")
+        row["host_drift"].append(now / then - 1 if then and now else None)
     (OUT / "budgets.json").write_text(json.dumps(rows, indent=1))
 
 
@@ -286,7 +296,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     passes = int(sys.argv[sys.argv.index("--passes") + 1]) if "--passes" in sys.argv else 2
     {"tables": stage_tables, "budgets": lambda: stage_budgets(run, passes),
-     "quality": lambda: stage_quality(run), "report": report}[stage]()
+     "quality": lambda: stage_quality(run), "remeasure": measure_again,
+     "report": report}[stage]()
 
 
 if __name__ == "__main__":
