@@ -6,9 +6,9 @@ own data:
 0. check every argument that can be checked before training: the engine backend is
    registered and installed and supports the precision, the data is readable, the
    budgets are numbers (and reachable, when a shipped table for this backend exists);
-1. train a weight-sharing supernet and its PONAS accuracy table (reused if present);
-2. profile every block of the space on this machine's runtime, in the engine's precision
-   (resumed or reused if present);
+1. profile every block of the space on this machine's runtime, in the engine's precision
+   (resumed or reused if present), and check the budgets against it;
+2. train a weight-sharing supernet and its PONAS accuracy table (reused if present);
 3. compute the whole accuracy-latency frontier (exact knapsack) and pick one
    architecture per budget;
 4. for each: build the engine (:mod:`hwnas.engines`: inherited weights, fine-tuning, QAT
@@ -156,27 +156,43 @@ def check_run(cfg: RunConfig) -> tuple[Any, Any]:
     return space, emitter
 
 
-def _train(cfg: RunConfig, space, out: Path, say: Say, progress):
-    from .tables.accuracy import load_accuracy_table
-    from .train.checkpoint import CHECKPOINT_NAME
-    from .train.ponas import TABLE_NAME, TrainConfig, data_for, train_accuracy_table
+def _train_config(cfg: RunConfig) -> Any:
+    from .train.ponas import TrainConfig
 
     # the tuned setting of benchmarks/train_tiny.py (RESULTS.md): marginal stage-2 scores
-    # over 12 shared context paths rank whole architectures best
-    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=32, finetune_steps=0,
+    # over shared context paths rank whole architectures best
+    return TrainConfig(epochs=cfg.epochs, batch_size=32, finetune_steps=0,
                        later_paths=cfg.later_paths,
                        bn_batches=8, prefix="sampled", val_fraction=0.3,
                        test_fraction=cfg.test_fraction, seed=cfg.seed)
+
+
+def _trained(space, out: Path, tcfg) -> Any:
+    """The finished accuracy table in ``out/train``, if any; one trained with other
+    settings is refused (its validation images could be this run's test images)."""
+    from .tables.accuracy import load_accuracy_table
+    from .train.checkpoint import CHECKPOINT_NAME
+    from .train.ponas import TABLE_NAME
+
+    tdir = out / "train"
+    if not ((tdir / TABLE_NAME).is_file() and (tdir / CHECKPOINT_NAME).is_file()):
+        return None
+    table = load_accuracy_table(tdir / TABLE_NAME, space)
+    made = table.provenance.get("config")
+    if made is not None and not tcfg.same_as(made):
+        raise UserError(f"{tdir} holds a supernet trained with other settings (epochs, "
+                        "context paths, data split or seed); use another --out, or remove "
+                        f"{tdir} to train again")
+    return table
+
+
+def _train(cfg: RunConfig, space, out: Path, say: Say, progress, tcfg, table):
+    from .train.checkpoint import CHECKPOINT_NAME
+    from .train.ponas import TABLE_NAME, data_for, train_accuracy_table
+
     data = data_for(space, cfg.data, tcfg)
     tdir = out / "train"
-    if (tdir / TABLE_NAME).is_file() and (tdir / CHECKPOINT_NAME).is_file():
-        table = load_accuracy_table(tdir / TABLE_NAME, space)
-        made = table.provenance.get("config")
-        if made is not None and not tcfg.same_as(made):
-            # another split or setting: its validation images may be this run's test images
-            raise UserError(f"{tdir} holds a supernet trained with other settings (epochs, "
-                            "context paths, data split or seed); use another --out, or remove "
-                            f"{tdir} to train again")
+    if table is not None:
         say(f"accuracy table: reusing {tdir / TABLE_NAME}")
         return table, tdir / CHECKPOINT_NAME, data
     from .train.distributed import setup
@@ -186,6 +202,21 @@ def _train(cfg: RunConfig, space, out: Path, say: Say, progress):
         f"{cfg.train_device})")
     res = train_accuracy_table(space, data, tdir, tcfg, progress=progress, dist=dist)
     return res.table, res.checkpoint_path, data
+
+
+def _check_budgets(cfg: RunConfig, space, dev, margin: float, table_path: Path) -> None:
+    """Budgets against this machine's device table, before any training: the fastest
+    network of the space (every layer's fastest candidate) with the margin must fit."""
+    if not cfg.budgets_ms:
+        return
+    const, costs = dev.layer_costs(space)
+    fastest = const + sum(float(c.min()) for c in costs)
+    if min(cfg.budgets_ms) / (1.0 + margin) < fastest * (1 - 1e-9):
+        raise UserError(f"budget {min(cfg.budgets_ms):g} ms is below the fastest {space.name} "
+                        f"network on this machine with the {100 * margin:.1f}% margin for "
+                        f"prediction error: {fastest * (1 + margin):.4f} ms ({fastest:.4f} ms "
+                        f"predicted by {table_path}; --budget-margin sets the margin); nothing "
+                        "was trained, the device table is kept")
 
 
 def _device_table(cfg: RunConfig, space, emitter, out: Path, say: Say, progress):
@@ -251,13 +282,18 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
     from .solver import frontier
     from .train.checkpoint import load_checkpoint
 
-    acc, ck_path, data = _train(cfg, space, out, say, progress)
+    # cheap checks first: a train/ folder of other settings, then the device table (about
+    # a minute) and the budgets against it, and only then the training (minutes)
+    tcfg = _train_config(cfg)
+    trained = _trained(space, out, tcfg)
     dev, table_path = _device_table(cfg, space, emitter, out, say, progress)
+    margin, margin_from = budget_margin(cfg, dev)
+    _check_budgets(cfg, space, dev, margin, table_path)
+    acc, ck_path, data = _train(cfg, space, out, say, progress, tcfg, trained)
 
     front = frontier(acc, dev)  # one exact frontier serves every budget
     points = front.points()
     front.save(out / f"frontier_{cfg.tag}.json")
-    margin, margin_from = budget_margin(cfg, dev)
     budgets = list(cfg.budgets_ms) or _default_budgets(points, margin)
     if budgets and min(budgets) / (1.0 + margin) < points[0].latency_ms:
         raise UserError(f"budget {min(budgets)} ms is below the fastest network of the "

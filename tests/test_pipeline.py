@@ -89,6 +89,7 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
     if shutil.which("chromium"):
         _renders_in_chromium(report)
     _step_down_and_reuse(run_cli, argv, out, summary, monkeypatch)
+    _unreachable_budget_before_training(run_cli, argv, out, tmp_path)
     # the same folder with other training settings: refused before anything runs (its
     # validation images could be this run's test images), nothing on disk touched
     other = list(argv)
@@ -139,6 +140,26 @@ def _step_down_and_reuse(run_cli, argv, out: Path, summary, monkeypatch) -> None
     assert {p: p.read_bytes() for p in files} == files
     again = json.loads(stdout)["results"][-1]
     assert (again["choices"], again["steps_down"]) == (after["choices"], after["steps_down"])
+
+
+def _unreachable_budget_before_training(run_cli, argv, out: Path, tmp_path: Path) -> None:
+    """A budget below this machine's fastest network (with the margin) is refused once the
+    device table exists and before any training; the message names the fastest."""
+    from hwnas.spaces import load_space
+    from hwnas.tables.device import load_device_table
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    table = out / "device_table_onnxruntime_fp32.json"
+    shutil.copy(table, fresh / table.name)
+    const, costs = load_device_table(table).layer_costs(load_space("tiny-32"))
+    fastest = const + sum(float(c.min()) for c in costs)
+    other = [str(a) for a in argv]
+    other[other.index("--out") + 1] = str(fresh)
+    rc, _, err = run_cli(*other, "--budget-ms", f"{fastest * 0.99:.6f}")
+    assert rc == 2 and "fastest" in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and not (fresh / "train").exists()
+    assert (fresh / table.name).read_bytes() == table.read_bytes()  # kept, untouched
 
 
 def _renders_in_chromium(report: Path) -> None:
