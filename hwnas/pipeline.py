@@ -136,8 +136,7 @@ def check_run(cfg: RunConfig) -> tuple[Any, Any]:
 
         table = default_table(space, cfg.backend, "cpu", cfg.precision)
         if table is not None:
-            const, costs = table.layer_costs(space)
-            lo = const + sum(float(c.min()) for c in costs)
+            lo = table.fastest_ms(space)
             if min(cfg.budgets_ms) < 0.5 * lo:  # tables of other hosts differ; be lenient
                 raise UserError(f"budget {min(cfg.budgets_ms)} ms is far below the fastest "
                                 f"{space.name} network on {cfg.backend} {cfg.precision} "
@@ -209,8 +208,7 @@ def _check_budgets(cfg: RunConfig, space, dev, margin: float, table_path: Path) 
     network of the space (every layer's fastest candidate) with the margin must fit."""
     if not cfg.budgets_ms:
         return
-    const, costs = dev.layer_costs(space)
-    fastest = const + sum(float(c.min()) for c in costs)
+    fastest = dev.fastest_ms(space)
     if min(cfg.budgets_ms) / (1.0 + margin) < fastest * (1 - 1e-9):
         raise UserError(f"budget {min(cfg.budgets_ms):g} ms is below the fastest {space.name} "
                         f"network on this machine with the {100 * margin:.1f}% margin for "

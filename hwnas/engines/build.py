@@ -280,7 +280,7 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
     say(f"emitting the {emitter.name} {req.precision} engine")
     info = emitter.emit(files, stage)
     engine = stage / info["file"]
-    if engine.suffix == ".onnx":  # a runtime's own save may drop them
+    if engine.suffix == ".onnx":  # ONNX Runtime's save keeps them; another emitter's may not
         nw.stamp_onnx(engine, meta)
 
     # parity: the engine file loaded by its runtime against the fp32 PyTorch network

@@ -118,9 +118,13 @@ def model_metadata(space: Any, arch: Any, data: Any | None) -> dict[str, str]:
 
 def stamp_onnx(path: Path, metadata: Mapping[str, str]) -> Path:
     """Write ``metadata`` into the ONNX file's ``metadata_props`` (ONNX Runtime reads them
-    back as ``session.get_modelmeta().custom_metadata_map``); same keys are replaced."""
+    back as ``session.get_modelmeta().custom_metadata_map``); same keys are replaced. A
+    file that already carries them is left as it is (not rewritten)."""
     onnx = require("onnx", "torch")
     model = onnx.load(str(path))
+    have = {p.key: p.value for p in model.metadata_props}
+    if all(have.get(k) == v for k, v in metadata.items()):
+        return path
     keep = [(p.key, p.value) for p in model.metadata_props if p.key not in metadata]
     del model.metadata_props[:]
     for k, v in [*keep, *metadata.items()]:

@@ -263,6 +263,12 @@ class DeviceTable:
             costs.append(np.asarray(row, dtype=float))
         return const, costs
 
+    def fastest_ms(self, space: SearchSpace) -> float:
+        """The predicted latency of the space's fastest network (each layer's fastest
+        candidate): no budget below it can be met on this table's machine."""
+        const, costs = self.layer_costs(space)
+        return const + sum(float(c.min()) for c in costs)
+
     # ------------------------------------------------------------ encoding
     def to_dict(self) -> dict[str, Any]:
         return {
