@@ -32,25 +32,25 @@ def one_run(args, space, archs, nets_dir, table_path=None) -> dict:
         table_path = Path(tempfile.mkdtemp(prefix="hwnas-fidelity-")) / "table.json"
         t0 = time.perf_counter()
         profile_space(space, args.backend, table_path, threads=args.threads,
-                      precision=args.precision, figure=args.figure)
+                      precision=args.precision, figure=args.figure, mode=args.mode)
         row["profile_s"] = round(time.perf_counter() - t0, 1)
     table = load_device_table(table_path)
     t0 = time.perf_counter()
     res = measure_nets(space, nets_dir, args.n, args.backend, args.threads, args.precision,
-                       table.figure)
+                       table.figure, mode=args.mode)
     row["measure_s"] = round(time.perf_counter() - t0, 1)
     row.update(score(table, space, archs, res))
     return row
 
 
 def measure_nets(space, nets_dir, n: int, backend: str, threads: int, precision: str,
-                 figure: str) -> dict:
+                 figure: str, mode: str = "") -> dict:
     """The ``n`` exported nets end to end, interleaved, by the statistic ``figure``."""
     from hwnas_profilers import Protocol, Settings, get_profiler
 
     from hwnas_profilers.session import measure_with_reference
 
-    prof = get_profiler(backend, Settings(threads=threads, precision=precision))
+    prof = get_profiler(backend, Settings(threads=threads, precision=precision, mode=mode))
     shape = (1, space.input[2], space.input[0], space.input[1])
     runners = {f"net{i:03d}": prof.load(nets_dir / f"net{i:03d}.onnx", shape) for i in range(n)}
     try:
@@ -104,6 +104,7 @@ def add_table_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--mode", default="", help="backend execution mode (torch: cuda-graph, aoti)")
 
 
 def main() -> None:

@@ -171,7 +171,7 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
                                 threads=int(meta.get("threads", 1)),
                                 batch=int(meta.get("batch", 1)),
                                 mode=str(meta.get("mode", "")) if meta.get("mode") in
-                                ("cuda-graph",) else "")
+                                ("cuda-graph", "aoti") else "")
         except (TypeError, ValueError):
             raise UserError(f"{table_path}: its settings (threads/batch) are not numbers") from None
         prof = get_profiler(backend, settings)  # a missing runtime fails here, naming the extra

@@ -35,7 +35,7 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
     p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1; 0: one per core)")
     p.add_argument("--batch", type=int, default=1, help="batch size (the bundle's; default 1)")
-    p.add_argument("--mode", default="", help="backend execution mode (torch: eager, cuda-graph)")
+    p.add_argument("--mode", default="", help="backend execution mode (torch: eager, cuda-graph, aoti)")
     p.add_argument("--quick", action="store_true", help="short protocol (smoke runs; noisier)")
 
 

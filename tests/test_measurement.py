@@ -301,3 +301,50 @@ def test_shipped_cpu_tables_predict_the_floor_with_an_upper_line():
     for name in ("tiny-32_torch_cuda_fp16", "proxyless-mobile_torch_cuda_fp32"):
         t = load_device_table(name)  # eager GPU tables say what they predict
         assert t.meta.get("mode") == "eager" and "launch" in t.meta.get("predicts", ""), name
+
+
+@pytest.mark.skipif(not (has("torch") and has("onnx")), reason="torch + onnx needed")
+def test_aoti_mode_times_the_block_as_a_torch_aoti_package(tmp_path, monkeypatch,
+                                                           torch_one_thread):
+    """Mode aoti compiles the block's graph into an AOTInductor package (what a torch-aoti
+    engine runs), times the loaded package, computes what the eager graph computes, and
+    reuses the cached package instead of compiling again."""
+    import numpy as np
+    import onnx
+    import torch
+
+    if not hasattr(torch._inductor, "aoti_compile_and_package"):
+        pytest.skip(f"torch {torch.__version__} has no AOTInductor packaging")
+    from hwnas.nn.export import export_block
+    from hwnas_profilers.backends import fixed_input
+    from hwnas_profilers.backends.torch import compile_graph
+    from hwnas_profilers.session import write_identity_model
+
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))
+    b = load_space("tiny-32").layers[3].candidates[0]  # an 8x8 residual block: quick to compile
+    f = export_block(b, tmp_path / "block.onnx")
+    shape = [1, b.cin, b.h, b.w]
+    prof = get_profiler("torch", Settings(mode="aoti"))
+    assert prof.runtime()["mode"] == "aoti" and "AOTInductor" in prof.runtime()["execution"]
+    r = prof.load(f, shape)
+    pkgs = list((tmp_path / "cache" / "converted").glob("*.aoti.pt2"))
+    assert len(pkgs) == 1 and r.time_ms() > 0
+    # the package computes the block: same output as the eager graph
+    x = torch.as_tensor(fixed_input(shape))
+    eager = compile_graph(onnx.load(str(f)), torch, onnx, "cpu", torch.float32)(x)
+    got = torch._inductor.aoti_load_package(str(pkgs[0]))(x)
+    assert np.allclose(got.numpy(), eager.numpy(), atol=1e-4)
+    r.close()
+    # a second load (a resumed profile) reuses the package: no compiler call
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package",
+                        lambda *a, **k: pytest.fail("compiled again"))
+    r2 = prof.load(f, shape)
+    assert r2.time_ms() > 0
+    r2.close()
+    monkeypatch.undo()
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))
+    # the identity graph (per-call overhead) compiles too: its output would alias the input
+    ident = write_identity_model(tmp_path / "identity.onnx")
+    r3 = prof.load(ident, (1, 1, 1, 1))
+    assert r3.time_ms() > 0
+    r3.close()

@@ -28,9 +28,11 @@ def register(sub) -> None:
                    help="batch size of every block and network (default 1; GPU deployments "
                         "batch: profile 1, 8 and 32 into separate tables)")
     p.add_argument("--mode", default="", metavar="MODE",
-                   help="backend execution mode: torch eager (default) or cuda-graph (each "
+                   help="backend execution mode: torch eager (default), cuda-graph (each "
                         "block captured once, its replay timed: what a graph-captured "
-                        "deployment runs)")
+                        "deployment runs) or aoti (each block compiled as a torch-aoti "
+                        "engine, its AOTInductor package timed: what a torch-aoti engine "
+                        "runs; 10-60 s of compiling per block, cached)")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="profile on a Ray cluster (HOST:PORT of its head, or auto): every node "
                         "carrying the device resource measures the space into its own table, "

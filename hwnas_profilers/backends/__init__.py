@@ -86,14 +86,14 @@ def quantizable_copy(onnx_path: Path, tmp: Path) -> Path:
     return tmp
 
 
-def _cached(onnx_path: Path, tag: str, extra: str = "") -> Path:
+def _cached(onnx_path: Path, tag: str, extra: str = "", suffix: str = ".onnx") -> Path:
     """Where the converted copy of ``onnx_path`` lives (keyed by content), in the user's
     private cache, not a fixed /tmp folder; written through ``fileformat.atomic_path``."""
     data = Path(onnx_path).read_bytes()
     digest = hashlib.sha256(data + extra.encode()).hexdigest()[:16]
     from ..fileformat import cache_root
 
-    return cache_root("converted") / f"{Path(onnx_path).stem}-{digest}.{tag}.onnx"
+    return cache_root("converted") / f"{Path(onnx_path).stem}-{digest}.{tag}{suffix}"
 
 
 def qdq_model(onnx_path: Path, input_shape: Sequence[int]) -> Path:

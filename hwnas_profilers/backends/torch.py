@@ -21,6 +21,15 @@ with SIGSEGV inside ``load_pt2``; a crash must become a clear error, not a dead 
 An exported-program archive (``torch.export.save``, the ``torch-export`` engine) is loaded
 with ``torch.export.load``; on CUDA it is captured once as a CUDA graph and each timed call
 is one graph replay (the form a batch-1 GPU deployment runs), on CPU it runs as exported.
+
+Modes (``Settings.mode``): ``eager`` (default), ``cuda-graph`` (each block captured once,
+each timed call one replay) and ``aoti``: each block (and each calibration network) goes
+through the ``torch-aoti`` engine's path, ``torch.export`` then
+``torch._inductor.aoti_compile_and_package``, and the loaded package is timed, so the table
+predicts what a ``torch-aoti`` engine runs (Inductor's fused kernels, not one kernel per
+op). Packages are cached by the graph's content, device, precision and torch version:
+compiling takes 10-60 s per block on 2 CPU cores, and a resumed or repeated profile
+should not pay it twice.
 """
 
 from __future__ import annotations
@@ -133,7 +142,8 @@ class TorchProfiler(Profiler):
     # eager: each call runs the graph's ops from Python (batch 1 on a GPU: bound by the host
     # launching kernels); cuda-graph: each block captured once, each timed call one replay,
     # as a CUDA-graph, TensorRT or AOTInductor deployment runs it
-    modes = ("eager", "cuda-graph")
+    # aoti: each block compiled as a torch-aoti engine (AOTInductor package) and its package timed
+    modes = ("eager", "cuda-graph", "aoti")
 
     def check(self) -> None:
         try:
@@ -167,9 +177,10 @@ class TorchProfiler(Profiler):
     def runtime(self) -> dict[str, str]:
         t = self._torch
         d = {"runtime": "torch", "version": t.__version__, "mode": self.settings.mode or "eager",
-             "execution": ("CUDA graph replay of the ONNX graph run as torch ops"
-                           if self.settings.mode == "cuda-graph"
-                           else "eager (ONNX graph interpreted op by op)")}
+             "execution": {"cuda-graph": "CUDA graph replay of the ONNX graph run as torch ops",
+                           "aoti": "AOTInductor package of the ONNX graph (torch.export, "
+                                   "aoti_compile_and_package), as a torch-aoti engine runs"
+                           }.get(self.settings.mode, "eager (ONNX graph interpreted op by op)")}
         if self.settings.device_kind == "cuda":
             d["cuda"] = str(t.version.cuda)
         return d
@@ -201,6 +212,8 @@ class TorchProfiler(Profiler):
         dtype = torch.float16 if self.settings.precision == "fp16" else torch.float32
         fn = compile_graph(model, torch, onnx, dev, dtype)
         x = torch.as_tensor(fixed_input(input_shape)).to(device=dev, dtype=dtype)
+        if self.settings.mode == "aoti":
+            return self._load_package(self._aoti_package(path, fn, x), input_shape, dev, dtype)
         if self.settings.mode == "cuda-graph":
             graph, _ = cuda_graph(torch, fn, x)
             return _TorchRunner(torch, graph.replay, True)
@@ -211,7 +224,48 @@ class TorchProfiler(Profiler):
 
         return _TorchRunner(torch, call, dev == "cuda")
 
-    def _load_package(self, path: Path, input_shape: Sequence[int] | None, dev: str) -> Runner:
+    def _aoti_package(self, path: Path, fn: Callable[[Any], Any], x: Any) -> Path:
+        """The block ``path`` (run by ``fn``) as an AOTInductor package, from the cache
+        when one was compiled for the same graph, shape, device, precision and torch."""
+        torch = self._torch
+        if not hasattr(torch._inductor, "aoti_compile_and_package"):
+            raise self.unsupported(f"mode aoti with torch {torch.__version__} (no "
+                                   "torch._inductor.aoti_compile_and_package; torch >= 2.6)")
+        from . import _cached
+        from ..fileformat import atomic_path
+
+        key = f"{x.device.type}-{x.dtype}-{tuple(x.shape)}-torch{torch.__version__}"
+        pkg = _cached(path, "aoti", key, suffix=".pt2")
+        if pkg.is_file():
+            return pkg
+
+        class _Graph(torch.nn.Module):
+            def forward(self, inp: Any) -> Any:
+                # a graph whose output is its input (the identity that measures the per-call
+                # overhead) would alias it, which torch.export refuses: return a copy there
+                out = fn(inp)
+                return out.clone() if out is inp else out
+
+        try:
+            with torch.no_grad():
+                ep = torch.export.export(_Graph().eval(), (x,))
+            # AOTInductor names the package by its suffix: the temporary file ends in .pt2 too
+            with atomic_path(pkg) as tmp:
+                tmp_pt2 = tmp.with_name(tmp.name + ".pt2")
+                try:
+                    torch._inductor.aoti_compile_and_package(ep, package_path=str(tmp_pt2))
+                    tmp_pt2.replace(tmp)
+                finally:
+                    tmp_pt2.unlink(missing_ok=True)
+        except ProfilerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the compiler's own error: this block fails
+            raise ProfilerError(f"AOTInductor cannot compile {path.name}: "
+                                f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}") from None
+        return pkg
+
+    def _load_package(self, path: Path, input_shape: Sequence[int] | None, dev: str,
+                      dtype: Any = None) -> Runner:
         torch = self._torch
         if input_shape is None:
             raise ProfilerError(f"{path.name}: a .pt2 engine needs its input shape "
@@ -224,8 +278,9 @@ class TorchProfiler(Profiler):
         except Exception as exc:  # noqa: BLE001 - the runtime's own error: not a package here
             raise ProfilerError(f"torch cannot load the AOTInductor package {path.name}: "
                                 f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}") from None
-        # engines take fp32 input whatever their precision (the cast is inside the package)
-        x = torch.as_tensor(fixed_input(input_shape)).to(device=dev)
+        # engines take fp32 input whatever their precision (the cast is inside the package);
+        # a block compiled in mode aoti takes its own precision (``dtype``)
+        x = torch.as_tensor(fixed_input(input_shape)).to(device=dev, dtype=dtype or torch.float32)
 
         def call() -> Any:
             with torch.inference_mode():
