@@ -42,7 +42,7 @@ class Settings:
     precision: str = "fp32"
     threads: int = 1  # 0: one per core of this machine; 1 by default (see README: noise)
     batch: int = 1
-    mode: str = ""    # backend-specific execution mode ("": its default; torch: eager, cuda-graph)
+    mode: str = ""    # backend-specific execution mode ("": its default; torch: eager, cuda-graph, aoti)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
