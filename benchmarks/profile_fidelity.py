@@ -8,7 +8,7 @@ every run and the **worst** one (targets: >= 95% within +-10% and median abs err
 in each run). ``--table`` skips the profiling and checks one existing table instead.
 
     python benchmarks/profile_fidelity.py [--backend onnxruntime] [--runs 5] [--n 50]
-        [--figure floor] [--table FILE] [--json OUT]
+        [--figure floor] [--table FILE] [--json OUT] [--device cuda --mode cuda-graph]
 """
 
 from __future__ import annotations
@@ -32,25 +32,27 @@ def one_run(args, space, archs, nets_dir, table_path=None) -> dict:
         table_path = Path(tempfile.mkdtemp(prefix="hwnas-fidelity-")) / "table.json"
         t0 = time.perf_counter()
         profile_space(space, args.backend, table_path, threads=args.threads,
-                      precision=args.precision, figure=args.figure, mode=args.mode)
+                      precision=args.precision, figure=args.figure, mode=args.mode,
+                      device=args.device)
         row["profile_s"] = round(time.perf_counter() - t0, 1)
     table = load_device_table(table_path)
     t0 = time.perf_counter()
     res = measure_nets(space, nets_dir, args.n, args.backend, args.threads, args.precision,
-                       table.figure, mode=args.mode)
+                       table.figure, mode=args.mode, device=args.device)
     row["measure_s"] = round(time.perf_counter() - t0, 1)
     row.update(score(table, space, archs, res))
     return row
 
 
 def measure_nets(space, nets_dir, n: int, backend: str, threads: int, precision: str,
-                 figure: str, mode: str = "") -> dict:
+                 figure: str, mode: str = "", device: str = "cpu") -> dict:
     """The ``n`` exported nets end to end, interleaved, by the statistic ``figure``."""
     from hwnas_profilers import Protocol, Settings, get_profiler
 
     from hwnas_profilers.session import measure_with_reference
 
-    prof = get_profiler(backend, Settings(threads=threads, precision=precision, mode=mode))
+    prof = get_profiler(backend, Settings(threads=threads, precision=precision, mode=mode,
+                                          device=device))
     shape = (1, space.input[2], space.input[0], space.input[1])
     runners = {f"net{i:03d}": prof.load(nets_dir / f"net{i:03d}.onnx", shape) for i in range(n)}
     try:
@@ -105,6 +107,7 @@ def add_table_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--mode", default="", help="backend execution mode (torch: cuda-graph, aoti)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N ...")
 
 
 def main() -> None:

@@ -58,7 +58,7 @@ def main() -> None:
     if not args.table:
         t0 = time.perf_counter()
         profile_space(space, args.backend, table_path, threads=args.threads,
-                      precision=args.precision)
+                      precision=args.precision, device=args.device, mode=args.mode)
         out["profile_s"] = round(time.perf_counter() - t0, 1)
         print(f"profiled {space.name} on {args.backend} (quiet) in {out['profile_s']} s", flush=True)
     table = load_device_table(table_path)
@@ -77,7 +77,7 @@ def main() -> None:
         new = load_device_table(tmp / "recal.json")
         t0 = time.perf_counter()
         res = measure_nets(space, nets_dir, args.n, args.backend, args.threads, args.precision,
-                           table.figure)
+                           table.figure, mode=args.mode, device=args.device)
         out["measure_s"] = round(time.perf_counter() - t0, 1)
     finally:
         for p in procs:

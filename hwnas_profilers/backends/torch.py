@@ -272,7 +272,10 @@ class TorchProfiler(Profiler):
                                 "(hwnas engines record it in manifest.json)")
         if pt2_kind(path) == "export":
             return self._load_exported(path, input_shape, dev)
-        probe_aoti_load(path)
+        if not (dtype is not None and dev in _AOTI_LOADS_HERE):
+            probe_aoti_load(path)
+            if dtype is not None:  # a block of mode aoti, compiled here by this torch
+                _AOTI_LOADS_HERE.add(dev)
         try:
             fn = torch._inductor.aoti_load_package(str(path))
         except Exception as exc:  # noqa: BLE001 - the runtime's own error: not a package here
@@ -320,6 +323,14 @@ def cuda_graph(torch: Any, mod: Any, x: Any) -> tuple[Any, Any]:
         with torch.cuda.graph(g):
             out = mod(x)
     return g, out
+
+
+# Devices on which a package compiled by this process's torch loaded in a child process.
+# The crash seen (torch 2.11 on an H200) hit every CUDA package alike, so in mode aoti the
+# first block's package is probed and the rest are not: a child process costs 3-4 s (the
+# torch import), and a table has 50-90 packages. Engine files (made elsewhere) are always
+# probed.
+_AOTI_LOADS_HERE: set[str] = set()
 
 
 def pt2_kind(path: Path) -> str:
