@@ -170,8 +170,8 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
                                 precision=str(meta.get("precision", "fp32")),
                                 threads=int(meta.get("threads", 1)),
                                 batch=int(meta.get("batch", 1)),
-                                mode=str(meta.get("mode", "")) if meta.get("mode") in
-                                ("cuda-graph", "aoti") else "")
+                                # the backend itself refuses a mode it does not have
+                                mode=str(meta.get("mode") or ""))
         except (TypeError, ValueError):
             raise UserError(f"{table_path}: its settings (threads/batch) are not numbers") from None
         prof = get_profiler(backend, settings)  # a missing runtime fails here, naming the extra

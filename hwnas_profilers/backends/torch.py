@@ -210,10 +210,15 @@ class TorchProfiler(Profiler):
             if not all(input_shape):
                 raise ProfilerError(f"{path} has a dynamic input shape; give one")
         dtype = torch.float16 if self.settings.precision == "fp16" else torch.float32
+        if self.settings.mode == "aoti":
+            # the first package per device is probed in a child process (see _AOTI_LOADS_HERE)
+            probe = dev not in _AOTI_LOADS_HERE
+            runner = self._load_package(self._aoti_package(path, model, input_shape, dtype),
+                                        input_shape, dev, dtype, probe=probe)
+            _AOTI_LOADS_HERE.add(dev)
+            return runner
         fn = compile_graph(model, torch, onnx, dev, dtype)
         x = torch.as_tensor(fixed_input(input_shape)).to(device=dev, dtype=dtype)
-        if self.settings.mode == "aoti":
-            return self._load_package(self._aoti_package(path, fn, x), input_shape, dev, dtype)
         if self.settings.mode == "cuda-graph":
             graph, _ = cuda_graph(torch, fn, x)
             return _TorchRunner(torch, graph.replay, True)
@@ -224,20 +229,23 @@ class TorchProfiler(Profiler):
 
         return _TorchRunner(torch, call, dev == "cuda")
 
-    def _aoti_package(self, path: Path, fn: Callable[[Any], Any], x: Any) -> Path:
-        """The block ``path`` (run by ``fn``) as an AOTInductor package, from the cache
+    def _aoti_package(self, path: Path, model: Any, input_shape: Sequence[int], dtype: Any
+                      ) -> Path:
+        """The block ``path`` (its ONNX ``model``) as an AOTInductor package, from the cache
         when one was compiled for the same graph, shape, device, precision and torch."""
-        torch = self._torch
+        torch, dev = self._torch, self.settings.device_kind
         if not hasattr(torch._inductor, "aoti_compile_and_package"):
             raise self.unsupported(f"mode aoti with torch {torch.__version__} (no "
                                    "torch._inductor.aoti_compile_and_package; torch >= 2.6)")
         from . import _cached
         from ..fileformat import atomic_path
 
-        key = f"{x.device.type}-{x.dtype}-{tuple(x.shape)}-torch{torch.__version__}"
+        key = f"{dev}-{dtype}-{tuple(int(d) for d in input_shape)}-torch{torch.__version__}"
         pkg = _cached(path, "aoti", key, suffix=".pt2")
         if pkg.is_file():
             return pkg
+        fn = compile_graph(model, torch, self._onnx, dev, dtype)
+        x = torch.as_tensor(fixed_input(input_shape)).to(device=dev, dtype=dtype)
 
         class _Graph(torch.nn.Module):
             def forward(self, inp: Any) -> Any:
@@ -265,17 +273,15 @@ class TorchProfiler(Profiler):
         return pkg
 
     def _load_package(self, path: Path, input_shape: Sequence[int] | None, dev: str,
-                      dtype: Any = None) -> Runner:
+                      dtype: Any = None, probe: bool = True) -> Runner:
         torch = self._torch
         if input_shape is None:
             raise ProfilerError(f"{path.name}: a .pt2 engine needs its input shape "
                                 "(hwnas engines record it in manifest.json)")
         if pt2_kind(path) == "export":
             return self._load_exported(path, input_shape, dev)
-        if not (dtype is not None and dev in _AOTI_LOADS_HERE):
+        if probe:
             probe_aoti_load(path)
-            if dtype is not None:  # a block of mode aoti, compiled here by this torch
-                _AOTI_LOADS_HERE.add(dev)
         try:
             fn = torch._inductor.aoti_load_package(str(path))
         except Exception as exc:  # noqa: BLE001 - the runtime's own error: not a package here
