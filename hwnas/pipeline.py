@@ -340,13 +340,17 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
     from .engines.build import attach_measurement
     from .report import measure_baselines, predicted_accuracy, write_report
 
+    import hashlib
+
+    ck_sha = hashlib.sha256(Path(ck_path).read_bytes()).hexdigest()
     # a budget is met by the measured engine file: one that misses steps down to a faster
     # frontier point and every engine is timed again with the baselines (hwnas.engines.budget)
     for _ in range(MAX_STEPS + 1):
         base = measure_baselines(out, cfg.tag, space, supernet, data, acc, dev,
                                  [(b, a) for b, a, _, _ in built], cfg.threads, cfg.quick,
                                  say, engines={f"{b:g}": Path(m["engine"]["path"])
-                                               for b, _, _, m in built})
+                                               for b, _, _, m in built},
+                                 supernet_sha256=ck_sha)
         stepped = False
         for row in built:
             budget, arch, folder, m = row

@@ -54,17 +54,20 @@ def baseline_family(space: Any) -> list[tuple[str, list[str]]]:
 def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any, acc: Any,
                       dev: Any, chosen: Sequence[tuple[float, Any]], threads: int = 1,
                       quick: bool = False, say=lambda s: None,
-                      engines: "dict[str, Path] | None" = None) -> dict[str, Any]:
+                      engines: "dict[str, Path] | None" = None,
+                      supernet_sha256: "str | None" = None) -> dict[str, Any]:
     """Measure and evaluate the baseline family and the chosen networks; write
     ``baselines_{tag}.json`` (reused when present and made for the same networks and
     engine files). ``engines`` (label -> engine file) are timed in the same interleaved run,
     each the way ``hwnas measure`` times one (the fastest of 3 sessions); their manifest
-    fields are in the result's ``engines``."""
+    fields are in the result's ``engines``. With ``supernet_sha256`` (the checkpoint's
+    digest), the accuracies of a previous file of the same supernet and splits are reused:
+    after a step down only the latency is measured again (the accuracies took a minute)."""
     from dataclasses import replace
 
     from .nn.export import export_architecture
     from .profiling import cache_dir, profiler_errors
-    from .train.validate import EvalSettings, real_accuracy
+    from .train.validate import EvalSettings, inherited_accuracies
 
     path = out / f"baselines_{tag}.json"
     fam = baseline_family(space)
@@ -74,12 +77,29 @@ def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any,
     import hashlib
 
     sums = {k: hashlib.sha256(Path(f).read_bytes()).hexdigest() for k, f in engines.items()}
+    # the held-out split evaluated by the same procedure (its images took no part in the
+    # table or the choice): what the dominance check compares
+    has_test = bool(data.has_test)
+    described = ("supernet, inherited weights, BN recalibrated, validation split "
+                 f"({int(len(data.val_y))} images)" + (
+                     f"; and on the held-out test split ({int(len(data.test_y))} images, "
+                     "supernet_test_accuracy)" if has_test else ""))
+    accuracy: dict[tuple[str, ...], float] = {}  # a chosen network may also be a baseline
+    test_acc: dict[tuple[str, ...], float] = {}
     if path.is_file():
         old = read_json(path, "baselines")
         if [n["choices"] for n in old.get("networks", [])] == [n[1] for n in nets] and \
                 (old.get("engine_files") or {}) == sums:
             say(f"baselines: reusing {path}")
             return old
+        if supernet_sha256 and old.get("supernet_sha256") == supernet_sha256 and \
+                old.get("accuracy") == described:
+            for n in old.get("networks", []):
+                if n.get("supernet_val_accuracy") is not None and \
+                        (not has_test or n.get("supernet_test_accuracy") is not None):
+                    accuracy[tuple(n["choices"])] = n["supernet_val_accuracy"]
+                    if has_test:
+                        test_acc[tuple(n["choices"])] = n["supernet_test_accuracy"]
     say(f"baselines: measuring {len(engines)} engine files, {len(fam)} baseline and "
         f"{len(chosen)} chosen networks on {dev.meta.get('backend')} "
         f"{dev.meta.get('precision')} ({dev.figure}), interleaved")
@@ -107,20 +127,17 @@ def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any,
                                     others={str(f): (f, shape) for f in dict.fromkeys(files)})
     from .engines.build import measured_fields
     ev = EvalSettings()
-    accuracy: dict[tuple[str, ...], float] = {}  # a chosen network may also be a baseline
-    test_acc: dict[tuple[str, ...], float] = {}
-    # the held-out split evaluated by the same procedure (its images took no part in the
-    # table or the choice): what the dominance check compares
-    test = replace(data, val_x=data.test_x, val_y=data.test_y) if data.has_test else None
     rows = []
     for (lbl, ch, kind), f in zip(nets, files):
         arch = Architecture.of(space, ch)
         st = res.get(str(f))
         if tuple(ch) not in accuracy:
-            accuracy[tuple(ch)] = real_accuracy(supernet, ch, data, ev)[0]
+            got = inherited_accuracies(supernet, ch, data, ev, [(data.val_x, data.val_y)] + (
+                [(data.test_x, data.test_y)] if has_test else []))
+            accuracy[tuple(ch)] = got[0]
+            if has_test:
+                test_acc[tuple(ch)] = got[1]
         inherited = accuracy[tuple(ch)]
-        if test is not None and tuple(ch) not in test_acc:
-            test_acc[tuple(ch)] = real_accuracy(supernet, ch, test, ev)[0]
         score = acc.total(ch)
         rows.append({"label": lbl, "kind": kind, "choices": ch,
                      "predicted_ms": dev.predict(space, arch).latency_ms,
@@ -137,10 +154,7 @@ def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any,
     for r in rows:
         r["predicted_accuracy"] = float(a * r["table_score"] + b)
     d = {"kind": "hwnas.baselines", "schema": KINDS["hwnas.baselines"], "statistic": dev.figure,
-         "accuracy": "supernet, inherited weights, BN recalibrated, validation split "
-                     f"({int(len(data.val_y))} images)" + (
-                         f"; and on the held-out test split ({int(len(data.test_y))} images, "
-                         "supernet_test_accuracy)" if test is not None else ""),
+         "accuracy": described, "supernet_sha256": supernet_sha256,
          "score_to_accuracy": {"slope": float(a), "intercept": float(b), "fitted_on": len(rnd),
                                "rms_residual": float(np.sqrt(np.mean(np.square(resid))))},
          "networks": rows,

@@ -111,11 +111,37 @@ def _step_down_and_reuse(run_cli, argv, out: Path, summary, monkeypatch) -> None
         return (list(m["architecture"]["choices"]) == top["choices"]
                 and budget == top["budget_ms"]) or real(m, budget)
 
+    import hwnas.train.validate as hv
+
+    evaluated = []
+    real_acc = hv.inherited_accuracies
+
+    def counted(supernet, choices, *a, **k):
+        evaluated.append(list(choices))
+        return real_acc(supernet, choices, *a, **k)
+
+    old_rows = json.loads((out / "baselines_onnxruntime_fp32.json").read_text())["networks"]
     monkeypatch.setattr(hb, "missed", missed_once)
+    monkeypatch.setattr(hv, "inherited_accuracies", counted)
     rc, stdout, err = run_cli(*argv)
     assert rc == 0, err
     after = json.loads(stdout)["results"][-1]
+    steps = sum(r["steps_down"] for r in json.loads(stdout)["results"]) - \
+        sum(r["steps_down"] for r in summary["results"])
     monkeypatch.setattr(hb, "missed", real)
+    monkeypatch.setattr(hv, "inherited_accuracies", real_acc)
+    # the baselines' accuracies came from the previous file of the same supernet: only the
+    # networks it lacked (at most one per step down; none when a step lands on a network
+    # the run already has) were evaluated, and the others kept their figures
+    known = [n["choices"] for n in old_rows]
+    assert all(ch not in known for ch in evaluated), evaluated
+    assert len(evaluated) <= steps  # this run's steps down, over every budget
+    rows = json.loads((out / "baselines_onnxruntime_fp32.json").read_text())["networks"]
+    acc_of = {tuple(n["choices"]): (n["supernet_val_accuracy"], n["supernet_test_accuracy"])
+              for n in old_rows}
+    assert all(acc_of[tuple(n["choices"])] == (n["supernet_val_accuracy"],
+                                               n["supernet_test_accuracy"])
+               for n in rows if tuple(n["choices"]) in acc_of)
     assert after["first_choices"] == top["first_choices"]
     assert after["steps_down"] >= top["steps_down"] + 1
     assert after["predicted_ms"] < top["predicted_ms"]

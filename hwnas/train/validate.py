@@ -44,8 +44,7 @@ class EvalSettings:
 def real_accuracy(supernet: Supernet, choices: Sequence[str], data: DataSplit,
                   settings: EvalSettings) -> tuple[float, float | None]:
     """Validation accuracy with inherited weights, and after ``finetune_steps`` (or None)."""
-    sub = extract_subnet(supernet, choices)
-    recalibrate_bn(sub, data.train_x, settings.batch_size, settings.bn_batches, settings.seed)
+    sub = _recalibrated(supernet, choices, data, settings)
     inherited = accuracy(sub, data.val_x, data.val_y)
     if settings.finetune_steps <= 0:
         return inherited, None
@@ -53,6 +52,23 @@ def real_accuracy(supernet: Supernet, choices: Sequence[str], data: DataSplit,
     train_steps(sub, data.train_x, data.train_y, opt, lambda r: None, settings.finetune_steps,
                 settings.batch_size, settings.seed)
     return inherited, accuracy(sub, data.val_x, data.val_y)
+
+
+def inherited_accuracies(supernet: Supernet, choices: Sequence[str], data: DataSplit,
+                         settings: EvalSettings, splits: Sequence[tuple[Any, Any]]
+                         ) -> list[float]:
+    """Accuracy with inherited weights on each ``(x, y)`` of ``splits`` after one BN
+    recalibration: the figures :func:`real_accuracy` gives with each split as validation
+    (the same training batches recalibrate), for one extraction and recalibration in all."""
+    sub = _recalibrated(supernet, choices, data, settings)
+    return [accuracy(sub, x, y) for x, y in splits]
+
+
+def _recalibrated(supernet: Supernet, choices: Sequence[str], data: DataSplit,
+                  settings: EvalSettings):
+    sub = extract_subnet(supernet, choices)
+    recalibrate_bn(sub, data.train_x, settings.batch_size, settings.bn_batches, settings.seed)
+    return sub
 
 
 def sample_distinct(table: AccuracyTable, n: int, seed: int) -> list[tuple[str, ...]]:
