@@ -8,7 +8,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 LUTS = SHARED / "data" / "third_party_luts"
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# two pytest-xdist workers share this 2-core class of machine: one OpenMP thread each;
+# passive waiting, as hwnas's commands ask for it (hwnas.cli._torch), so a thread waiting
+# on a core the other worker holds sleeps instead of spinning (set before torch loads)
+os.environ.setdefault("OMP_NUM_THREADS", "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def has(module: str) -> bool:
@@ -39,6 +43,21 @@ def run_cli(capsys):
         return rc, out, err
 
     return _run
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A test that set torch's thread count (an in-process profile sets the one it
+    measures with) leaves the next test the count it found: no test's speed depends on
+    which ran before it."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    n = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
