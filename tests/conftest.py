@@ -45,6 +45,12 @@ def run_cli(capsys):
     return _run
 
 
+def pytest_collection_modifyitems(config, items):
+    """The heavy tests first (stable order otherwise): started last, one of them would run
+    alone on one worker for minutes after the other worker finished the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads_restored():
     """A test that set torch's thread count (an in-process profile sets the one it

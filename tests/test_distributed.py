@@ -80,6 +80,7 @@ def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
+@pytest.mark.heavy
 def test_two_process_stage_two_equals_one_process_exactly(tmp_path):
     """Stage 2 split across 2 ranks gives exactly the 1-process table: each candidate's score
     is a seeded fine-tune of a copy and an evaluation, whichever rank computes it. The

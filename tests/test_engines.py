@@ -174,6 +174,7 @@ def test_qat_int8_engine(run_cli, ckpt, tmp_path):
     assert (tmp_path / "q" / "source" / "model_fp32_qat.onnx").is_file()
 
 
+@pytest.mark.heavy
 def test_torch_aoti_cpu_package(run_cli, ckpt, tmp_path):
     import torch
 

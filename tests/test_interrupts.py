@@ -58,6 +58,7 @@ def train_reference(tmp_path_factory):
     return training, json.loads(out)["layers"]  # from the first checkpoint to the end
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("k,sig", [(0, signal.SIGKILL), (1, signal.SIGINT)])
 def test_train_interrupted_resumes_to_the_same_table(train_reference, tmp_path, k, sig):
     seconds, layers = train_reference

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(not (has("torch") and has("onnxruntime") and has
                                 reason="needs the host extras (torch, onnxruntime, scikit-learn)")
 
 
+@pytest.mark.heavy
 def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
     monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"

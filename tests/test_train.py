@@ -291,6 +291,7 @@ def test_held_out_test_split_is_disjoint_and_keeps_validation():
             load_data("digits", (8, 8, 1), 10, seed=3, val_fraction=0.3, test_fraction=bad)
 
 
+@pytest.mark.heavy
 def test_shared_prefix_stage2_equals_whole_path_evaluation(space, tmp_path, monkeypatch):
     """Stage 2 without fine-tuning runs each context's prefix once for all candidates of a
     layer (PrefixFeatures); the table it writes is the one whole-path evaluation gives."""
