@@ -175,13 +175,23 @@ def test_qat_int8_engine(run_cli, ckpt, tmp_path):
 
 
 @pytest.mark.heavy
-def test_torch_aoti_cpu_package(run_cli, ckpt, tmp_path):
+def test_torch_aoti_cpu_package(run_cli, ckpt, tmp_path, monkeypatch):
     import torch
 
     if not hasattr(torch._inductor, "aoti_compile_and_package"):
         pytest.skip("this torch has no AOTInductor packaging")
-    rc, m, err = _export(run_cli, ckpt, tmp_path / "aoti", "--backend", "torch-aoti")
+    # compiled for the engine's measured threads (1 here), not the process's 2
+    real, seen = torch._inductor.aoti_compile_and_package, []
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package",
+                        lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rc, m, err = _export(run_cli, ckpt, tmp_path / "aoti", "--backend", "torch-aoti")
+    finally:
+        torch.set_num_threads(before)
     assert rc == 0, err
+    assert seen == [1] and m["engine"]["compiled_for_threads"] == 1 == m["engine"]["threads"]
     assert m["engine"]["file"] == "model.pt2" and m["parity"]["max_abs_diff"] <= 1e-4
     assert m["latency"]["measured_ms"] > 0
     lat = m["latency"]

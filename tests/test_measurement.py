@@ -325,7 +325,14 @@ def test_aoti_mode_times_the_block_as_a_torch_aoti_package(tmp_path, monkeypatch
     shape = [1, b.cin, b.h, b.w]
     prof = get_profiler("torch", Settings(mode="aoti"))
     assert prof.runtime()["mode"] == "aoti" and "AOTInductor" in prof.runtime()["execution"]
+    # compiled for the table's thread count (Inductor splits CPU loops for the compiling
+    # process's), whatever the process holds when the block is loaded
+    real, seen = torch._inductor.aoti_compile_and_package, []
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package",
+                        lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
+    torch.set_num_threads(2)
     r = prof.load(f, shape)
+    assert seen == [1]
     pkgs = list((tmp_path / "cache" / "converted").glob("*.aoti.pt2"))
     assert len(pkgs) == 1 and r.time_ms() > 0
     # the package computes the block: same output as the eager graph
