@@ -19,6 +19,12 @@ pytestmark = pytest.mark.skipif(not (has("torch") and has("onnxruntime") and has
 @pytest.mark.heavy
 def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
     monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))
+    # no step-down on a measured miss here (on a busy host one came and went with the
+    # noise, and one that had landed on the fastest point left nothing to step down to):
+    # the step-down below is forced, the same way in every run of this test
+    import hwnas.engines.budget as hb
+
+    monkeypatch.setattr(hb, "missed", lambda m, budget: False)
     out = tmp_path / "run"
     argv = ["run", "--out", out, "--epochs", "1", "--later-paths", "1", "--finetune-steps", "2",
             "--quick", "--json"]
@@ -106,11 +112,11 @@ def _step_down_and_reuse(run_cli, argv, out: Path, summary, monkeypatch) -> None
     import hwnas.engines.budget as hb
 
     top = summary["results"][-1]
-    real = hb.missed
+    real = hb.missed  # never a miss (set by the caller)
 
     def missed_once(m, budget):  # the top engine's measurement taken as a miss
-        return (list(m["architecture"]["choices"]) == top["choices"]
-                and budget == top["budget_ms"]) or real(m, budget)
+        return list(m["architecture"]["choices"]) == top["choices"] and \
+            budget == top["budget_ms"]
 
     import hwnas.train.validate as hv
 
@@ -144,7 +150,7 @@ def _step_down_and_reuse(run_cli, argv, out: Path, summary, monkeypatch) -> None
                                                n["supernet_test_accuracy"])
                for n in rows if tuple(n["choices"]) in acc_of)
     assert after["first_choices"] == top["first_choices"]
-    assert after["steps_down"] >= top["steps_down"] + 1
+    assert (top["steps_down"], after["steps_down"]) == (0, 1)
     assert after["predicted_ms"] < top["predicted_ms"]
     man = json.loads(open(after["manifest"]).read())
     schema_check(man)
