@@ -266,9 +266,12 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
     out = Path(out_dir).absolute()
     from .fileio import folder_lock
 
+    from .profiling import torch_threads_kept
+
     lock = folder_lock(out, "run folder")  # two runs into one --out would mix their files
     try:
-        return _run(cfg, space, emitter, out, say, progress)
+        with torch_threads_kept():
+            return _run(cfg, space, emitter, out, say, progress)
     finally:
         lock.release()
 

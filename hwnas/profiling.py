@@ -54,6 +54,23 @@ def export_cached_bundle(space: SearchSpace, calibration_nets: int = DEFAULT_CAL
     return out
 
 
+@contextlib.contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """The caller's torch thread count, back after hwnas measured in this process: the
+    torch profiler sets the count it measures with, and a library caller (deployment
+    tooling that trains or serves with torch) would otherwise keep it."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    n = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        torch = sys.modules.get("torch")
+        if torch is not None and n is not None and torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+
 def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: str = "cpu",
                   precision: str = "fp32", threads: int = 1, resume: bool = False,
                   calibration_nets: int = DEFAULT_CALIBRATION_NETS, quick: bool = False,

@@ -180,7 +180,8 @@ def test_torch_aoti_cpu_package(run_cli, ckpt, tmp_path, monkeypatch):
 
     if not hasattr(torch._inductor, "aoti_compile_and_package"):
         pytest.skip("this torch has no AOTInductor packaging")
-    # compiled for the engine's measured threads (1 here), not the process's 2
+    # compiled for the engine's measured threads (1 here), not the process's 2; and the
+    # process has its 2 back afterwards (the measurement set torch's count too)
     real, seen = torch._inductor.aoti_compile_and_package, []
     monkeypatch.setattr(torch._inductor, "aoti_compile_and_package",
                         lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
@@ -188,6 +189,7 @@ def test_torch_aoti_cpu_package(run_cli, ckpt, tmp_path, monkeypatch):
     torch.set_num_threads(2)
     try:
         rc, m, err = _export(run_cli, ckpt, tmp_path / "aoti", "--backend", "torch-aoti")
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
     assert rc == 0, err

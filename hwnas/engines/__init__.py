@@ -68,8 +68,11 @@ def export_engine(arch_ref: "str | Path", checkpoint: "str | Path", req: EngineR
     dev_table = load_device_table(table) if table else default_table(space, req.backend,
                                                                      req.device, req.precision)
     split = ck.data_split(data, space, req.seed, f"checkpoint {checkpoint}") if data else None
-    return build_engine(space, arch, supernet, split, req, out, dev_table, force, say,
-                        {"supernet": str(Path(checkpoint).absolute())})
+    from ..profiling import torch_threads_kept
+
+    with torch_threads_kept():
+        return build_engine(space, arch, supernet, split, req, out, dev_table, force, say,
+                            {"supernet": str(Path(checkpoint).absolute())})
 
 
 def _supernet_for(ck: Any, space: Any, path: Any) -> Any:
