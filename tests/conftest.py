@@ -56,14 +56,10 @@ def _torch_threads_restored():
     """A test that set torch's thread count (an in-process profile sets the one it
     measures with) leaves the next test the count it found: no test's speed depends on
     which ran before it."""
-    import sys
+    from hwnas.profiling import torch_threads_kept
 
-    torch = sys.modules.get("torch")
-    n = torch.get_num_threads() if torch is not None else None
-    yield
-    torch = sys.modules.get("torch")
-    if torch is not None and n is not None and torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    with torch_threads_kept():
+        yield
 
 
 @pytest.fixture(scope="module")

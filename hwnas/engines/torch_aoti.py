@@ -111,25 +111,23 @@ class TorchAotiEmitter(TorchEmitterBase):
                               "(torch._inductor.aoti_compile_and_package); torch >= 2.6 needed")
 
     def emit(self, files: ModelFiles, out_dir: Path) -> dict[str, Any]:
+        from ..profiling import torch_threads_kept
+
         torch = self._torch
-        if self.device.lower() != "cpu":
-            return self._write_pt2(files, out_dir, "compile the AOTInductor package",
-                                   lambda ep, path: torch._inductor.aoti_compile_and_package(
-                                       ep, package_path=str(path)))
-        # Inductor generates CPU kernels for the compiling process's thread count (it
-        # splits their loops for that many): a package compiled with 2 threads and run with
-        # 1 ran 3.0% slower than one compiled with 1 (benchmarks/aoti_engine_gap.py). So the
-        # engine is compiled for the threads it is measured with, as a --mode aoti table's
-        # blocks are compiled for the threads the table is profiled with.
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
+        cpu = self.device.lower() == "cpu"
+        with torch_threads_kept():
+            if cpu:
+                # Inductor generates CPU kernels for the compiling process's thread count
+                # (it splits their loops for that many): a package compiled with 2 threads
+                # and run with 1 ran 3.0% slower than one compiled with 1
+                # (benchmarks/aoti_engine_gap.py). So the engine is compiled for the threads
+                # it is measured with, as a --mode aoti table's blocks are compiled for the
+                # threads the table is profiled with.
+                torch.set_num_threads(self.threads)
             info = self._write_pt2(files, out_dir, "compile the AOTInductor package",
                                    lambda ep, path: torch._inductor.aoti_compile_and_package(
                                        ep, package_path=str(path)))
-        finally:
-            torch.set_num_threads(before)
-        return {**info, "compiled_for_threads": self.threads}
+        return {**info, "compiled_for_threads": self.threads} if cpu else info
 
     def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
         from hwnas_profilers import ProfilerError
