@@ -128,7 +128,7 @@ def check_run(cfg: RunConfig) -> tuple[Any, Any]:
 
     try:
         get_profiler(emitter.profiler, Settings(device="cpu", precision=cfg.precision,
-                                                threads=cfg.threads))
+                                                threads=cfg.threads)).close()
     except ProfilerError as exc:
         raise UserError(f"profiling {cfg.backend} {cfg.precision}: {exc}") from None
     if cfg.budgets_ms:
@@ -266,12 +266,9 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
     out = Path(out_dir).absolute()
     from .fileio import folder_lock
 
-    from .profiling import torch_threads_kept
-
     lock = folder_lock(out, "run folder")  # two runs into one --out would mix their files
     try:
-        with torch_threads_kept():
-            return _run(cfg, space, emitter, out, say, progress)
+        return _run(cfg, space, emitter, out, say, progress)
     finally:
         lock.release()
 

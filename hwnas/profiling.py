@@ -56,9 +56,9 @@ def export_cached_bundle(space: SearchSpace, calibration_nets: int = DEFAULT_CAL
 
 @contextlib.contextmanager
 def torch_threads_kept() -> Iterator[None]:
-    """The caller's torch thread count, back after hwnas measured in this process: the
-    torch profiler sets the count it measures with, and a library caller (deployment
-    tooling that trains or serves with torch) would otherwise keep it."""
+    """The caller's torch thread count, back after the block: for code that sets the
+    count for a while in the caller's process (the torch-aoti emitter compiles at the
+    engine's count). Profilers give theirs back in ``close()``."""
     import sys
 
     torch = sys.modules.get("torch")
@@ -107,14 +107,15 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
             return profile_fleet(bundle, backend, out, settings, protocol, address=ray,
                                  resource=resource or DEFAULT_RESOURCE, resume=resume,
                                  progress=progress)
-        prof = get_profiler(backend, settings)  # fail on a missing runtime before exporting
-        out = Path(out)
-        if out.exists() and not resume:
-            raise UserError(f"{out} exists; pass --resume to continue it, or choose another --out")
-        bundle = export_cached_bundle(space, calibration_nets, progress=progress,
-                                      batch=batch)
-        return profile_bundle(bundle, backend, out, settings, protocol, resume=resume,
-                              progress=progress, profiler=prof)
+        with get_profiler(backend, settings) as prof:  # a missing runtime fails before exporting
+            out = Path(out)
+            if out.exists() and not resume:
+                raise UserError(f"{out} exists; pass --resume to continue it, or choose another "
+                                "--out")
+            bundle = export_cached_bundle(space, calibration_nets, progress=progress,
+                                          batch=batch)
+            return profile_bundle(bundle, backend, out, settings, protocol, resume=resume,
+                                  progress=progress, profiler=prof)
 
 
 def measure_onnx(model: "str | Path", backend: str, device: str = "cpu", precision: str = "fp32",
@@ -192,15 +193,15 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
         except (TypeError, ValueError):
             raise UserError(f"{table_path}: its settings (threads/batch) are not numbers") from None
         prof = get_profiler(backend, settings)  # a missing runtime fails here, naming the extra
-        require("torch", "torch")
-        archs = [sample_architecture(sp, seed=1_000_003 * seed + i) for i in range(nets)]
-        ndir = cache_dir() / "recalibrate" / f"{sp.name}-{sp.id}-s{seed}-b{settings.batch}"
-        from .nn.export import export_architecture
-
-        shape = (settings.batch, sp.input[2], sp.input[0], sp.input[1])
         runners: dict[str, Any] = {}
-        tick = progress or (lambda stage, done, total: None)
         try:
+            require("torch", "torch")
+            archs = [sample_architecture(sp, seed=1_000_003 * seed + i) for i in range(nets)]
+            ndir = cache_dir() / "recalibrate" / f"{sp.name}-{sp.id}-s{seed}-b{settings.batch}"
+            from .nn.export import export_architecture
+
+            shape = (settings.batch, sp.input[2], sp.input[0], sp.input[1])
+            tick = progress or (lambda stage, done, total: None)
             for i, a in enumerate(archs):
                 f = ndir / f"net{i:03d}.onnx"
                 if not f.is_file():
@@ -218,6 +219,7 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
         finally:
             for r in runners.values():
                 r.close()
+            prof.close()
     bad = {k: v for k, v in res.items() if not isinstance(v, Stats)}
     if bad:
         k, why = next(iter(bad.items()))

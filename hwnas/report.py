@@ -114,16 +114,16 @@ def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any,
             export_architecture(space, Architecture.of(space, ch), f)
         files.append(f)
     with profiler_errors():
-        from hwnas_profilers import Protocol, Settings, get_profiler
+        from hwnas_profilers import Protocol, Settings
         from hwnas_profilers.protocol import Stats
         from hwnas_profilers.session import measure_models
 
-        prof = get_profiler(str(dev.meta.get("backend")),
-                            Settings(precision=str(dev.meta.get("precision", "fp32")),
-                                     threads=threads))
         proto = replace(Protocol.quick() if quick else Protocol(), figure=dev.figure)
         timed, res = measure_models({k: (Path(f), shape) for k, f in engines.items()},
-                                    prof.name, profiler=prof, protocol=proto,
+                                    str(dev.meta.get("backend")),
+                                    Settings(precision=str(dev.meta.get("precision", "fp32")),
+                                             threads=threads),
+                                    protocol=proto,
                                     others={str(f): (f, shape) for f in dict.fromkeys(files)})
     from .engines.build import measured_fields
     ev = EvalSettings()

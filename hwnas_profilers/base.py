@@ -126,6 +126,17 @@ class Profiler(abc.ABC):
     def load(self, onnx_path: Path, input_shape: Sequence[int]) -> Runner:
         """Compile ``onnx_path`` for the device and bind a fixed input of ``input_shape``."""
 
+    def close(self) -> None:
+        """Give back what constructing the profiler changed in this process (the torch
+        backend: the caller's thread count). Whoever gets a profiler closes it; also a
+        context manager. Closing twice is harmless."""
+
+    def __enter__(self) -> "Profiler":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -------------------------------------------------------------- helpers
     def timer(self) -> str:
         """How ``time_ms`` is taken (written into the protocol)."""

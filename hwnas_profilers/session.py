@@ -10,11 +10,12 @@ finished; items another process finished meanwhile are dropped from this run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .base import Profiler, ProfilerError, Progress, Runner, Settings
 from .calibration import fit_calibration
@@ -29,6 +30,18 @@ from .tablefile import (KIND, SCHEMA, check_compatible, locked, merge_write, rea
 
 BUNDLE_KIND = "hwnas.block_bundle"
 OVERHEAD = "overhead"
+
+
+@contextlib.contextmanager
+def opened(backend: str, settings: Settings | None, profiler: Profiler | None = None
+           ) -> Iterator[Profiler]:
+    """``profiler`` if given (its owner closes it), else backend ``backend`` opened here
+    and closed on the way out, so a library call leaves the process as it found it."""
+    if profiler is not None:
+        yield profiler
+        return
+    with get_profiler(backend, settings) as prof:
+        yield prof
 def read_manifest(bundle_dir: "str | Path") -> dict[str, Any]:
     bundle = Path(bundle_dir)
     if not bundle.is_dir():
@@ -265,9 +278,14 @@ def profile_bundle(bundle_dir: "str | Path", backend: str, out: "str | Path",
     """Measure every block (and calibration network) of a bundle into the table ``out``."""
     bundle = Path(bundle_dir)
     manifest = read_manifest(bundle)
-    protocol = protocol or Protocol()
-    prof = profiler or get_profiler(backend, settings)
-    out = Path(out)
+    with opened(backend, settings, profiler) as prof:
+        return _profile_bundle(bundle, manifest, prof, Path(out), protocol or Protocol(),
+                               resume, progress)
+
+
+def _profile_bundle(bundle: Path, manifest: Mapping[str, Any], prof: Profiler, out: Path,
+                    protocol: Protocol, resume: bool, progress: Progress | None
+                    ) -> dict[str, Any]:
     if out.exists() and not resume:
         raise ProfilerError(f"{out} exists; pass --resume to continue it, or choose another --out")
     check_batch(bundle, manifest, prof.settings.batch)
@@ -366,7 +384,15 @@ def measure_models(models: Mapping[str, tuple["str | Path", Sequence[int] | None
     fastest one's figure) and ``others`` (one session each, key -> Stats or the reason it
     failed) in one interleaved run: one noise history, one wait for the protocol's span.
     A model that cannot load or run is bad input (raises); an ``other`` is recorded."""
-    prof = profiler or get_profiler(backend, settings)
+    with opened(backend, settings, profiler) as prof:
+        return _measure_models(models, prof, protocol or Protocol(), sessions, others or {})
+
+
+def _measure_models(models: Mapping[str, tuple["str | Path", Sequence[int] | None]],
+                    prof: Profiler, protocol: Protocol, sessions: int,
+                    others: Mapping[str, tuple["str | Path", Sequence[int] | None]]
+                    ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    backend = prof.name
     if sessions < 1:
         raise ProfilerError("sessions must be >= 1")
     for label, (p, _) in models.items():
@@ -376,7 +402,6 @@ def measure_models(models: Mapping[str, tuple["str | Path", Sequence[int] | None
         if path.suffix.lower() not in prof.model_suffixes:
             raise ProfilerError(f"backend {prof.name!r} cannot load {path.name}: it reads "
                                 f"{', '.join(prof.model_suffixes)} files")
-    protocol = protocol or Protocol()
     runners: dict[str, Runner] = {}
     failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="hwnas-measure-") as tmp:
@@ -389,7 +414,7 @@ def measure_models(models: Mapping[str, tuple["str | Path", Sequence[int] | None
                         raise
                     except Exception as exc:  # noqa: BLE001 - the runtime's own error: bad model
                         raise ProfilerError(f"{backend} cannot load {p}: {_reason(exc)}") from None
-            for key, (p, shape) in (others or {}).items():
+            for key, (p, shape) in others.items():
                 try:
                     runners[f"other:{key}"] = prof.load(Path(p), shape)
                 except Exception as exc:  # noqa: BLE001 - recorded, never as zero

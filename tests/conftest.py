@@ -53,9 +53,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _torch_threads_restored():
-    """A test that set torch's thread count (an in-process profile sets the one it
-    measures with) leaves the next test the count it found: no test's speed depends on
-    which ran before it."""
+    """A test that set torch's thread count leaves the next test the count it found: no
+    test's speed depends on which ran before it."""
     from hwnas.profiling import torch_threads_kept
 
     with torch_threads_kept():
@@ -68,7 +67,8 @@ def torch_one_thread():
     nothing from a second thread, and a busy shared core makes OpenMP's spin-wait slow."""
     import torch
 
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    from hwnas.profiling import torch_threads_kept
+
+    with torch_threads_kept():
+        torch.set_num_threads(1)
+        yield

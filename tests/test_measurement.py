@@ -304,6 +304,36 @@ def test_shipped_cpu_tables_predict_the_floor_with_an_upper_line():
 
 
 @pytest.mark.skipif(not (has("torch") and has("onnx")), reason="torch + onnx needed")
+def test_torch_profiler_gives_the_callers_thread_count_back(tmp_path):
+    """The torch profiler measures at the table's thread count and gives the caller's back
+    when closed: a library call (measure, profile, a run's check) leaves deployment tooling
+    that trains or serves with torch the count it had."""
+    import torch
+
+    from hwnas.nn.export import export_block
+    from hwnas.pipeline import RunConfig, check_run
+    from hwnas_profilers.session import measure_model
+
+    torch.set_num_threads(2)
+    with get_profiler("torch", Settings(threads=1)) as prof:
+        assert torch.get_num_threads() == 1
+        prof.close()  # twice is harmless
+    assert torch.get_num_threads() == 2
+    b = load_space("tiny-32").layers[3].candidates[0]
+    f = export_block(b, tmp_path / "block.onnx")
+    seen = []
+    real = Stats.figure
+    with pytest.MonkeyPatch.context() as mp:  # the count the measurement ran at
+        mp.setattr(Stats, "figure", lambda s, *a: (seen.append(torch.get_num_threads()),
+                                                    real(s, *a))[1])
+        r = measure_model(f, "torch", Settings(threads=1), Protocol.quick(),
+                          input_shape=[1, b.cin, b.h, b.w], sessions=1)
+    assert r["figure_ms"] > 0 and set(seen) == {1} and torch.get_num_threads() == 2
+    check_run(RunConfig(backend="torch-aoti"))  # builds the engine's profiler to check it
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.skipif(not (has("torch") and has("onnx")), reason="torch + onnx needed")
 def test_aoti_mode_times_the_block_as_a_torch_aoti_package(tmp_path, monkeypatch,
                                                            torch_one_thread):
     """Mode aoti compiles the block's graph into an AOTInductor package (what a torch-aoti

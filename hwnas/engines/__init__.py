@@ -68,11 +68,8 @@ def export_engine(arch_ref: "str | Path", checkpoint: "str | Path", req: EngineR
     dev_table = load_device_table(table) if table else default_table(space, req.backend,
                                                                      req.device, req.precision)
     split = ck.data_split(data, space, req.seed, f"checkpoint {checkpoint}") if data else None
-    from ..profiling import torch_threads_kept
-
-    with torch_threads_kept():
-        return build_engine(space, arch, supernet, split, req, out, dev_table, force, say,
-                            {"supernet": str(Path(checkpoint).absolute())})
+    return build_engine(space, arch, supernet, split, req, out, dev_table, force, say,
+                        {"supernet": str(Path(checkpoint).absolute())})
 
 
 def _supernet_for(ck: Any, space: Any, path: Any) -> Any:

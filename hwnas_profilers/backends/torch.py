@@ -172,7 +172,14 @@ class TorchProfiler(Profiler):
         if self.settings.mode == "cuda-graph" and dev != "cuda":
             raise self.unsupported("mode cuda-graph on the CPU (CUDA graphs need --device cuda)")
         if dev == "cpu":
+            # measured at the table's count; close() gives the caller its own count back
+            self._caller_threads = torch.get_num_threads()
             torch.set_num_threads(self.settings.n_threads)
+
+    def close(self) -> None:
+        n, self._caller_threads = getattr(self, "_caller_threads", None), None
+        if n is not None and self._torch.get_num_threads() != n:
+            self._torch.set_num_threads(n)
 
     def runtime(self) -> dict[str, str]:
         t = self._torch
