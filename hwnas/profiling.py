@@ -245,7 +245,7 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
               "device": here, "previous_device": dev,
               "previous_calibration": old.to_dict(), "previous_error_on_these_nets": before,
               "fit": {k: v for k, v in cal.items() if k != "networks"},
-              "seconds": round(time.perf_counter() - t_start, 1)}
+              "seconds": round(time.perf_counter() - t_start, 3)}
     meta["recalibrations"] = list(meta.get("recalibrations") or []) + [record]
     meta.setdefault("profiled_on", dev)
     meta["device"] = here
