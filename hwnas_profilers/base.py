@@ -65,8 +65,7 @@ class Settings:
     def device_index(self) -> int:
         """The GPU's number (``cuda:1`` -> 1, as trtexec's --device and onnxruntime's
         device_id count); 0 when none is given."""
-        index = str(self.device).partition(":")[2]
-        return int(index) if index else 0
+        return device_number(self.device)
 
     @property
     def n_threads(self) -> int:
@@ -78,6 +77,25 @@ class Settings:
         if self.mode:
             d["mode"] = self.mode
         return d
+
+
+def device_number(target: str) -> int:
+    """The GPU number a target names: ``cuda:1`` (hwnas, torch) or ``GPU.1`` (OpenVINO)
+    -> 1; 0 when it names none. The one parser of device numbers."""
+    n = str(target).replace(".", ":").partition(":")[2]
+    return int(n) if n.isascii() and n.isdecimal() else 0
+
+
+def cuda_device_count() -> int | None:
+    """How many GPUs CUDA numbers here (``CUDA_VISIBLE_DEVICES`` when set, else
+    nvidia-smi's list), for runtimes that cannot say so before a session fails;
+    None when neither says."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip():
+        return len([d for d in visible.split(",") if d.strip()])
+    from .fingerprint import gpus
+
+    return len(gpus()) or None
 
 
 class Runner(abc.ABC):

@@ -173,8 +173,9 @@ def device_fingerprint(target: str, include_gpu: "bool | None" = None) -> dict[s
 def _gpu(gpus: list, target: str) -> dict:
     """The GPU a ``cuda:N`` / ``GPU.N`` target names (the first without a number), in
     nvidia-smi's (PCI bus) order: CUDA's order too under CUDA_DEVICE_ORDER=PCI_BUS_ID."""
-    n = str(target).replace(".", ":").partition(":")[2]
-    i = int(n) if n.isascii() and n.isdecimal() else 0
+    from .base import device_number
+
+    i = device_number(target)
     return gpus[i] if i < len(gpus) else gpus[0]
 
 

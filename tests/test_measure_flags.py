@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from hwnas.cli import main as hwnas_main
-from hwnas_profilers import ProfilerError, Protocol, Settings
+from hwnas_profilers import ProfilerError, Protocol, Settings, get_profiler
 from hwnas_profilers.onnxgraph import write_reference_model
 
 
@@ -38,6 +38,35 @@ def test_device_index_is_parsed_and_refused_where_it_means_nothing():
     for bad in ("cpu:1", "cuda:x", "cuda:-1", "cuda:"):
         with pytest.raises(ProfilerError, match="device index"):
             Settings(device=bad)
+
+
+def test_one_parser_for_gpu_numbers():
+    """hwnas's cuda:N, OpenVINO's GPU.N; the fingerprint picks its GPU by the same number."""
+    from hwnas_profilers.base import device_number
+    from hwnas_profilers.fingerprint import _gpu
+
+    assert [device_number(t) for t in ("cuda:1", "GPU.2", "cuda", "cpu", "GPU.x")] == \
+        [1, 2, 0, 0, 0]
+    gpus = [{"name": "a"}, {"name": "b"}]
+    assert [_gpu(gpus, t)["name"] for t in ("cuda:1", "GPU.1", "cuda", "cuda:7")] == \
+        ["b", "b", "a", "a"]
+
+
+def test_onnxruntime_refuses_a_gpu_number_cuda_does_not_have(monkeypatch):
+    """Before any session: onnxruntime itself fails only at the first session, in CUDA's
+    words. The provider list is the runtime's own, widened to reach the check on a host
+    without onnxruntime-gpu; nothing is loaded or measured."""
+    ort = pytest.importorskip("onnxruntime")
+    from hwnas_profilers.base import Unsupported, cuda_device_count
+
+    avail = ort.get_available_providers()
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", *avail])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert cuda_device_count() == 2
+    with pytest.raises(Unsupported, match=r"cuda:2 \(this machine has 2 CUDA device"):
+        get_profiler("onnxruntime", Settings(device="cuda:2"))
+    assert get_profiler("onnxruntime", Settings(device="cuda:1")).settings.device_index == 1
 
 
 def test_fixed_protocol_validation():

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..base import Profiler, ProfilerError, Runner
+from ..base import Profiler, ProfilerError, Runner, cuda_device_count
 from . import fixed_input, in_precision
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
@@ -64,6 +64,11 @@ class OnnxRuntimeProfiler(Profiler):
                                    f"this onnxruntime build; install onnxruntime-gpu for CUDA/TensorRT)")
         if self.settings.precision not in _PRECISIONS[dev]:
             raise self.unsupported(f"precision {self.settings.precision} on device {dev}")
+        n = cuda_device_count() if dev != "cpu" else None
+        if n is not None and self.settings.device_index >= n:
+            # onnxruntime would fail only at the first session, with a CUDA error
+            raise self.unsupported(f"device {self.settings.device} (this machine has {n} "
+                                   "CUDA device(s), numbered from 0)")
 
     def runtime(self) -> dict[str, str]:
         return {"runtime": "onnxruntime", "version": self._ort.__version__,
