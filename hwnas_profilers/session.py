@@ -42,6 +42,8 @@ def opened(backend: str, settings: Settings | None, profiler: Profiler | None = 
         return
     with get_profiler(backend, settings) as prof:
         yield prof
+
+
 def read_manifest(bundle_dir: "str | Path") -> dict[str, Any]:
     bundle = Path(bundle_dir)
     if not bundle.is_dir():
