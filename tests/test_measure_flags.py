@@ -47,6 +47,13 @@ def test_one_parser_for_gpu_numbers():
 
     assert [device_number(t) for t in ("cuda:1", "GPU.2", "cuda", "cpu", "GPU.x")] == \
         [1, 2, 0, 0, 0]
+    from types import SimpleNamespace
+
+    from hwnas_profilers.backends.openvino import OpenVinoProfiler
+
+    # OpenVINO's own name of a device, from either form (not GPU.1.1)
+    assert [OpenVinoProfiler.device_name(SimpleNamespace(settings=Settings(device=d)))
+            for d in ("GPU.1", "gpu:1", "cpu", "GPU")] == ["GPU.1", "GPU.1", "CPU", "GPU"]
     gpus = [{"name": "a"}, {"name": "b"}]
     assert [_gpu(gpus, t)["name"] for t in ("cuda:1", "GPU.1", "cuda", "cuda:7")] == \
         ["b", "b", "a", "a"]

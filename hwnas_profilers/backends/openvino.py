@@ -57,7 +57,7 @@ class OpenVinoProfiler(Profiler):
 
     def device_name(self) -> str:
         """OpenVINO's name: ``GPU.1`` as given, or from the common ``gpu:1`` form."""
-        if self.settings.device_index or ":" in self.settings.device:
+        if ":" in self.settings.device:
             return f"{self.settings.device_kind.upper()}.{self.settings.device_index}"
         return self.settings.device.upper()
 

@@ -249,6 +249,7 @@ class TorchProfiler(Profiler):
 
         # Inductor's CPU kernels are generated for the compiling thread count (a package
         # compiled for 2 threads ran 3.0% slower at 1): compiled, and keyed, for this table's
+        # thread count
         threads = f"-t{self.settings.n_threads}" if dev == "cpu" else ""
         key = (f"{dev}-{dtype}-{tuple(int(d) for d in input_shape)}{threads}"
                f"-torch{torch.__version__}")
