@@ -185,13 +185,9 @@ def test_torch_aoti_cpu_package(run_cli, ckpt, tmp_path, monkeypatch):
     real, seen = torch._inductor.aoti_compile_and_package, []
     monkeypatch.setattr(torch._inductor, "aoti_compile_and_package",
                         lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        rc, m, err = _export(run_cli, ckpt, tmp_path / "aoti", "--backend", "torch-aoti")
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    torch.set_num_threads(2)  # the autouse fixture gives the next test its count back
+    rc, m, err = _export(run_cli, ckpt, tmp_path / "aoti", "--backend", "torch-aoti")
+    assert torch.get_num_threads() == 2
     assert rc == 0, err
     assert seen == [1] and m["engine"]["compiled_for_threads"] == 1 == m["engine"]["threads"]
     assert m["engine"]["file"] == "model.pt2" and m["parity"]["max_abs_diff"] <= 1e-4
