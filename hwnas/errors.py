@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+#: exit status of a command that built what it was asked for but whose own check failed
+#: (an engine's parity against PyTorch not met, an engine still over its budget after the
+#: step-downs): the files are written, and a pipeline gating on them must stop. Bad input
+#: is 2, a bug 1.
+CHECK_FAILED = 3
+
+
 class UserError(Exception):
     """Bad input from the user (file, name, budget, missing runtime). Exit status 2.
 

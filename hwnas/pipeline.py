@@ -393,6 +393,7 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
                         "test_images": accs.get("test_images"),
                         "parity_max_abs_diff": m["parity"]["max_abs_diff"],
                         "top1_agreement": m["parity"]["top1_agreement"],
+                        "parity_ok": bool(m["parity"].get("ok")),
                         "engine": m["engine"]["path"],
                         "manifest": str(folder / "manifest.json")})
     for r in results:

@@ -59,7 +59,22 @@ def cmd_export(args) -> int:
     m = export_engine(args.arch, args.supernet, req, args.out, args.data, args.table,
                       args.force, say)
     emit(args, m, _human)
-    return 0
+    return check_status(m["parity"])
+
+
+def check_status(parity: dict) -> int:
+    """0 when the engine met its parity criterion, else ``CHECK_FAILED`` with one line on
+    stderr: the engine and its manifest are written, but a deployment must not take it."""
+    import sys
+
+    from ..errors import CHECK_FAILED
+
+    if parity.get("ok"):
+        return 0
+    sys.stderr.write(f"hwnas: check failed: parity against PyTorch not met "
+                     f"({parity.get('criterion', '')}); the engine is written but did not "
+                     f"pass (exit {CHECK_FAILED})\n")
+    return CHECK_FAILED
 
 
 def _human(m) -> None:

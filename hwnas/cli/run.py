@@ -168,4 +168,21 @@ def cmd_run(args) -> int:
             c.print(f"report: {d['report']}")
 
     emit(args, summary, human)
-    return 0
+    return _checks(summary["results"])
+
+
+def _checks(rows: list) -> int:
+    """``CHECK_FAILED`` (one line on stderr) when an engine missed its parity criterion or is
+    still over its budget after the step-downs; 0 otherwise."""
+    import sys
+
+    from ..errors import CHECK_FAILED
+
+    failed = [f"{r['budget_ms']:g} ms: " + ", ".join(
+        why for why, bad in (("parity not met", r.get("parity_ok") is False),
+                             ("over its budget", r.get("meets_budget") is False)) if bad)
+        for r in rows if r.get("parity_ok") is False or r.get("meets_budget") is False]
+    if not failed:
+        return 0
+    sys.stderr.write(f"hwnas: check failed: {'; '.join(failed)} (exit {CHECK_FAILED})\n")
+    return CHECK_FAILED
