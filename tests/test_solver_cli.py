@@ -101,3 +101,28 @@ def test_search_foreign_tables_exit_2(tables, capsys):
     # a CSV carries no space; the device table's built-in space (tiny-32) serves
     err = capsys.readouterr().err
     assert "--space" not in err and (rc == 0 or "smallest latency" in err)
+
+
+def test_search_answers_the_feasible_budgets_and_reports_the_infeasible_one(tables, capsys):
+    acc, dev, tmp = tables
+    front = frontier(acc, dev)
+    ok = [round(float(x), 3) for x in front.latency_ms[[len(front) // 2, -1]]]
+    budgets = [0.001] + ok
+    argv = ["search", "--accuracy", str(tmp / "acc.json"), "--table", str(tmp / "dev.json"),
+            "--budget-ms", ",".join(map(str, budgets)), "--out", str(tmp / "arch.json")]
+    d = run_json(capsys, *argv)
+    first, *rest = d["results"]
+    assert first["choices"] is None and "smallest latency" in first["infeasible"]
+    assert "out" not in first and not (tmp / "arch_0.001ms.json").exists()
+    for r, budget in zip(rest, ok):
+        assert r["budget_ms"] == budget and r["latency_ms"] <= budget + 1e-9
+        assert Architecture.from_dict(json.loads(open(r["out"]).read())).choices == \
+            tuple(r["choices"])
+    # text: the answered budgets in the table, the infeasible one as a line
+    assert main(argv + ["--force"]) == 0
+    assert "0.001: no answer" in capsys.readouterr().err
+    # --strict: still prints every answer, then exit 2 with one line
+    assert main(argv + ["--force", "--strict", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)["results"]) == 3
+    assert captured.err.count("\n") == 1 and "--strict" in captured.err

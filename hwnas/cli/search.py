@@ -4,6 +4,7 @@ device table (exact knapsack by default; evolutionary or random search to compar
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ._output import add_force_flag, add_json_flag, check_out, console, emit, table, warn
@@ -41,6 +42,9 @@ def register(sub) -> None:
                    "suffixed with the budget (ARCH_8ms.json)")
     p.add_argument("--space", metavar="NAME|FILE",
                    help="the space of a CSV accuracy table (default: the table's own space)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 2 when any budget (or score floor) has no answer; by default the "
+                   "others are answered and each infeasible one is reported (null in --json)")
     add_force_flag(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_search)
@@ -127,14 +131,22 @@ def cmd_search(args) -> int:
         cut = cap[0] if cap else targets[0] if len(targets) == 1 and unit == "ms" else None
         front = frontier(acc, dev, objective=args.objective, budget_ms=cut, **limits)
         pick = front.fastest if unit == "score" else front.best
-        archs = [pick(t) for t in targets]
     else:
         searcher = evolutionary_search if args.method == "evolution" else random_search
-        archs = [searcher(acc, dev, t, objective=args.objective, seed=args.seed,
-                          **limits).architecture for t in targets]
+
+        def pick(t):
+            return searcher(acc, dev, t, objective=args.objective, seed=args.seed,
+                            **limits).architecture
+    archs = _answers(pick, targets)
+    key = "min_score" if unit == "score" else "budget_ms"
+    if all(isinstance(a, str) for a in archs):  # nothing to answer: bad input, exit 2
+        raise UserError(archs[0])
     results = []
     for target, arch in zip(targets, archs):
-        row = {("min_score" if unit == "score" else "budget_ms"): target,
+        if isinstance(arch, str):  # this target alone is infeasible: say why, answer the rest
+            results.append({key: target, "choices": None, "infeasible": arch})
+            continue
+        row = {key: target,
                "choices": list(arch.choices), "notation": arch.notation(),
                "latency_ms": arch.latency_ms, "score": arch.score, "macs": arch.macs,
                "params": arch.params, "relative_loss": dict(arch.extra).get("relative_loss")}
@@ -151,12 +163,14 @@ def cmd_search(args) -> int:
         doc["frontier"] = {"file": str(args.frontier), "points": len(whole)}
 
     def human(d) -> None:
-        key = "min_score" if unit == "score" else "budget_ms"
+        feasible = [r for r in d["results"] if r["choices"] is not None]
         table(f"{d['space']} on {d['device']} ({d['objective']}, {d['method']})",
               [key, "latency ms", "score", "M MACs", "M params", "choices"],
               [[r[key], f"{r['latency_ms']:.4f}", f"{r['score']:.6g}", f"{r['macs'] / 1e6:.1f}",
-                f"{r['params'] / 1e6:.3f}", " ".join(r["choices"])] for r in d["results"]])
+                f"{r['params'] / 1e6:.3f}", " ".join(r["choices"])] for r in feasible])
         for r in d["results"]:
+            if r["choices"] is None:
+                warn(f"{key} {r[key]:g}: no answer: {r['infeasible']}")
             if "out" in r:
                 console().print(f"wrote {r['out']}")
         if "frontier" in d:
@@ -164,4 +178,22 @@ def cmd_search(args) -> int:
                             f"{d['frontier']['file']}")
 
     emit(args, doc, human)
+    missed = [r for r in results if r["choices"] is None]
+    if missed and args.strict:
+        sys.stderr.write(f"hwnas: error: {len(missed)} of {len(results)} targets have no answer "
+                         f"(--strict): {missed[0]['infeasible']}\n")
+        return 2
     return 0
+
+
+def _answers(pick, targets: list[float]) -> list:
+    """``pick(t)`` for each target, or the one-line reason it has no answer (a string)."""
+    from ..solver.problem import SolverError
+
+    out: list = []
+    for t in targets:
+        try:
+            out.append(pick(t))
+        except SolverError as exc:
+            out.append(str(exc))
+    return out
