@@ -281,3 +281,23 @@ def test_unwritable_parent_is_one_line(run_cli, ckpt, tmp_path):
     parent.write_text("x")
     rc, _, err = _export(run_cli, ckpt, parent / "eng", "--backend", "onnxruntime")
     assert rc == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_export_exits_3_when_parity_is_not_met(run_cli, ckpt, tmp_path, monkeypatch):
+    """A failed check is an exit status a pipeline can gate on; the engine stays written."""
+    import hwnas.engines.build as build
+
+    real = build._parity
+
+    def strict(*a, **k):  # the real comparison, judged against an impossible criterion
+        d = real(*a, **k)
+        d["criterion"], d["ok"] = "max_abs_diff <= -1 (forced)", False
+        return d
+
+    monkeypatch.setattr(build, "_parity", strict)
+    rc, stdout, err = run_cli("export", ARCH, "--supernet", ckpt, "--out", tmp_path / "e",
+                              "--backend", "onnxruntime", "--quick", "--no-measure", "--json")
+    assert rc == 3, err
+    assert json.loads(stdout)["parity"]["ok"] is False
+    assert err.count("\n") == 1 and "parity against PyTorch not met" in err
+    assert (tmp_path / "e" / "manifest.json").is_file()
