@@ -121,18 +121,22 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
 def measure_onnx(model: "str | Path", backend: str, device: str = "cpu", precision: str = "fp32",
                  threads: int = 1, quick: bool = False,
                  input_shape: "tuple[int, ...] | None" = None, iterations: int = 0,
-                 duration_s: float = 0.0) -> dict[str, Any]:
+                 duration_s: float = 0.0, trust_code: bool = False) -> dict[str, Any]:
     """One model or engine file (``.onnx``, ``.xml``, ``.plan``, ``.pt2``) end to end; with
-    ``iterations`` or ``duration_s``, a fixed count or time instead of the stop rule."""
+    ``iterations`` or ``duration_s``, a fixed count or time instead of the stop rule.
+    An AOTInductor package loads only when hwnas built it, or with ``trust_code``
+    (:mod:`hwnas_profilers.trust`)."""
     with profiler_errors():
         from hwnas_profilers import Protocol, Settings, measure_model
         from hwnas_profilers.cli import count_protocol
+        from hwnas_profilers.trust import code_trusted
 
         protocol = count_protocol(iterations, duration_s, quick) or (
             Protocol.quick() if quick else Protocol())
-        return measure_model(model, backend, Settings(device=device, precision=precision,
-                                                      threads=threads),
-                             protocol, input_shape=input_shape)
+        with code_trusted(trust_code):
+            return measure_model(model, backend, Settings(device=device, precision=precision,
+                                                          threads=threads),
+                                 protocol, input_shape=input_shape)
 
 
 def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8, seed: int = 1,

@@ -5,7 +5,7 @@ one runtime; no torch, no hwnas).
                     [--threads N] [--batch N] [--resume] [--quick] [--json]
                     [--ray ADDRESS [--resources device=NAME]]
     hwnas-profilers measure MODEL --backend B [--shape N,C,H,W]
-                    [--iterations N | --duration S] [--json]
+                    [--iterations N | --duration S] [--trust-code] [--json]
     hwnas-profilers backends
 
 Bad input prints one line and exits 2; Ctrl-C exits 130 with the finished rounds kept.
@@ -19,6 +19,7 @@ import sys
 from typing import Sequence
 
 from .base import ProfilerError, Settings
+from .bounds import check_counts, check_input, check_threads
 from .protocol import Protocol
 
 
@@ -56,9 +57,15 @@ def count_protocol(iterations: int, duration: float, quick: bool) -> Protocol | 
     if quick:
         raise ProfilerError("--quick is the protocol's short form; with --iterations or "
                             "--duration it has no meaning")
-    if iterations < 0 or duration < 0 or duration != duration or duration > 86400:
-        raise ProfilerError("--iterations and --duration take a positive count / seconds")
+    check_counts(iterations, duration)
     return Protocol.fixed(iterations=iterations, duration_s=duration)
+
+
+def add_trust_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-code", action="store_true",
+                   help="load an AOTInductor package hwnas did not build here (loading runs "
+                        "the native code inside it; without this flag only packages whose "
+                        "sha256 hwnas recorded when compiling them are loaded)")
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -70,6 +77,7 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
         raise ProfilerError(f"--shape takes integers separated by commas, got {text!r}") from None
     if len(shape) != 4 or min(shape) < 1:
         raise ProfilerError(f"--shape must be N,C,H,W with positive sizes, got {text}")
+    check_input(shape, "--shape")
     return shape
 
 
@@ -85,12 +93,15 @@ def with_batch(shape: tuple[int, ...] | None, batch: int | None) -> tuple[int, .
         raise ProfilerError("--batch replaces N of the input shape: give --shape N,C,H,W "
                             "(neither the command nor a manifest.json beside the model "
                             "says it)")
+    check_input((batch, *shape[1:]), "--batch with the input")
     return (batch, *shape[1:])
 
 
 def settings_from(args: argparse.Namespace) -> tuple[Settings, Protocol]:
     fixed = count_protocol(getattr(args, "iterations", 0), getattr(args, "duration", 0.0),
                            args.quick)
+    if getattr(args, "ray", None) is None:  # a fleet's nodes have their own core counts
+        check_threads(args.threads)
     return (Settings(device=args.device, precision=args.precision, threads=args.threads,
                      batch=args.batch, mode=args.mode),
             fixed or (Protocol.quick() if args.quick else Protocol()))
@@ -117,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input shape, for a model with dynamic dimensions (default: the "
                         "model's own; N is the batch)")
     add_count_args(m)
+    add_trust_flag(m)
     m.add_argument("--json", action="store_true")
     add_settings_args(m)
     sub.add_parser("backends", help="registered backends")
@@ -138,6 +150,7 @@ def _progress(stage: str, done: int, total: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .fileformat import FormatError, LockTimeout, one_line
     from .registry import available_backends
     from .session import measure_model, profile_bundle
 
@@ -185,14 +198,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         # --batch 1 is the default here: it leaves the model's own N
         shape = with_batch(parse_shape(args.shape), args.batch if args.batch != 1 else None)
-        r = measure_model(args.model, args.backend, settings, protocol, input_shape=shape)
+        from .trust import code_trusted
+
+        with code_trusted(args.trust_code):
+            r = measure_model(args.model, args.backend, settings, protocol, input_shape=shape)
         if args.json:
             sys.stdout.write(json.dumps(r, indent=1) + "\n")
         else:
             sys.stdout.write(f"{args.model}: {describe(r)}\n")
         return 0
-    except ProfilerError as exc:
-        sys.stderr.write(f"hwnas-profilers: error: {' '.join(str(exc).split())}\n")
+    except (ProfilerError, FormatError, LockTimeout) as exc:
+        sys.stderr.write(f"hwnas-profilers: error: {one_line(str(exc))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("\nhwnas-profilers: interrupted; finished measurements are kept, rerun with --resume\n")

@@ -251,8 +251,9 @@ def cache_root(sub: str = "") -> Path:
     """The hwnas cache (``$HWNAS_CACHE`` or ``$XDG_CACHE_HOME/hwnas``, default
     ``~/.cache/hwnas``), private to the user: never a fixed, guessable folder under /tmp
     where another user could plant files or links first."""
-    root = Path(os.environ.get("HWNAS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hwnas"))
+    from .cachedir import private_root  # 0700, refused when others could write it
+
+    root = private_root()
     path = root / sub if sub else root
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path

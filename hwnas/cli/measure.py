@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hwnas_profilers.cli import add_count_args, describe, parse_shape, with_batch
+from hwnas_profilers.cli import (add_count_args, add_trust_flag, describe, parse_shape,
+                                 with_batch)
 
 from ._output import add_json_flag, console, emit
 
@@ -32,34 +33,42 @@ def register(sub) -> None:
                         "N of the input shape)")
     p.add_argument("--quick", action="store_true", help="short protocol for smoke runs (noisier)")
     add_count_args(p)
+    add_trust_flag(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_measure)
 
 
 def cmd_measure(args) -> int:
+    from hwnas_profilers.bounds import check_threads
+
     from ..errors import UserError
     from ..profiling import measure_onnx, profiler_errors
 
     path = Path(args.model)
     man = _manifest(path)
-    eng = man.get("engine", {}) if man else {}
+    eng = man["engine"] if man else {}
     backend = args.backend or (_profiler_of(eng["backend"]) if eng.get("backend") else None) \
         or _BY_SUFFIX.get(path.suffix.lower())
     if backend is None:
         raise UserError(f"give --backend for {path.name} (no manifest.json beside it)")
     with profiler_errors():
+        check_threads(args.threads)
         shape = parse_shape(args.shape)
-        if shape is None and eng.get("input_shape"):
-            shape = tuple(int(v) for v in eng["input_shape"])
+        if shape is None and man:
+            from ..runfiles import engine_shape
+
+            shape = engine_shape(man, f"engine manifest {path.parent / 'manifest.json'}")
         shape = with_batch(shape, args.batch)
     fixed = bool(args.iterations or args.duration)
-    r = measure_onnx(path, backend, args.device or eng.get("device", "cpu"),
-                     args.precision or eng.get("precision", "fp32"), args.threads, args.quick,
-                     input_shape=shape, iterations=args.iterations, duration_s=args.duration)
+    r = measure_onnx(path, backend, args.device or str(eng.get("device", "cpu")),
+                     args.precision or str(eng.get("precision", "fp32")), args.threads,
+                     args.quick, input_shape=shape, iterations=args.iterations,
+                     duration_s=args.duration, trust_code=args.trust_code)
     emit(args, r, lambda d: console().print(
         f"{d['model']}: {describe(d)}"
         f"{'' if d.get('stable') or fixed else ', not stable at the cap'}; on "
-        f"{d['meta']['backend']} {d['meta']['precision']}, {d['meta']['threads']} thread(s)"))
+        f"{d['meta']['backend']} {d['meta']['precision']}, {d['meta']['threads']} thread(s)",
+        markup=False, highlight=False))
     return 0
 
 
@@ -70,14 +79,26 @@ def _profiler_of(emitter: str) -> str:
 
 
 def _manifest(path: Path) -> dict | None:
-    from ..engines import read_manifest
-    from ..errors import UserError
+    """The engine manifest beside ``path`` when it describes this file: read as input
+    (bounded, its schema checked) and the engine's sha256 verified before it is measured.
+    Another file's manifest, or a manifest of another kind, is not this file's."""
+    from hwnas_profilers.fileformat import FormatError, read_json
+
+    from ..engines.build import MANIFEST_KIND
+    from ..runfiles import engine_file, read_run_file
 
     m = path.parent / "manifest.json"
     if not m.is_file():
         return None
     try:
-        d = read_manifest(m)
-    except UserError:
+        raw = read_json(m, "engine manifest")
+    except FormatError:
+        return None  # not a manifest hwnas can read: the model is measured on its own terms
+    if not isinstance(raw, dict) or raw.get("kind") != MANIFEST_KIND:
         return None
-    return d if d.get("engine", {}).get("file") == path.name else None
+    eng = raw.get("engine")
+    if not isinstance(eng, dict) or eng.get("file") != path.name:
+        return None
+    d = read_run_file(m, MANIFEST_KIND, "engine manifest")
+    engine_file(m, d)  # the file is the one hwnas wrote, byte for byte
+    return d

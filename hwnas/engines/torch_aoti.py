@@ -127,18 +127,26 @@ class TorchAotiEmitter(TorchEmitterBase):
             info = self._write_pt2(files, out_dir, "compile the AOTInductor package",
                                    lambda ep, path: torch._inductor.aoti_compile_and_package(
                                        ep, package_path=str(path)))
+        from hwnas_profilers.trust import record_built
+
+        record_built(out_dir / info["file"])  # hwnas built it: it may be loaded later
         return {**info, "compiled_for_threads": self.threads} if cpu else info
 
     def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
         from hwnas_profilers import ProfilerError
         from hwnas_profilers.backends.torch import probe_aoti_load
+        from hwnas_profilers.trust import private_copy, require_trusted
 
         torch = self._torch
         try:
-            probe_aoti_load(engine)
+            # loading runs the package's native code: only one hwnas built (its sha256
+            # recorded when it was compiled), from a private copy of the bytes checked
+            with private_copy(engine) as (copy, digest):
+                require_trusted(engine, digest)
+                probe_aoti_load(copy)
+                fn = torch._inductor.aoti_load_package(str(copy))
         except ProfilerError as exc:
             raise EngineError(str(exc)) from None
-        fn = torch._inductor.aoti_load_package(str(engine))
         dev = self.device.lower()
 
         def run(x: np.ndarray) -> np.ndarray:

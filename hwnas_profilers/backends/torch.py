@@ -34,11 +34,13 @@ should not pay it twice.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..base import Profiler, ProfilerError, Runner
+from ..fileformat import echo
 from . import fixed_input
 
 
@@ -253,9 +255,12 @@ class TorchProfiler(Profiler):
         threads = f"-t{self.settings.n_threads}" if dev == "cpu" else ""
         key = (f"{dev}-{dtype}-{tuple(int(d) for d in input_shape)}{threads}"
                f"-torch{torch.__version__}")
+        from ..cachedir import sha256_file
+        from ..trust import built_here, record_built
+
         pkg = _cached(path, "aoti", key, suffix=".pt2")
-        if pkg.is_file():
-            return pkg
+        if pkg.is_file() and not pkg.is_symlink() and built_here(sha256_file(pkg)):
+            return pkg  # compiled by hwnas: a foreign or corrupt entry is compiled anew
         fn = compile_graph(model, torch, self._onnx, dev, dtype)
         x = torch.as_tensor(fixed_input(input_shape)).to(device=dev, dtype=dtype)
 
@@ -284,6 +289,7 @@ class TorchProfiler(Profiler):
         except Exception as exc:  # noqa: BLE001 - the compiler's own error: this block fails
             raise ProfilerError(f"AOTInductor cannot compile {path.name}: "
                                 f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}") from None
+        record_built(pkg)
         return pkg
 
     def _load_package(self, path: Path, input_shape: Sequence[int] | None, dev: str,
@@ -292,15 +298,22 @@ class TorchProfiler(Profiler):
         if input_shape is None:
             raise ProfilerError(f"{path.name}: a .pt2 engine needs its input shape "
                                 "(hwnas engines record it in manifest.json)")
-        if pt2_kind(path) == "export":
-            return self._load_exported(path, input_shape, dev)
-        if probe:
-            probe_aoti_load(path)
-        try:
-            fn = torch._inductor.aoti_load_package(str(path))
-        except Exception as exc:  # noqa: BLE001 - the runtime's own error: not a package here
-            raise ProfilerError(f"torch cannot load the AOTInductor package {path.name}: "
-                                f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}") from None
+        from ..trust import private_copy, require_trusted
+
+        # what is checked is what is loaded: a private copy, hashed as it is read
+        with private_copy(path) as (copy, digest):
+            if pt2_kind(copy) == "export":
+                check_export_archive(copy, torch)  # nothing of it is unpickled
+                return self._load_exported(copy, input_shape, dev)
+            require_trusted(path, digest)  # dlopen runs the package's code: hwnas's own only
+            if probe:
+                probe_aoti_load(copy)
+            try:
+                fn = torch._inductor.aoti_load_package(str(copy))
+            except Exception as exc:  # noqa: BLE001 - the runtime's own error: not a package here
+                raise ProfilerError(f"torch cannot load the AOTInductor package {path.name}: "
+                                    f"{exc.__class__.__name__}: "
+                                    f"{' '.join(str(exc).split())[:200]}") from None
         # engines take fp32 input whatever their precision (the cast is inside the package);
         # a block compiled in mode aoti takes its own precision (``dtype``)
         x = torch.as_tensor(fixed_input(input_shape)).to(device=dev, dtype=dtype or torch.float32)
@@ -365,6 +378,97 @@ def pt2_kind(path: Path) -> str:
     if any("/aotinductor/" in n or n.endswith(".so") for n in names):
         return "aoti"
     return "export"
+
+
+# every member a torch.export archive of a plain network holds (after its top folder);
+# anything else (legacy pickled state dicts, custom or opaque objects, compiled code) is
+# refused before torch sees the file
+_EXPORT_MEMBERS = re.compile(
+    r"(archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id"
+    r"|models/[\w.-]+\.json|data/weights/[\w.-]+_weights_config\.json|data/weights/weight_\d+"
+    r"|data/constants/[\w.-]+_constants_config\.json|data/constants/tensor_\d+"
+    r"|data/sample_inputs/[\w.-]+\.pt|extra/[\w.-]+)")
+_MAX_CONFIG_BYTES = 16 * 2**20
+
+
+def _archive_members(z: Any, path: Path) -> dict[str, Any]:
+    """The archive's members by name without its top folder; one line on anything odd."""
+    infos = z.infolist()
+    if not infos:
+        raise ProfilerError(f"{path.name} is an empty archive")
+    top = infos[0].filename.split("/", 1)[0] + "/"
+    members: dict[str, Any] = {}
+    for info in infos:
+        name = info.filename
+        if not name.startswith(top) or name[len(top):] in members:
+            raise ProfilerError(f"{path.name}: member {echo(name)} is outside the archive's "
+                                "one top folder or repeated; not a torch.export archive")
+        rest = name[len(top):]
+        if not _EXPORT_MEMBERS.fullmatch(rest):
+            raise ProfilerError(f"{path.name} holds {echo(rest)}, which is not part of a plain "
+                                "torch.export archive (pickled objects or compiled code); "
+                                "hwnas does not load it")
+        members[rest] = info
+    return members
+
+
+def _payload_config(z: Any, info: Any, path: Path, constants: bool) -> None:
+    import json
+
+    if info.file_size > _MAX_CONFIG_BYTES:
+        raise ProfilerError(f"{path.name}: {info.filename} is over 16 MiB")
+    try:
+        d = json.loads(z.read(info).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ProfilerError(f"{path.name}: {info.filename} is not JSON") from None
+    entries = d.get("config") if isinstance(d, dict) else None
+    if not isinstance(entries, dict):
+        raise ProfilerError(f"{path.name}: {info.filename} has no config mapping")
+    for fqn, meta in entries.items():
+        if not isinstance(meta, dict) or meta.get("use_pickle") is not False:
+            raise ProfilerError(f"{path.name} stores {echo(fqn)} pickled (use_pickle), and "
+                                "unpickling runs code: hwnas never unpickles a file it is "
+                                "handed; save the program with torch.export.save")
+        name = meta.get("path_name")
+        if constants and not (isinstance(name, str) and name.startswith("tensor_")):
+            raise ProfilerError(f"{path.name}: constant {echo(fqn)} is not a tensor "
+                                f"({echo(name)}); hwnas does not load custom objects")
+
+
+def check_export_archive(path: Path, torch: Any) -> None:
+    """Refuse a torch.export archive that would make ``torch.export.load`` unpickle
+    (weights or constants stored with pickle, custom objects, legacy state dicts) or load
+    compiled code; the sample inputs, which torch reads with a fallback to full unpickling,
+    must load with ``weights_only=True`` here first."""
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = _archive_members(z, path)
+            if members.get("archive_format") is None or \
+                    z.read(members["archive_format"]) != b"pt2":
+                raise ProfilerError(f"{path.name} is not a torch.export archive (no "
+                                    "archive_format pt2)")
+            for rest, info in members.items():
+                if rest.endswith(("_weights_config.json", "_constants_config.json")):
+                    _payload_config(z, info, path, rest.startswith("data/constants/"))
+            models = [r[len("models/"):-len(".json")] for r in members if r.startswith("models/")]
+            for m in models:
+                for need in (f"data/weights/{m}_weights_config.json",
+                             f"data/constants/{m}_constants_config.json"):
+                    if need not in members:
+                        raise ProfilerError(f"{path.name} has no {need}; not an archive "
+                                            "hwnas can check, so it is not loaded")
+                sample = members.get(f"data/sample_inputs/{m}.pt")
+                if sample is not None:
+                    try:
+                        torch.load(io.BytesIO(z.read(sample)), weights_only=True)
+                    except Exception:  # noqa: BLE001 - torch would unpickle it in full
+                        raise ProfilerError(f"{path.name}: its sample inputs are not plain "
+                                            "tensors; hwnas never unpickles them") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ProfilerError(f"{path.name} is not a .pt2 archive ({exc})") from None
 
 
 def probe_aoti_load(path: Path, timeout_s: float = 300.0) -> None:
