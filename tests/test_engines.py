@@ -301,3 +301,42 @@ def test_export_exits_3_when_parity_is_not_met(run_cli, ckpt, tmp_path, monkeypa
     assert json.loads(stdout)["parity"]["ok"] is False
     assert err.count("\n") == 1 and "parity against PyTorch not met" in err
     assert (tmp_path / "e" / "manifest.json").is_file()
+
+
+@pytest.mark.skipif(not (has("openvino") and has("onnxruntime")), reason="needs openvino and "
+                    "onnxruntime")
+def test_openvino_engine_says_how_it_runs_as_measured(run_cli, ckpt, tmp_path):
+    """The IR carries its measured settings (rt_info runtime_options) and the manifest names
+    the load call; what a plain ``compile_model`` does on this CPU is measured and said (a
+    CPU with BF16 runs an fp32 IR in bf16 unless told otherwise)."""
+    import onnxruntime as ort
+    import openvino as ov
+
+    rc, m, err = _export(run_cli, ckpt, tmp_path / "ov", "--backend", "openvino",
+                         "--data", "digits", "--no-measure")
+    assert rc == 0, err
+    rc, mo, err = _export(run_cli, ckpt, tmp_path / "ort", "--backend", "onnxruntime",
+                          "--data", "digits", "--no-measure")
+    assert rc == 0, err
+    xml = tmp_path / "ov" / "model.xml"
+    core = ov.Core()
+    model = core.read_model(str(xml))
+    load = m["engine"]["load"]
+    assert load["config"]["INFERENCE_PRECISION_HINT"] == "f32"
+    for k, v in load["config"].items():
+        assert model.get_rt_info(["runtime_options", k]).astype(str) == v
+    x = np.random.default_rng(3).standard_normal(
+        (8, *m["engine"]["input_shape"][1:])).astype(np.float32)
+    sess = ort.InferenceSession(str(tmp_path / "ort" / mo["engine"]["file"]),
+                                providers=["CPUExecutionProvider"])
+    ref = np.concatenate([sess.run(None, {sess.get_inputs()[0].name: x[i:i + 1]})[0]
+                          for i in range(len(x))])
+    tuned = core.compile_model(str(xml), "CPU", load["config"])
+    got = np.concatenate([tuned({0: x[i:i + 1]})[0] for i in range(len(x))])
+    assert np.max(np.abs(got - ref)) <= 1e-4
+    plain = core.compile_model(str(xml), "CPU")
+    prec = str(plain.get_property("INFERENCE_PRECISION_HINT"))
+    d = m["engine"]["default_load"]
+    assert d["runs_as_measured"] == ("float32" in prec)
+    if not d["runs_as_measured"]:  # e.g. bf16: said in the manifest and by export
+        assert "not as measured" in d["note"] and d["max_abs_diff_vs_measured_load"] > 1e-4

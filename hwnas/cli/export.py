@@ -92,6 +92,9 @@ def _human(m) -> None:
                     "against the table's profiling run (the host's phase, part of the error)")
         for mm in lat.get("mismatch") or []:
             c.print(f"  [yellow]table mismatch[/]: {mm}")
+    if (e.get("default_load") or {}).get("note"):
+        c.print(f"  [yellow]load with the manifest's settings[/]: {e['default_load']['note']} "
+                f"(max |diff| {e['default_load']['max_abs_diff_vs_measured_load']:.2e})")
     c.print(f"  parity vs PyTorch fp32: max |diff| {par['max_abs_diff']:.2e}, top-1 agreement "
             f"{100 * par['top1_agreement']:.1f}% on {par['images']} images "
             f"({'ok' if par['ok'] else 'NOT MET: ' + par['criterion']})")

@@ -59,6 +59,8 @@ class OpenVinoEmitter(Emitter):
                 model = self._nncf_quantize(model, files)
             for key, value in files.metadata.items():  # read back: model.get_rt_info()
                 model.set_rt_info(value, ["hwnas", key.removeprefix("hwnas.")])
+            for key, value in self.load_config().items():
+                model.set_rt_info(value, ["runtime_options", key])
             ov.save_model(model, str(out_dir / "model.xml"),
                           compress_to_fp16=self.precision == "fp16")
         except EngineError:
@@ -67,7 +69,51 @@ class OpenVinoEmitter(Emitter):
             raise self.failed(f"convert {src.name} to IR", exc) from None
         return {"file": "model.xml", "files": ["model.xml", "model.bin"], "source": src.name,
                 "int8_from": (("nncf post-training quantization of the IR" if ptq == "nncf"
-                               else "the Q/DQ ONNX") if self.precision == "int8" else None)}
+                               else "the Q/DQ ONNX") if self.precision == "int8" else None),
+                "load": self.load_call(), "default_load": self._default_load(
+                    out_dir / "model.xml", files.calibration)}
+
+    def load_config(self) -> dict[str, str]:
+        """The compile settings every figure of the manifest was measured with."""
+        cfg = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
+               "INFERENCE_PRECISION_HINT": "f16" if self.precision == "fp16" else "f32"}
+        if self.device.upper() == "CPU":
+            cfg["INFERENCE_NUM_THREADS"] = str(max(self.threads, 1))
+        return cfg
+
+    def load_call(self) -> dict[str, Any]:
+        """How to load the engine so it runs as measured. The settings are also stored in the
+        IR's ``rt_info`` ``runtime_options``, but OpenVINO's CPU plugin applies from there
+        only its KV-cache and dynamic-quantization options: the execution precision must be
+        passed to ``compile_model``, or a CPU with BF16 runs the fp32 IR in bf16."""
+        cfg = self.load_config()
+        return {"call": f"openvino.Core().compile_model('model.xml', "
+                        f"'{self.device.upper()}', config)",
+                "config": cfg, "also_in": "model.xml rt_info runtime_options"}
+
+    def _default_load(self, xml: Path, images: np.ndarray) -> dict[str, Any]:
+        """What ``compile_model(xml, device)`` with no settings does here, against the
+        measured settings on the same images: a user who loads the engine plainly is told
+        whether it runs what the manifest measured."""
+        dev = self.device.upper()
+        x = np.ascontiguousarray(images[:32], np.float32)
+        plain = self._core.compile_model(str(xml), dev)
+        tuned = self._core.compile_model(str(xml), dev, self.load_config())
+        a = np.concatenate([np.asarray(tuned({0: x[i:i + 1]})[0]).reshape(1, -1)
+                            for i in range(len(x))])
+        b = np.concatenate([np.asarray(plain({0: x[i:i + 1]})[0]).reshape(1, -1)
+                            for i in range(len(x))])
+        prec = str(plain.get_property("INFERENCE_PRECISION_HINT")).lower()
+        prec = {"<type: 'bfloat16'>": "bf16", "<type: 'float32'>": "f32",
+                "<type: 'float16'>": "f16"}.get(prec, prec)
+        same = prec == self.load_config()["INFERENCE_PRECISION_HINT"]
+        return {"inference_precision": prec, "images": int(len(x)),
+                "max_abs_diff_vs_measured_load": float(np.max(np.abs(a - b))),
+                "top1_agreement_vs_measured_load": float(np.mean(a.argmax(1) == b.argmax(1))),
+                "runs_as_measured": bool(same),
+                "note": None if same else (
+                    f"compile_model without settings runs this engine in {prec} on this "
+                    f"{dev}, not as measured: pass the config in 'load'")}
 
     def _nncf_quantize(self, model: Any, files: ModelFiles) -> Any:
         calib = files.calibration
@@ -83,12 +129,7 @@ class OpenVinoEmitter(Emitter):
                                  preset=nncf.QuantizationPreset.PERFORMANCE)
 
     def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
-        dev = self.device.upper()
-        cfg: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
-                               "INFERENCE_PRECISION_HINT": "f16" if self.precision == "fp16" else "f32"}
-        if dev == "CPU":
-            cfg["INFERENCE_NUM_THREADS"] = str(max(self.threads, 1))
-        compiled = self._core.compile_model(str(engine), dev, cfg)
+        compiled = self._core.compile_model(str(engine), self.device.upper(), self.load_config())
         req = compiled.create_infer_request()
 
         def run(x: np.ndarray) -> np.ndarray:
