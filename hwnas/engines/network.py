@@ -6,10 +6,11 @@ norm folded into the convolutions (``torch.nn.utils.fusion.fuse_conv_bn_eval``),
 engine and the quantizer see the network a deployment runs. Precision copies:
 
 - fp16: ONNX Runtime's float16 converter (weights and activations fp16, fp32 input and
-  output);
+  output), by :mod:`hwnas_profilers.convert` as for the profilers' fp16 blocks;
 - int8 by post-training quantization: ONNX Runtime static quantization to Q/DQ with
   per-channel symmetric int8 weights and int8 activations calibrated on real training
-  images (the same recipe the profilers use for int8 blocks, so tables match engines),
+  images, by :mod:`hwnas_profilers.convert`, the module the profilers convert int8 blocks
+  with (so a table measures the graph an engine runs),
   or NNCF post-training quantization of the ONNX model;
 - int8 by quantization-aware fine-tuning (``qat``): NNCF inserts fake quantizers
   (symmetric, per-channel int8 weights; initialised from calibration statistics) into the
@@ -29,10 +30,11 @@ engine and the quantizer see the network a deployment runs. Precision copies:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -135,33 +137,23 @@ def stamp_onnx(path: Path, metadata: Mapping[str, str]) -> Path:
 
 
 def export_fp16(fp32: Path, path: Path) -> Path:
-    onnx = require("onnx", "torch")
+    """The fp16 ONNX file by the profilers' recipe (:func:`hwnas_profilers.convert.to_fp16`),
+    so the graph an fp16 table measured block by block is the graph this engine runs."""
+    from hwnas_profilers.convert import to_fp16
+
+    with _conversion_errors():
+        return to_fp16(fp32, path)
+
+
+@contextlib.contextmanager
+def _conversion_errors() -> Iterator[None]:
+    """The conversion module's errors (a missing converter) as engine errors (exit 2)."""
+    from hwnas_profilers import ProfilerError
+
     try:
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-    except ImportError as exc:
-        raise EngineError(f"fp16 ONNX needs onnxruntime's float16 converter ({exc}); "
-                          "install it with: pip install 'hwnas[onnxruntime]'") from None
-    model = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
-    _toposort(model.graph)  # the converter appends its input casts after their consumers
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
-def _toposort(graph: Any) -> None:
-    """Reorder ``graph.node`` topologically, in place (stable for already sorted parts)."""
-    known = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    pending, ordered = list(graph.node), []
-    while pending:
-        ready = [n for n in pending if all(i in known for i in n.input)]
-        if not ready:
-            raise EngineError("fp16 conversion produced a graph with a cycle")
-        for n in ready:
-            known.update(n.output)
-            ordered.append(n)
-        pending = [n for n in pending if n not in ready]
-    del graph.node[:]
-    graph.node.extend(ordered)
+        yield
+    except ProfilerError as exc:
+        raise EngineError(" ".join(str(exc).split())) from None
 
 
 def ptq_onnx(fp32: Path, path: Path, calib: np.ndarray, method: str = "onnxruntime") -> Path:
@@ -179,32 +171,11 @@ def ptq_onnx(fp32: Path, path: Path, calib: np.ndarray, method: str = "onnxrunti
         return path
     if method != "onnxruntime":
         raise EngineError(f"unknown post-training quantizer {method!r}; use onnxruntime or nncf")
-    q = require("onnxruntime.quantization", "onnxruntime")
+    from hwnas_profilers.convert import to_qdq_int8
 
-    class _Reader(q.CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter([{"input": x[None]} for x in calib])
-
-        def get_next(self) -> Any:
-            return next(self._it, None)
-
-    import logging
-
-    from hwnas_profilers.backends import quantizable_copy
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # its "consider pre-processing" advice is not for users here
-    src = quantizable_copy(fp32, path.with_name(path.stem + ".src.onnx"))
-    try:
-        q.quantize_static(str(src), str(path), _Reader(), quant_format=q.QuantFormat.QDQ,
-                          per_channel=True, activation_type=q.QuantType.QInt8,
-                          weight_type=q.QuantType.QInt8)
-    finally:
-        root.setLevel(level)
-        if src != fp32:
-            src.unlink(missing_ok=True)
-    return path
+    # the profilers' recipe, calibrated on the real images (one batch-1 input each)
+    with _conversion_errors():
+        return to_qdq_int8(fp32, path, [x[None] for x in calib])
 
 
 def qat(folded: Any, data: Any, steps: int, seed: int, calib: np.ndarray, say: Say,
