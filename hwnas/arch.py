@@ -116,7 +116,47 @@ class Architecture:
                    tuple(sorted(extra.items())) if isinstance(extra, Mapping) else ())
 
     def save(self, path: "str | Path") -> Path:
+        """Write the architecture as JSON (atomically); returns the path."""
         return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, ref: "str | Path", space: "str | SearchSpace | None" = None
+             ) -> "Architecture":
+        """An architecture from a JSON file or ``SPACE:c1,c2,...``, validated against its
+        space (``space``: needed only for a custom space). See :func:`load_architecture`
+        for the space as well."""
+        return load_architecture(ref, space)[1]
+
+    def space(self) -> SearchSpace:
+        """The built-in space this architecture belongs to (raises for a custom space)."""
+        sp = find_space_by_id(self.space_id)
+        if sp is None:
+            raise ArchitectureError(f"space {self.space_name or self.space_id} is not built in; "
+                                    "load it with hwnas.load_space(FILE)")
+        return sp
+
+    def export(self, path: "str | Path", supernet: "str | Path | None" = None,
+               space: "SearchSpace | None" = None) -> Path:
+        """The network as an ONNX file (opset 17, batch 1, NCHW float32): with ``supernet``
+        (a checkpoint of ``hwnas train``/``run``) its inherited weights, else fresh weights
+        (enough for latency). For a verified, measured engine use
+        :func:`hwnas.engines.export_engine`. Needs the ``torch`` extra."""
+        from .errors import require
+
+        require("torch", "torch")
+        from .nn.export import export_architecture
+
+        sp = space if space is not None else self.space()
+        self.validate(sp)
+        model = None
+        if supernet is not None:
+            from .engines import _supernet_for
+            from .train.checkpoint import load_checkpoint
+            from .train.supernet import extract_subnet
+
+            ck = load_checkpoint(supernet, sp)
+            model = extract_subnet(_supernet_for(ck, sp, supernet), self).eval()
+        return export_architecture(sp, self, path, model=model)
 
 
 def load_architecture(ref: "str | Path", space: "str | SearchSpace | None" = None

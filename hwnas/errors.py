@@ -10,6 +10,11 @@ from __future__ import annotations
 CHECK_FAILED = 3
 
 
+class HwnasWarning(UserWarning):
+    """Something a caller should know that does not stop the work: a device table measured
+    on another machine or runtime version, whose figures may not hold here."""
+
+
 class UserError(Exception):
     """Bad input from the user (file, name, budget, missing runtime). Exit status 2.
 

@@ -203,3 +203,29 @@ def differences(measured: Any, here: "dict[str, Any] | None" = None) -> list[str
             out += [f"gpu {k} {ga[k]!r} -> {gb[k]!r}" for k in GPU_FIELDS
                     if k in ga and k in gb and ga[k] != gb[k]]
     return out
+
+
+# the distributions a runtime name of a table's meta may be installed as (first found wins)
+_RUNTIME_DISTS = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"),
+                  "openvino": ("openvino",), "torch": ("torch",), "tensorrt": ("tensorrt",),
+                  "executorch": ("executorch",), "litert": ("ai-edge-litert",),
+                  "tflite": ("ai-edge-litert",)}
+
+
+def runtime_difference(runtime: Any, version: Any) -> "str | None":
+    """One phrase when the runtime's installed major.minor differs from a table's (None when
+    equal, unknown, or not installed here: nothing to compare). Reads package metadata only:
+    the runtime is not imported."""
+    from importlib import metadata
+
+    if not isinstance(runtime, str) or not isinstance(version, str):
+        return None
+    for dist in _RUNTIME_DISTS.get(runtime.lower(), ()):
+        try:
+            here = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        if here.split(".")[:2] != version.split(".")[:2]:
+            return f"{runtime} {version} -> {here}"
+        return None
+    return None

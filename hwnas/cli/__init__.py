@@ -41,12 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ..environment import check_environment, escaping_streams
+
+    escaping_streams()  # a non-UTF-8 terminal gets escapes, never a UnicodeEncodeError
     parser = build_parser()
     args = parser.parse_args(argv)
     from hwnas_profilers.fileformat import FormatError, LockTimeout, one_line, os_reason
 
     try:
-        rc = args.func(args)
+        check_environment()  # variables that would fail deep inside a run: before any work
+        rc = _call(args)
     except (UserError, FormatError, LockTimeout) as exc:
         sys.stderr.write(f"hwnas: error: {one_line(str(exc))}\n")
         return 2
@@ -61,6 +65,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"hwnas: error: {os_reason(exc)}\n")
         return 2
     return int(rc or 0)
+
+
+def _call(args: argparse.Namespace) -> int:
+    import warnings
+
+    from ..errors import HwnasWarning
+
+    with warnings.catch_warnings():
+        # the commands print these themselves, as one line; the library warns with them
+        warnings.simplefilter("ignore", HwnasWarning)
+        return args.func(args)
 
 
 def run() -> None:

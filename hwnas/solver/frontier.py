@@ -85,10 +85,16 @@ class Frontier:
         return float(self.latency_ms[0])
 
     # ------------------------------------------------------------------ lookups
-    def best(self, budget_ms: float) -> Architecture:
-        """The architecture of highest objective within ``budget_ms``."""
-        i = self.index_for_budget(budget_ms)
-        return self._pick(i, "budget_ms", float(budget_ms))
+    def best(self, budget_ms: float, margin: float = 0.0) -> Architecture:
+        """The architecture of highest objective within ``budget_ms``; with ``margin`` (a
+        share, e.g. ``DeviceTable.margin()[0]``) within ``budget_ms / (1 + margin)``, so a
+        prediction error of that size still meets the budget when measured."""
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or \
+                not 0 <= margin < 1:
+            raise SolverError(f"a budget margin is a share in [0, 1), got {margin!r}")
+        i = self.index_for_budget(float(check_budget(budget_ms)) / (1.0 + margin))
+        arch = self._pick(i, "budget_ms", float(budget_ms))
+        return replace(arch, extra=arch.extra + (("margin", float(margin)),)) if margin else arch
 
     def fastest(self, min_score: float) -> Architecture:
         """The fastest architecture whose summed raw score reaches ``min_score`` (within

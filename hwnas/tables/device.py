@@ -18,6 +18,7 @@ p90 figures gives the "upper" prediction, what a contended host shows.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,12 +29,14 @@ from hwnas_profilers.fileformat import KINDS, echo, number, one_line
 
 from ..arch import Architecture
 from ..blocks import Block
-from ..errors import TableError, UserError
+from ..errors import HwnasWarning, TableError, UserError
 from ..fileio import check_header, read_json, write_json_atomic
 from ..spaces import SearchSpace
 
 KIND = "hwnas.device_table"
 DEVICE_SCHEMA = KINDS[KIND]
+MIN_MARGIN = 0.03  # the least share of a budget kept free for prediction error
+NON_BLOCK_ROWS = ("overhead (per call)", "calibration offset")  # a prediction's last rows
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,14 @@ class Prediction:
     figure: str = "median"
     upper_ms: float | None = None  # calibrated p90 model, where the table has one
 
+    @property
+    def block_rows(self) -> tuple[tuple[str, float], ...]:
+        """The rows of ``layers`` that are blocks (without the overhead and offset rows)."""
+        return tuple(r for r in self.layers if r[0] not in NON_BLOCK_ROWS)
+
     def to_dict(self) -> dict[str, Any]:
+        """JSON form; its ``breakdown`` rows (blocks, then the per-call overhead and the
+        calibration's offset) sum to ``latency_ms``."""
         return {"latency_ms": self.latency_ms, "figure": self.figure, "upper_ms": self.upper_ms,
                 "additive_ms": self.additive_ms,
                 "breakdown": [{"block": k, "ms": v} for k, v in self.layers]}
@@ -156,14 +166,16 @@ class DeviceTable:
 
     def portability_warning(self, name: str) -> str | None:
         """One line when this machine's fingerprint differs from the table's (else None)."""
-        from hwnas_profilers.fingerprint import differences
+        from hwnas_profilers.fingerprint import differences, runtime_difference
 
         dev = self.meta.get("device")
         diff = differences(dict(dev)) if isinstance(dev, Mapping) else []
+        rt = runtime_difference(self.meta.get("runtime"), self.meta.get("runtime_version"))
+        diff += [rt] if rt else []
         if not diff:
             return None
         more = f" (+{len(diff) - 3} more)" if len(diff) > 3 else ""
-        return (f"warning: device table {name} was measured on another machine "
+        return (f"warning: device table {name} was measured on another machine or runtime "
                 f"({'; '.join(diff[:3])}{more}); its figures may not hold here: "
                 f"hwnas tables recalibrate {name} --out NEW.json (seconds), or re-profile")
 
@@ -210,17 +222,40 @@ class DeviceTable:
         return [b.key() for b in space.unique_blocks() if b.key() not in self.entries]
 
     # ---------------------------------------------------------- prediction
-    def predict(self, space: SearchSpace, arch: Architecture) -> Prediction:
-        blocks = arch.blocks(space)
+    def predict(self, arch: "Architecture | SearchSpace",
+                space: "SearchSpace | Architecture | None" = None) -> Prediction:
+        """The calibrated latency of ``arch`` in the table's statistic (:attr:`figure`).
+
+        ``table.predict(arch)`` finds a built-in space by the architecture's space id; pass
+        ``space`` for a custom one. (The older order ``predict(space, arch)`` still works.)
+        """
+        if isinstance(arch, SearchSpace):  # predict(space, arch)
+            arch, space = space, arch
+        if not isinstance(arch, Architecture):
+            raise TypeError(f"predict takes an Architecture, got {type(arch).__name__}")
+        sp = space if isinstance(space, SearchSpace) else arch.space()
+        blocks = arch.blocks(sp)
         missing = [b.key() for b in blocks if b.key() not in self.entries]
         if missing:
-            raise self._missing(missing[0], space)
+            raise self._missing(missing[0], sp)
         nets = [(b.key(), self.net_ms(b.key())) for b in blocks]
         additive = self.overhead_ms + sum(v for _, v in nets)
         cal = self.calibration
-        return Prediction(cal.scale * additive + cal.offset_ms, additive,
-                          tuple((k, cal.scale * v) for k, v in nets), self.figure,
-                          self._upper([b.key() for b in blocks]))
+        rows = [(k, cal.scale * v) for k, v in nets]
+        rows += list(zip(NON_BLOCK_ROWS, (cal.scale * self.overhead_ms, cal.offset_ms)))
+        return Prediction(cal.scale * additive + cal.offset_ms, additive, tuple(rows),
+                          self.figure, self._upper([b.key() for b in blocks]))
+
+    def margin(self) -> tuple[float, str]:
+        """The share of a budget to keep free for prediction error, and where it came from:
+        the table's worst held-out calibration error (``loo_max_abs_err_pct``), at least
+        3%. ``hwnas run`` chooses each network within ``budget / (1 + margin)``; use it as
+        ``frontier.best(budget, margin=table.margin()[0])``."""
+        worst = dict(self.calibration.report).get("loo_max_abs_err_pct")
+        if not isinstance(worst, (int, float)) or not math.isfinite(float(worst)):
+            return MIN_MARGIN, "default (the table has no held-out calibration error)"
+        return max(MIN_MARGIN, float(worst) / 100.0), \
+            "the device table's worst held-out calibration error (loo_max_abs_err_pct)"
 
     def _upper(self, keys: list[str]) -> float | None:
         """The calibrated p90 model of the same blocks (None: the table has none)."""
@@ -330,8 +365,12 @@ class DeviceTable:
         return replace(self, entries=merged)
 
 
-def load_device_table(path: "str | Path") -> DeviceTable:
-    """Read a device table file: a path, or the name of a table shipped in ``hwnas/device_tables``."""
+def load_device_table(path: "str | Path", check_machine: bool = True) -> DeviceTable:
+    """Read a device table file: a path, or the name of a table shipped in ``hwnas/device_tables``.
+
+    With ``check_machine`` a table measured on another machine or runtime version gives a
+    :class:`~hwnas.errors.HwnasWarning` (``warnings.warn``): its figures may not hold here.
+    """
     p = Path(path)
     if not p.exists():
         shipped = shipped_table_path(str(path))
@@ -339,10 +378,15 @@ def load_device_table(path: "str | Path") -> DeviceTable:
             p = shipped
     d = read_json(p, "device table")
     try:
-        return DeviceTable.from_dict(d, f"device table {p}")
+        table = DeviceTable.from_dict(d, f"device table {p}")
     except TableError as exc:
         msg = str(exc)
         raise TableError(msg if str(p) in msg else f"device table {p}: {msg}") from None
+    if check_machine:
+        note = table.portability_warning(str(path))
+        if note:
+            warnings.warn(note.removeprefix("warning: "), HwnasWarning, stacklevel=2)
+    return table
 
 
 def shipped_tables() -> list[str]:
