@@ -69,5 +69,5 @@ def test_bad_json(tmp_path):
     make().save(p)
     with pytest.raises(TableError, match="not proxyless-mobile"):
         load_accuracy_table(p, "proxyless-mobile")
-    with pytest.raises(TableError, match="needs its space"):
+    with pytest.raises(TableError, match="names no space"):
         load_accuracy_table(tmp_path / "x.csv")

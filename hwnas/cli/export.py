@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ._output import add_json_flag, console, emit
 
 
@@ -54,6 +56,11 @@ def cmd_export(args) -> int:
                         measure=not args.no_measure)
     if (args.finetune_epochs or args.qat) and not args.data:
         raise UserError("fine-tuning and --qat need --data")
+    if args.qat and args.precision != "int8":
+        raise UserError("--qat makes an int8 engine; add --precision int8")
+    if Path(args.out).exists() and not args.force:  # the library says "force", not the flag
+        raise UserError(f"{args.out} exists; pass --force to replace it (the old engine is "
+                        "kept until the new one is complete), or choose another --out")
     c = console()
     say = (lambda s: None) if args.json else (lambda s: c.print(f"[bold cyan]hwnas export[/]: {s}"))
     m = export_engine(args.arch, args.supernet, req, args.out, args.data, args.table,

@@ -187,7 +187,8 @@ def load_accuracy_table(path: "str | Path", space: "str | SearchSpace | None" = 
     p = Path(path)
     if p.suffix.lower() == ".csv":
         if space is None:
-            raise TableError(f"{p}: a CSV accuracy table needs its space (--space)")
+            raise TableError(f"{p}: a CSV accuracy table names no space; say which space it is "
+                             "for (a built-in name such as tiny-32, or a space file)")
         text = read_text(p, "accuracy table", errors="replace")
         return AccuracyTable.from_csv(text, load_space(space), str(p))
     table = AccuracyTable.from_dict(read_json(p, "accuracy table"), f"accuracy table {p}")
