@@ -18,12 +18,35 @@ if TYPE_CHECKING:
     from hwnas_profilers.base import Progress
 
 DEFAULT_CALIBRATION_NETS = 12
+MAX_NETS = 1000        # calibration or recalibration networks: each is measured end to end
+MAX_BATCH = 4096
+# a block's activations next to its input: expansion, skip and output tensors together
+# stay well under this many times the network's input at the same batch
+ACTIVATION_FACTOR = 64
 
 
 def cache_dir() -> Path:
+    """The user's private cache (:mod:`hwnas_profilers.cachedir`): made 0700, refused in
+    one line when another user owns it or others may write it; every entry a command
+    reuses from it was written by hwnas and is checked (content hash, seal) on reuse."""
     from hwnas_profilers.fileformat import cache_root
 
     return cache_root()
+
+
+def check_work(space: SearchSpace, batch: int, nets: int, flag: str) -> None:
+    """Refuse, before any export or measurement, a batch whose activations cannot fit in
+    memory and a network count that would run for days."""
+    from hwnas_profilers.bounds import check_input
+
+    if isinstance(nets, bool) or not isinstance(nets, int) or not 0 <= nets <= MAX_NETS:
+        raise UserError(f"{flag} must be 0 to {MAX_NETS}, got {nets!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise UserError(f"--batch must be 1 to {MAX_BATCH}, got {batch!r}")
+    with profiler_errors():
+        check_input((batch, space.input[2], space.input[0], space.input[1]),
+                    f"--batch {batch}: the activations of {space.name}'s input",
+                    itemsize=4 * ACTIVATION_FACTOR)
 
 
 def bundle_dir(space: SearchSpace, calibration_nets: int, seed: int = 0, batch: int = 1) -> Path:
@@ -90,6 +113,11 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
         from hwnas_profilers import Protocol, Settings, get_profiler, profile_bundle
         from hwnas_profilers.registry import backend_class
 
+        check_work(space, batch, calibration_nets, "--calibration-nets")
+        if ray is None:  # a fleet's nodes have their own core counts
+            from hwnas_profilers.bounds import check_threads
+
+            check_threads(threads)
         settings = Settings(device=device, precision=precision, threads=threads, batch=batch,
                             mode=mode)
         from dataclasses import replace
@@ -166,6 +194,8 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
     meta = dict(table.meta)
     if nets < 2:
         raise UserError("--nets must be at least 2 (one scale from one network has no check)")
+    if nets > MAX_NETS:
+        raise UserError(f"--nets must be at most {MAX_NETS}, got {nets}")
     if str(meta.get("source", "")).startswith("imported"):
         raise UserError(f"{table_path} was imported from another tool's lookup table; there is "
                         "no backend to re-measure it with: profile the space on this device")
@@ -196,6 +226,7 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
                                 mode=str(meta.get("mode") or ""))
         except (TypeError, ValueError):
             raise UserError(f"{table_path}: its settings (threads/batch) are not numbers") from None
+        check_work(sp, settings.batch, nets, "--nets")
         prof = get_profiler(backend, settings)  # a missing runtime fails here, naming the extra
         runners: dict[str, Any] = {}
         try:

@@ -163,3 +163,94 @@ def engine_shape(m: Mapping[str, Any], source: str) -> "tuple[int, ...] | None":
         raise UserError(f"{source}: engine.input_shape must be 4 sizes N,C,H,W, got {echo(shape)}")
     return tuple(int(number(v, f"{source}: engine.input_shape", 1, 65536, integer=True,
                             error=UserError)) for v in shape)
+
+
+_NUM_OR_NULL = {"type": ["number", "null"]}
+_TEXT = {"type": "string", "maxLength": 4096}
+# the fields of summary_{tag}.json a rerun and a redrawn report read (it has no kind:
+# it is the run's own record, so it is checked here rather than in a published schema)
+SUMMARY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["space", "space_id", "data", "results"],
+    "properties": {
+        "space": _TEXT, "space_id": _TEXT, "data": _TEXT, "backend": _TEXT,
+        "precision": _TEXT, "statistic": _TEXT, "device_table": {"type": ["string", "null"],
+                                                                  "maxLength": 4096},
+        "results": {"type": "array", "maxItems": 1000, "items": {
+            "type": "object", "required": ["budget_ms", "choices"],
+            "properties": {
+                "budget_ms": {"type": "number", "minimum": 0},
+                "choices": {"type": "array", "maxItems": 1024,
+                            "items": {"type": "string", "maxLength": 200}},
+                "predicted_ms": _NUM_OR_NULL, "predicted_upper_ms": _NUM_OR_NULL,
+                "measured_ms": _NUM_OR_NULL, "measured_spread_ms": _NUM_OR_NULL,
+                "prediction_error": _NUM_OR_NULL, "val_accuracy": _NUM_OR_NULL,
+                "test_accuracy": _NUM_OR_NULL, "score": _NUM_OR_NULL,
+                "meets_budget": {"type": ["boolean", "null"]},
+                "engine": {"type": ["string", "null"], "maxLength": 4096},
+                "manifest": {"type": ["string", "null"], "maxLength": 4096}}}}}}
+
+
+def read_summary(path: "str | Path") -> dict[str, Any]:
+    """A run's ``summary_{tag}.json`` read back as input; an engine or manifest path it
+    names outside the run folder is dropped (an edited path is not followed out of it)."""
+    from hwnas_profilers.fileformat import FormatError
+
+    from .fileio import read_json
+
+    path = Path(path)
+    try:
+        d = read_json(path, "run summary")
+        check_schema(d, SUMMARY_SCHEMA)
+    except FormatError as exc:
+        raise UserError(str(exc)) from None
+    except ValueError as exc:
+        raise UserError(f"run summary {path}: {exc} (was it edited by hand?)") from None
+    home = path.parent.resolve()
+    for r in d["results"]:
+        for key in ("manifest", "engine"):
+            if r.get(key) and home not in Path(r[key]).resolve().parents:
+                r[key] = None  # outside the folder (edited, or the folder moved): not read
+    return d
+
+
+def report_dir(out: Path, tag: str) -> Path:
+    """``out/report_{tag}``, refused when the tag or a link would lead out of ``out``."""
+    p = inside(out, f"report_{tag}", f"report of {out}")
+    if p.is_symlink() or (p.exists() and not p.is_dir()):
+        raise UserError(f"{p} is a link or a file, not the report folder hwnas made; move "
+                        "it away and redraw")
+    return p
+
+
+_NUMBER = {"type": "number"}
+# what the code reads of baselines_{tag}.json beyond its published schema
+BASELINES_READ: dict[str, Any] = {
+    "type": "object", "required": ["score_to_accuracy", "networks"],
+    "properties": {
+        "score_to_accuracy": {
+            "type": "object", "required": ["slope", "intercept", "fitted_on", "rms_residual"],
+            "properties": {"slope": _NUMBER, "intercept": _NUMBER, "rms_residual": _NUMBER,
+                           "fitted_on": {"type": "integer", "minimum": 0}}},
+        "networks": {"type": "array", "maxItems": 10000, "items": {
+            "type": "object", "required": ["label", "kind", "choices"],
+            "properties": {"label": _TEXT, "kind": _TEXT,
+                           "choices": {"type": "array", "maxItems": 1024,
+                                       "items": {"type": "string", "maxLength": 200}},
+                           "predicted_ms": _NUM_OR_NULL, "measured_ms": _NUM_OR_NULL,
+                           "measured_spread_ms": _NUM_OR_NULL, "measured_p90_ms": _NUM_OR_NULL,
+                           "table_score": _NUM_OR_NULL, "predicted_accuracy": _NUM_OR_NULL,
+                           "supernet_val_accuracy": _NUM_OR_NULL,
+                           "supernet_test_accuracy": _NUM_OR_NULL}}},
+        "engine_files": {"type": "object", "additionalProperties": _TEXT}}}
+
+
+def read_baselines(path: "str | Path") -> dict[str, Any]:
+    """``baselines_{tag}.json`` read back: its published schema and the fields the report
+    and a rerun use, typed; one line otherwise."""
+    d = read_run_file(path, "hwnas.baselines", "baselines")
+    try:
+        check_schema(d, BASELINES_READ)
+    except ValueError as exc:
+        raise UserError(f"baselines {path}: {exc} (was it edited by hand?)") from None
+    return d

@@ -149,12 +149,18 @@ def _progress(stage: str, done: int, total: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 terminal: escapes, not a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     from .fileformat import FormatError, LockTimeout, one_line
     from .registry import available_backends
     from .session import measure_model, profile_bundle
 
     try:
+        from .cachedir import check_configured
+
+        check_configured()  # HWNAS_CACHE on a file or under /dev/null: before any work
         if args.cmd == "backends":
             sys.stdout.write("\n".join(available_backends()) + "\n")
             return 0

@@ -37,9 +37,13 @@ def add_force_flag(p) -> None:
                    help="replace an existing output (the old one stays until the new is complete)")
 
 
-def check_out(path: "str | None", force: bool, what: str = "output", folder: bool = False):
+def check_out(path: "str | None", force: bool, what: str = "output", folder: bool = False,
+              made_by: "str | None" = None):
     """Refuse, before any work, an output that exists (unless ``force``), whose parent is
-    a file, or whose folder is not writable: one line, exit 2, nothing touched."""
+    a file, or whose folder is not writable: one line, exit 2, nothing touched. With
+    ``made_by`` (a file kind, such as ``hwnas.block_bundle``), an existing folder is
+    written into only when its ``manifest.json`` is of that kind: ``--force`` replaces
+    what hwnas made, never a folder of the user's own files."""
     import os
     from pathlib import Path
 
@@ -52,6 +56,8 @@ def check_out(path: "str | None", force: bool, what: str = "output", folder: boo
         raise UserError(f"{what} {p} exists; pass --force to replace it, or choose another path")
     if p.exists() and folder != p.is_dir():
         raise UserError(f"{what} {p} exists and is {'not ' if folder else ''}a folder")
+    if made_by and os.path.lexists(p):
+        _made_by(p, made_by, what)
     parent = p.absolute().parent
     while not parent.exists():
         parent = parent.parent
@@ -60,6 +66,26 @@ def check_out(path: "str | None", force: bool, what: str = "output", folder: boo
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{what} {p}: folder {parent} is not writable")
     return p
+
+
+def _made_by(p, kind: str, what: str) -> None:
+    """``p`` is a real folder whose ``manifest.json`` is an hwnas file of ``kind``."""
+    from hwnas_profilers.fileformat import FormatError, read_json
+
+    from ..errors import UserError
+
+    if p.is_dir() and not p.is_symlink() and not any(p.iterdir()):
+        return  # an empty folder holds nothing to lose
+    m = p / "manifest.json"
+    try:
+        ok = not p.is_symlink() and m.is_file() and not m.is_symlink() \
+            and (read_json(m, "manifest") or {}).get("kind") == kind
+    except (FormatError, AttributeError):
+        ok = False
+    if not ok:
+        raise UserError(f"{what} {p} holds no {kind.split('.', 1)[-1].replace('_', ' ')} "
+                        "manifest (or is a link), so hwnas did not make it: --force replaces "
+                        "only what hwnas made; move its files or choose another path")
 
 
 def numbers(text: str, flag: str) -> tuple[float, ...]:

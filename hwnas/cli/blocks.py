@@ -24,7 +24,7 @@ def cmd_export(args) -> int:
     from ..errors import UserError, require
     from ..spaces import load_space
 
-    check_out(args.out, args.force, "--out", folder=True)
+    check_out(args.out, args.force, "--out", folder=True, made_by="hwnas.block_bundle")
     sp = load_space(args.space)
     if args.calibration_nets < 0:
         raise UserError("--calibration-nets must be >= 0")

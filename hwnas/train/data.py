@@ -20,6 +20,10 @@ import torch.nn.functional as F
 from ..errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".pnm", ".npy")
+# the one Pillow decoder each documented suffix may use
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".gif": "GIF",
+                 ".pgm": "PPM", ".ppm": "PPM", ".pnm": "PPM"}
+MAX_IMAGE_PIXELS = 4096 * 4096  # training images are resized to the space's input (32-224)
 
 
 @dataclass(frozen=True)
@@ -196,11 +200,19 @@ def _read_image(path: Path) -> np.ndarray:
         raise UserError(f"{path}: reading {suffix} images needs Pillow (pip install "
                         "'hwnas[torch]'); .npy images are read without it") from None
     try:
-        with Image.open(path) as im:
+        # only the decoder its suffix names: EPS bytes in a file named .png never reach
+        # Pillow's EPS plugin (which runs Ghostscript)
+        with Image.open(path, formats=[IMAGE_FORMATS[suffix]]) as im:
+            w, h = im.size  # from the header: the pixel count is checked before decoding
+            if w * h > MAX_IMAGE_PIXELS:
+                raise UserError(f"{path}: image of {w}x{h} pixels; hwnas reads images up to "
+                                f"{MAX_IMAGE_PIXELS:,} pixels (a decompression bomb, or "
+                                "resize it first)")
             im = im.convert("L" if im.mode in ("1", "L", "I", "F") else "RGB")
             arr = np.asarray(im, dtype=np.float32) / 255.0
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise UserError(f"{path}: cannot read image ({_short(exc)})") from None
+        raise UserError(f"{path}: cannot read image as {IMAGE_FORMATS[suffix]} "
+                        f"({_short(exc)})") from None
     if min(arr.shape[:2], default=0) < 1:
         raise UserError(f"{path}: empty image")
     return arr[..., None] if arr.ndim == 2 else arr
@@ -208,7 +220,10 @@ def _read_image(path: Path) -> np.ndarray:
 
 def _folder(root: Path) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    from hwnas_profilers.bounds import available_bytes
+
     images, labels, used = [], [], []
+    total, room = 0, min(MAX_ARRAY_BYTES, available_bytes() // 2)
     for c in classes:
         files = sorted(f for f in (root / c).iterdir()
                        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
@@ -218,6 +233,10 @@ def _folder(root: Path) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
         for f in files:
             images.append(_read_image(f))
             labels.append(len(used) - 1)
+            total += images[-1].nbytes
+            if total > room:  # many large images: stop before memory runs out, not after
+                raise UserError(f"image folder {root} decodes to over {room / 2**30:.1f} GiB "
+                                f"(at {f}); resize its images or use fewer")
     if not images:
         raise UserError(f"image folder {root} holds no images (expected one sub-folder per class "
                         f"with {', '.join(IMAGE_SUFFIXES)} files)")

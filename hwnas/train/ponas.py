@@ -81,8 +81,11 @@ class TrainConfig:
                 raise UserError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.prefix not in ("chosen", "sampled"):
             raise UserError(f"prefix must be 'chosen' or 'sampled', got {self.prefix!r}")
-        if not (self.lr > 0 and self.finetune_lr > 0):
-            raise UserError("learning rates must be positive")
+        from ..limits import check_rate, check_seed
+
+        check_rate(self.lr, "the learning rate")  # inf or nan would fail only when results are written
+        check_rate(self.finetune_lr, "the fine-tuning learning rate")
+        check_seed(self.seed)
 
     @property
     def meta_epochs(self) -> int:
