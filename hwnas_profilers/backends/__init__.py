@@ -47,14 +47,48 @@ def onnx_precision(path: "str | Path") -> str:
     return "fp32"
 
 
+def converter(tag: str, extra: str = "") -> str:
+    """The converter's identity: the recipe's tag, its options and the versions of the
+    libraries that make the copy (a copy made by another version is made again)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    libs = []
+    for pkg in ("onnx", "onnxruntime"):
+        try:
+            libs.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            libs.append(f"{pkg} absent")
+    return " ".join([tag, extra, *libs])
+
+
 def _cached(onnx_path: Path, tag: str, extra: str = "", suffix: str = ".onnx") -> Path:
-    """Where the converted copy of ``onnx_path`` lives (keyed by content), in the user's
-    private cache, not a fixed /tmp folder; written through ``fileformat.atomic_path``."""
-    data = Path(onnx_path).read_bytes()
-    digest = hashlib.sha256(data + extra.encode()).hexdigest()[:16]
+    """Where the converted copy of ``onnx_path`` lives, keyed by the sha256 of the source
+    and the converter (:func:`converter`), in the user's private cache
+    (:mod:`hwnas_profilers.cachedir`); written through ``fileformat.atomic_path`` and
+    reused only when :func:`fresh` says its seal holds."""
+    from ..cachedir import sha256_file
     from ..fileformat import cache_root
 
+    key = f"{sha256_file(onnx_path)} {converter(tag, extra)}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_root("converted") / f"{Path(onnx_path).stem}-{digest}.{tag}{suffix}"
+
+
+def fresh(out: Path, onnx_path: Path, tag: str, extra: str = "") -> bool:
+    """True when the cached copy ``out`` was made by this converter from exactly this
+    source; a corrupt or foreign entry is removed (and made again by the caller)."""
+    from ..cachedir import sealed, sha256_file
+
+    return sealed(out, sha256_file(onnx_path), converter(tag, extra))
+
+
+def seal(out: Path, onnx_path: Path, tag: str, extra: str = "") -> Path:
+    """Record beside a copy just made what it was made from (see :func:`fresh`)."""
+    from ..cachedir import seal as _seal
+    from ..cachedir import sha256_file
+
+    _seal(out, sha256_file(onnx_path), converter(tag, extra))
+    return out
 
 
 def qdq_model(onnx_path: Path, input_shape: Sequence[int]) -> Path:
@@ -67,12 +101,13 @@ def qdq_model(onnx_path: Path, input_shape: Sequence[int]) -> Path:
     from ..fileformat import atomic_path
 
     # the cache tag names the recipe's version: a copy made by an older recipe is not reused
-    out = _cached(onnx_path, "qdq3", repr(tuple(input_shape)))
-    if out.is_file():
+    shape = repr(tuple(input_shape))
+    out = _cached(onnx_path, "qdq3", shape)
+    if fresh(out, onnx_path, "qdq3", shape):
         return out
     with atomic_path(out) as tmp:
         to_qdq_int8(onnx_path, tmp, random_calibration(input_shape))
-    return out
+    return seal(out, onnx_path, "qdq3", shape)
 
 
 def fp16_model(onnx_path: Path) -> Path:
@@ -85,11 +120,11 @@ def fp16_model(onnx_path: Path) -> Path:
     from ..fileformat import atomic_path
 
     out = _cached(onnx_path, "fp16c")
-    if out.is_file():
+    if fresh(out, onnx_path, "fp16c"):
         return out
     with atomic_path(out) as tmp:
         to_fp16(onnx_path, tmp)
-    return out
+    return seal(out, onnx_path, "fp16c")
 
 
 def in_precision(path: Path, precision: str, input_shape: Sequence[int] | None) -> Path:
