@@ -91,8 +91,11 @@ def _supernet_and_data(space_name: str, run: Path | None):
         from hwnas.train.checkpoint import load_checkpoint
         from hwnas.train.ponas import TrainConfig, data_for
 
-        acc = load_accuracy_table(run / "train" / "accuracy_table.json", space)
-        sn = load_checkpoint(run / "train" / "supernet.pt", space).supernet().eval()
+        from hwnas.run.folder import RunFolder
+
+        folder = RunFolder.for_backend(run, "onnxruntime", "fp32")  # its train/ folder
+        acc = load_accuracy_table(folder.accuracy_table, space)
+        sn = load_checkpoint(folder.checkpoint, space).supernet().eval()
         data = data_for(space, "digits", TrainConfig(val_fraction=0.3, seed=0))
         return space, acc, sn, data
     import torch

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hwnas.arch import Architecture  # noqa: E402
+from hwnas.run.folder import RunFolder  # noqa: E402
 from hwnas.tables import load_accuracy_table, load_device_table  # noqa: E402
 from hwnas.train.checkpoint import load_checkpoint  # noqa: E402
 from hwnas.train.evolve import Costs, EvolveConfig, Repair, _score, evolve  # noqa: E402
@@ -85,7 +86,8 @@ def kendall(a, b) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--run", required=True)
-    ap.add_argument("--tag", default="onnxruntime_fp32")
+    ap.add_argument("--backend", default="onnxruntime", help="the run's engine backend")
+    ap.add_argument("--precision", default="fp32")
     ap.add_argument("--data", default=None, help="default: the data the run trained on")
     ap.add_argument("--budgets", type=int, default=5)
     ap.add_argument("--population", type=int, default=12)
@@ -98,11 +100,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     run = Path(args.run)
-    ck_path = run / "train" / "supernet.pt"
+    folder = RunFolder.for_backend(run, args.backend, args.precision)
+    ck_path = folder.checkpoint
     ck = load_checkpoint(ck_path)
     space = ck.target
-    acc = load_accuracy_table(run / "train" / "accuracy_table.json", space)
-    dev = load_device_table(run / f"device_table_{args.tag}.json")
+    acc = load_accuracy_table(folder.accuracy_table, space)
+    dev = load_device_table(folder.device_table)
     # the data the run trained on (a built-in name: digits or digits-hard), unless given
     data_ref = args.data or str(acc.provenance.get("data", "digits")).split(" ")[0]
     data = ck.data_split(data_ref)

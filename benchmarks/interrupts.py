@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import interrupts as it  # noqa: E402
+from hwnas.run.folder import RunFolder  # noqa: E402
 
 
 def _moments(total_s: float, n: int, seed: int) -> list[float]:
@@ -85,14 +86,15 @@ def main() -> None:
                           tmp / "run-ref", "--json"], it.env_for(tmp / "run-ref-env"))
         assert first.returncode == 0, first.stderr[-1000:]
         first_s = time.monotonic() - t0
-        shutil.copytree(tmp / "run-ref" / "train", tmp / "run-probe" / "train")
-        _, run_s, _ = it.reference(["run", "--quick", "--out", tmp / "run-probe", "--json"],
-                                   it.env_for(tmp / "run-probe"),
-                                   tmp / "run-probe" / "device_table_onnxruntime_fp32.json")
+        ref = RunFolder.for_backend(tmp / "run-ref", "onnxruntime", "fp32")
+        probe = RunFolder.for_backend(tmp / "run-probe", "onnxruntime", "fp32")
+        shutil.copytree(ref.train_dir, probe.train_dir)
+        _, run_s, _ = it.reference(["run", "--quick", "--out", probe.root, "--json"],
+                                   it.env_for(tmp / "run-probe"), probe.device_table)
         print(f"run: first {first_s:.0f} s with training; {run_s:.0f} s "
               "from the device table's first write to the end, reusing train/", flush=True)
         for k, at in enumerate(_moments(run_s, args.run_points, 3)):
-            r = it.run_trial(tmp / f"r{k}", tmp / "run-ref" / "train", at, _sig(k))
+            r = it.run_trial(tmp / f"r{k}", ref.train_dir, at, _sig(k))
             record("run", k, at, r, ("supernet_unchanged", "table_entries_before",
                                      "table_entries_changed", "engines"),
                    f"table entries kept {r['table_entries_before']}")

@@ -55,11 +55,13 @@ def main() -> None:
     again, log2 = run(out, extra)
     print(f"rerun: {again:.1f} s", flush=True)
     from hwnas.report import dominance
+    from hwnas.run.folder import RunFolder
 
-    tag = next(out.glob("summary_*.json")).stem[len("summary_"):]
-    summary = json.loads((out / f"summary_{tag}.json").read_text())
-    base = json.loads((out / f"baselines_{tag}.json").read_text())
-    train = json.loads((out / "train" / "accuracy_table.json").read_text())["provenance"]
+    folder = RunFolder.finished(out)[0]
+    tag = folder.tag
+    summary = json.loads(folder.summary.read_text())
+    base = json.loads(folder.baselines.read_text())
+    train = json.loads(folder.accuracy_table.read_text())["provenance"]
     dom = dominance(base)
     res = summary["results"]
     meets = [r["meets_budget"] for r in res]

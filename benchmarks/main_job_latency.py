@@ -37,6 +37,8 @@ def replaced(summ: dict) -> list[dict]:
 
 
 def main() -> None:
+    from hwnas.run.folder import RunFolder
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--train", required=True, help="a trained train/ folder of hwnas run")
     ap.add_argument("--backends", default="onnxruntime,openvino")
@@ -56,7 +58,8 @@ def main() -> None:
     for backend in args.backends.split(","):
         for k in range(args.runs):
             out = Path(tempfile.mkdtemp(prefix=f"hwnas-mainjob-{backend}-"))
-            shutil.copytree(args.train, out / "train")
+            folder = RunFolder.for_backend(out, backend, "fp32")
+            shutil.copytree(args.train, folder.train_dir)
             t0 = time.perf_counter()
             p = subprocess.run(hwnas + ["run", "--backend", backend, "--out", str(out)],
                                capture_output=True, text=True, env=os.environ.copy())
@@ -65,7 +68,7 @@ def main() -> None:
                 print(f"{backend} run {k + 1}: exit {p.returncode}: {p.stderr.strip()[-300:]}")
                 add({"backend": backend, "run": k + 1, "error": p.stderr[-2000:]})
                 continue
-            summ = json.loads((out / f"summary_{backend}_fp32.json").read_text())
+            summ = json.loads(folder.summary.read_text())
             errs = [r["prediction_error"] for r in summ["results"]]
             row = {"backend": backend, "run": k + 1, "wall_s": round(wall, 1),
                    "start": time.strftime("%H:%M:%S"),

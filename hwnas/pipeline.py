@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 
 from .errors import UserError
 from .fileio import write_json_atomic
+from .run.folder import RunFolder
 from .spaces import load_space
 
 Say = Callable[[str], None]
@@ -166,17 +167,15 @@ def _train_config(cfg: RunConfig) -> Any:
                        test_fraction=cfg.test_fraction, seed=cfg.seed)
 
 
-def _trained(space, out: Path, tcfg) -> Any:
-    """The finished accuracy table in ``out/train``, if any; one trained with other
-    settings is refused (its validation images could be this run's test images)."""
+def _trained(space, run: RunFolder, tcfg) -> Any:
+    """The finished accuracy table in the run's ``train`` folder, if any; one trained with
+    other settings is refused (its validation images could be this run's test images)."""
     from .tables.accuracy import load_accuracy_table
-    from .train.checkpoint import CHECKPOINT_NAME
-    from .train.ponas import TABLE_NAME
 
-    tdir = out / "train"
-    if not ((tdir / TABLE_NAME).is_file() and (tdir / CHECKPOINT_NAME).is_file()):
+    tdir = run.train_dir
+    if not (run.accuracy_table.is_file() and run.checkpoint.is_file()):
         return None
-    table = load_accuracy_table(tdir / TABLE_NAME, space)
+    table = load_accuracy_table(run.accuracy_table, space)
     made = table.provenance.get("config")
     if made is not None and not tcfg.same_as(made):
         raise UserError(f"{tdir} holds a supernet trained with other settings (epochs, "
@@ -185,15 +184,14 @@ def _trained(space, out: Path, tcfg) -> Any:
     return table
 
 
-def _train(cfg: RunConfig, space, out: Path, say: Say, progress, tcfg, table):
-    from .train.checkpoint import CHECKPOINT_NAME
-    from .train.ponas import TABLE_NAME, data_for, train_accuracy_table
+def _train(cfg: RunConfig, space, run: RunFolder, say: Say, progress, tcfg, table):
+    from .train.ponas import data_for, train_accuracy_table
 
     data = data_for(space, cfg.data, tcfg)
-    tdir = out / "train"
+    tdir = run.train_dir
     if table is not None:
-        say(f"accuracy table: reusing {tdir / TABLE_NAME}")
-        return table, tdir / CHECKPOINT_NAME, data
+        say(f"accuracy table: reusing {run.accuracy_table}")
+        return table, run.checkpoint, data
     from .train.distributed import setup
 
     dist = setup(cfg.train_device)
@@ -217,11 +215,11 @@ def _check_budgets(cfg: RunConfig, space, dev, margin: float, table_path: Path) 
                         "was trained, the device table is kept")
 
 
-def _device_table(cfg: RunConfig, space, emitter, out: Path, say: Say, progress):
+def _device_table(cfg: RunConfig, space, emitter, run: RunFolder, say: Say, progress):
     from .profiling import profile_space
     from .tables.device import load_device_table
 
-    path = out / f"device_table_{emitter.profiler}_{cfg.precision}.json"
+    path = run.device_table
     if path.exists():
         table = load_device_table(path)
         if table.meta.get("status") == "complete":
@@ -248,7 +246,8 @@ def _reusable(folder: Path, arch, req, archs) -> "tuple[Any, dict[str, Any]] | N
     from .engines import read_manifest
     from .engines.budget import first_choices, index_of
 
-    if not (folder / "manifest.json").is_file():
+    manifest = RunFolder.manifest(folder)
+    if not manifest.is_file():
         return None
     try:
         m = read_manifest(folder / "manifest.json")
@@ -268,12 +267,13 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
 
     lock = folder_lock(out, "run folder")  # two runs into one --out would mix their files
     try:
-        return _run(cfg, space, emitter, out, say, progress)
+        run = RunFolder(out, cfg.backend, cfg.precision, emitter.profiler)
+        return _run(cfg, space, emitter, run, say, progress)
     finally:
         lock.release()
 
 
-def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
+def _run(cfg: RunConfig, space: Any, emitter: Any, run: RunFolder, say: Say, progress
          ) -> dict[str, Any]:
     from .engines import build_engine
     from .engines.budget import MAX_STEPS, first_choices, missed, step_down, tried
@@ -283,22 +283,22 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
     # cheap checks first: a train/ folder of other settings, then the device table (about
     # a minute) and the budgets against it, and only then the training (minutes)
     tcfg = _train_config(cfg)
-    trained = _trained(space, out, tcfg)
-    dev, table_path = _device_table(cfg, space, emitter, out, say, progress)
+    trained = _trained(space, run, tcfg)
+    dev, table_path = _device_table(cfg, space, emitter, run, say, progress)
     margin, margin_from = budget_margin(cfg, dev)
     _check_budgets(cfg, space, dev, margin, table_path)
-    acc, ck_path, data = _train(cfg, space, out, say, progress, tcfg, trained)
+    acc, ck_path, data = _train(cfg, space, run, say, progress, tcfg, trained)
 
     front = frontier(acc, dev)  # one exact frontier serves every budget
     points = front.points()
-    front.save(out / f"frontier_{cfg.tag}.json")
+    front.save(run.frontier)
     budgets = list(cfg.budgets_ms) or _default_budgets(points, margin)
     if budgets and min(budgets) / (1.0 + margin) < points[0].latency_ms:
         raise UserError(f"budget {min(budgets)} ms is below the fastest network of the "
                         f"frontier with a {100 * margin:.1f}% margin for prediction error "
                         f"({points[0].latency_ms * (1 + margin):.4f} ms on {cfg.tag}; "
                         f"--budget-margin sets the margin); the trained supernet and device "
-                        f"table stay in {out}")
+                        f"table stay in {run.root}")
     say(f"frontier: {len(points)} Pareto-optimal architectures from "
         f"{points[0].latency_ms:.4f} to {points[-1].latency_ms:.4f} ms; budgets {budgets}, "
         f"each network predicted at least {100 * margin:.1f}% below its budget")
@@ -313,7 +313,7 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
 
     req = _replace(cfg.request(), measure=False)
     extra = {"device_table": str(table_path),
-             "accuracy_table": str(out / "train" / "accuracy_table.json"),
+             "accuracy_table": str(run.accuracy_table),
              "supernet": str(ck_path)}
 
     def build(budget, arch, folder, step=None):
@@ -321,12 +321,12 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
                          say=lambda s: say(f"  {s}"),
                          extra={"budget_ms": budget, **extra,
                                 **({"step_down": step} if step else {})})
-        arch.save(folder / "arch.json")
+        arch.save(RunFolder.architecture(folder))
         return m
 
     built = []
     for budget, arch in zip(budgets, chosen):
-        folder = out / f"budget_{budget:g}ms_{cfg.tag}"
+        folder = run.engine_dir(budget)
         found = _reusable(folder, arch, req, archs)
         if found is not None:
             arch, m = found
@@ -346,7 +346,7 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
     # a budget is met by the measured engine file: one that misses steps down to a faster
     # frontier point and every engine is timed again with the baselines (hwnas.engines.budget)
     for _ in range(MAX_STEPS + 1):
-        base = measure_baselines(out, cfg.tag, space, supernet, data, acc, dev,
+        base = measure_baselines(run, space, supernet, data, acc, dev,
                                  [(b, a) for b, a, _, _ in built], cfg.threads, cfg.quick,
                                  say, engines={f"{b:g}": Path(m["engine"]["path"])
                                                for b, _, _, m in built},
@@ -356,7 +356,7 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
             budget, arch, folder, m = row
             timed = (base.get("engines") or {}).get(f"{budget:g}")
             if timed and m["latency"].get("measured_ms") != timed.get("measured_ms"):
-                m = row[3] = attach_measurement(folder / "manifest.json", timed, dev, space,
+                m = row[3] = attach_measurement(RunFolder.manifest(folder), timed, dev, space,
                                                 arch, req)
             nxt = step_down(front, archs, budget, arch, m)
             if nxt is None:
@@ -395,10 +395,10 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
                         "top1_agreement": m["parity"]["top1_agreement"],
                         "parity_ok": bool(m["parity"].get("ok")),
                         "engine": m["engine"]["path"],
-                        "manifest": str(folder / "manifest.json")})
+                        "manifest": str(RunFolder.manifest(folder))})
     for r in results:
         r["predicted_accuracy"] = predicted_accuracy(base, r["score"])
-    front.save(out / f"frontier_{cfg.tag}.json",
+    front.save(run.frontier,
                lambda p: {"predicted_accuracy": predicted_accuracy(base, p.architecture.score)})
     summary = {"space": space.name, "space_id": space.id, "data": cfg.data,
                "backend": cfg.backend, "precision": cfg.precision,
@@ -406,11 +406,11 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, out: Path, say: Say, progress
                "budget_margin": {"value": margin, "from": margin_from},
                "data_split": data.describe(),
                "frontier_points": len(points), "results": results}
-    write_json_atomic(out / f"summary_{cfg.tag}.json", summary)
-    _write_csv(out / f"summary_{cfg.tag}.csv", results)
+    write_json_atomic(run.summary, summary)
+    _write_csv(run.summary_csv, results)
     say("report: drawing figures")
-    summary["report"] = str(write_report(out, cfg.tag))
-    write_json_atomic(out / f"summary_{cfg.tag}.json", summary)
+    summary["report"] = str(write_report(run))
+    write_json_atomic(run.summary, summary)
     return summary
 
 

@@ -30,6 +30,7 @@ from hwnas_profilers.fileformat import KINDS
 
 from .errors import UserError
 from .fileio import read_json, write_json_atomic, write_text_atomic
+from .run.folder import RunFolder
 
 RANDOM_BASELINES = 20
 
@@ -51,14 +52,14 @@ def baseline_family(space: Any) -> list[tuple[str, list[str]]]:
     return fam
 
 
-def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any, acc: Any,
+def measure_baselines(run: Any, space: Any, supernet: Any, data: Any, acc: Any,
                       dev: Any, chosen: Sequence[tuple[float, Any]], threads: int = 1,
                       quick: bool = False, say=lambda s: None,
                       engines: "dict[str, Path] | None" = None,
                       supernet_sha256: "str | None" = None) -> dict[str, Any]:
-    """Measure and evaluate the baseline family and the chosen networks; write
-    ``baselines_{tag}.json`` (reused when present and made for the same networks and
-    engine files). ``engines`` (label -> engine file) are timed in the same interleaved run,
+    """Measure and evaluate the baseline family and the chosen networks; write the run
+    folder's baselines file (``run``: a :class:`~hwnas.run.folder.RunFolder`; reused when
+    present and made for the same networks and engine files). ``engines`` (label -> engine file) are timed in the same interleaved run,
     each the way ``hwnas measure`` times one (the fastest of 3 sessions); their manifest
     fields are in the result's ``engines``. With ``supernet_sha256`` (the checkpoint's
     digest), the accuracies of a previous file of the same supernet and splits are reused:
@@ -69,7 +70,7 @@ def measure_baselines(out: Path, tag: str, space: Any, supernet: Any, data: Any,
     from .profiling import cache_dir, profiler_errors
     from .train.validate import EvalSettings, inherited_accuracies
 
-    path = out / f"baselines_{tag}.json"
+    path = run.baselines
     fam = baseline_family(space)
     nets = [(lbl, list(ch), "baseline") for lbl, ch in fam] + \
         [(f"chosen {b:g} ms", list(a.choices), "chosen") for b, a in chosen]
@@ -344,32 +345,32 @@ def _pct(x: Any) -> str:
     return "-" if x is None else f"{100 * x:+.1f}%"
 
 
-def write_report(out_dir: "str | Path", tag: str) -> Path:
-    """``report_{tag}/report.html`` and its PNG figures from a finished run folder."""
+def write_report(run: RunFolder) -> Path:
+    """The report page and its PNG figures of one backend and precision of a finished run
+    folder (drawn from its files only)."""
     from .solver import read_frontier
     from .spaces import find_space_by_id
     from .tables.accuracy import load_accuracy_table
     from .tables.device import load_device_table
 
-    out = Path(out_dir).absolute()
-    summ_path = out / f"summary_{tag}.json"
+    out = run.root
+    summ_path = run.summary
     if not summ_path.is_file():
-        raise UserError(f"{out} has no summary_{tag}.json: run 'hwnas run --out {out}' first")
+        raise UserError(f"{out} has no {summ_path.name}: run 'hwnas run --out {out}' first")
     summ = read_json(summ_path, "run summary")
     space = find_space_by_id(summ["space_id"])
     if space is None:
         raise UserError(f"{summ_path}: space {summ.get('space')} is not built in")
-    frontier = read_frontier(out / f"frontier_{tag}.json")["points"]
-    backend, precision = tag.rsplit("_", 1)  # noqa: F841 - precision names the table
-    dev_path = Path(summ.get("device_table") or out / f"device_table_{backend}_{precision}.json")
+    frontier = read_frontier(run.frontier)["points"]
+    dev_path = Path(summ.get("device_table") or run.device_table)
     if not dev_path.is_file():
         raise UserError(f"{out}: the run's device table {dev_path} is missing")
     dev = load_device_table(dev_path)
-    acc = load_accuracy_table(out / "train" / "accuracy_table.json", space)
-    bpath = out / f"baselines_{tag}.json"
+    acc = load_accuracy_table(run.accuracy_table, space)
+    bpath = run.baselines
     baselines = read_json(bpath, "baselines") if bpath.is_file() else None
     results = summ["results"]
-    rdir = out / f"report_{tag}"
+    rdir = run.report_dir
     rdir.mkdir(parents=True, exist_ok=True)
     figs = [("frontier.png", "Accuracy-latency frontier"),
             ("predicted_vs_measured.png", "Predicted vs measured latency"),
@@ -446,6 +447,6 @@ def write_report(out_dir: "str | Path", tag: str) -> Path:
               "for(var k=0;k<i.length;k++){if(i[k].complete&&i[k].naturalWidth>0)n++;}"
               "document.body.setAttribute('data-figures',n+'/'+i.length);});</script>"
             + "</body></html>")
-    path = rdir / "report.html"
+    path = run.report_html
     write_text_atomic(path, page)
     return path

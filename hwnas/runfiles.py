@@ -214,9 +214,10 @@ def read_summary(path: "str | Path") -> dict[str, Any]:
     return d
 
 
-def report_dir(out: Path, tag: str) -> Path:
-    """``out/report_{tag}``, refused when the tag or a link would lead out of ``out``."""
-    p = inside(out, f"report_{tag}", f"report of {out}")
+def report_dir(run: Any) -> Path:
+    """The report folder of ``run`` (a :class:`~hwnas.run.folder.RunFolder`), refused when
+    a link would lead out of the run folder."""
+    p = inside(run.root, run.report_dir.name, f"report of {run.root}")
     if p.is_symlink() or (p.exists() and not p.is_dir()):
         raise UserError(f"{p} is a link or a file, not the report folder hwnas made; move "
                         "it away and redraw")

@@ -212,7 +212,13 @@ def test_report_renders_every_figure_in_headless_chromium(tmp_path):
     from hwnas.report import write_report
 
     out = _minimal_run(tmp_path)
-    _renders_in_chromium(write_report(out, "onnxruntime_fp32"))
+    _renders_in_chromium(write_report(_folder(out)))
+
+
+def _folder(out: Path):
+    from hwnas.run.folder import RunFolder
+
+    return RunFolder(out, "onnxruntime", "fp32", "onnxruntime")
 
 
 def _minimal_run(tmp_path: Path) -> Path:
@@ -254,7 +260,7 @@ def test_report_of_a_folder_without_a_run_exit_2(run_cli, tmp_path):
 def test_report_without_browser_still_writes_figures(tmp_path):
     from hwnas.report import write_report
 
-    page = write_report(_minimal_run(tmp_path), "onnxruntime_fp32")
+    page = write_report(_folder(_minimal_run(tmp_path)))
     assert len(list(page.parent.glob("*.png"))) == 4
 
 

@@ -17,8 +17,9 @@ def register_report(sub) -> None:
 
 def cmd_report(args) -> int:
     from ..report import write_report
+    from ..run.folder import RunFolder
 
-    path = write_report(args.out, f"{args.backend}_{args.precision}")
+    path = write_report(RunFolder.for_backend(args.out, args.backend, args.precision))
     emit(args, {"report": str(path)}, lambda d: console().print(f"wrote {d['report']}"))
     return 0
 
