@@ -9,13 +9,18 @@ Public API::
     from hwnas_profilers import get_profiler, profile_bundle, measure_model, Settings, Protocol
 """
 
+from importlib import metadata as _metadata
+
 from .base import (MissingRuntime, Profiler, ProfilerError, Runner, Settings, Unsupported,
                    PRECISIONS)
 from .protocol import Protocol, Stats, summarize
 from .registry import available_backends, get_profiler, load_registry
 from .session import measure_model, profile_bundle
 
-__version__ = "0.1.0"
+try:  # one version source (hwnas/__init__.py), read from the installed distribution
+    __version__ = _metadata.version("hwnas")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "unknown"
 
 __all__ = [
     "MissingRuntime", "Profiler", "ProfilerError", "Runner", "Settings", "Unsupported",
