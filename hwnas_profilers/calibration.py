@@ -107,3 +107,11 @@ def fit_calibration(additive_ms: Sequence[float], measured_ms: Sequence[float],
         out["networks"] = [{"name": n, "additive_ms": round(float(a), 6),
                             "measured_ms": round(float(m), 6)} for n, a, m in zip(names, x, y)]
     return out
+
+
+def stat_line(statistic: str, overhead_ms: float, fit: dict[str, Any]) -> dict[str, Any]:
+    """One statistic's calibration line as a table stores it beside its main one."""
+    return {"figure": statistic, "scale": fit["scale"], "offset_ms": fit["offset_ms"],
+            "overhead_ms": round(float(overhead_ms), 6),
+            **{k: fit.get(k) for k in ("fitted_on", "loo_within_5pct", "loo_within_10pct",
+                                       "loo_median_abs_err_pct", "loo_max_abs_err_pct")}}

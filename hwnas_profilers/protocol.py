@@ -108,7 +108,7 @@ _NEVER = 10 ** 9  # calm rounds a fixed protocol waits for: never
 
 #: statistics a table can predict: name -> field of a table entry
 FIGURES = {"floor": "floor_ms", "median": "median_ms", "p10": "p10_ms", "min": "min_ms",
-           "ref": "ref_ms"}
+           "ref": "ref_ms", "p90": "p90_ms"}
 FLOOR_K = 3  # the floor is the mean of this many fastest samples
 _PACE_S = 0.005  # shortest round once every pending item has max_samples
 

@@ -89,6 +89,13 @@ def test_profile_small_bundle(bundle, tmp_path, backend, device):
     pred = table.predict(space, Architecture.of(space, [layer.choices[0] for layer in space.layers]))
     assert pred.latency_ms > 0
     assert table.calibration.fitted_on == 2
+    # the median and p90 each with a line of their own, fitted on the same networks
+    assert {"median", "p90"} <= set(table.statistics())
+    arch = Architecture.of(space, [layer.choices[0] for layer in space.layers])
+    for stat in table.statistics():
+        p = table.predict(arch, space, statistic=stat)
+        assert p.figure == stat and p.latency_ms > 0
+        assert sum(v for _, v in p.layers) == pytest.approx(p.latency_ms, rel=1e-9)
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)

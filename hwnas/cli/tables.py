@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ._figures import add_statistic_flag, precision_line
 from ._output import (add_force_flag, add_json_flag, check_out, console, emit, fields, fmt, table,
                       warn)
+from .tables_diff import register_diff
 
 
 def register(sub) -> None:
@@ -16,11 +18,7 @@ def register(sub) -> None:
     sh.add_argument("table", metavar="TABLE", help="a table file or a shipped table name")
     add_json_flag(sh)
     sh.set_defaults(func=cmd_show)
-    df = s.add_parser("diff", help="compare two tables block by block")
-    df.add_argument("a", metavar="TABLE_A")
-    df.add_argument("b", metavar="TABLE_B")
-    add_json_flag(df)
-    df.set_defaults(func=cmd_diff)
+    register_diff(s)
     im = s.add_parser("import", help="import a ProxylessNAS or once-for-all YAML lookup table")
     im.add_argument("file", metavar="FILE.yaml")
     im.add_argument("--format", required=True, choices=["proxylessnas", "ofa"])
@@ -48,6 +46,7 @@ def register(sub) -> None:
     pr.add_argument("arch", metavar="ARCH", help="ARCH.json or SPACE:choice,choice,...")
     pr.add_argument("--table", required=True, metavar="TABLE")
     pr.add_argument("--space", metavar="NAME|FILE", help="the space, for custom-space files")
+    add_statistic_flag(pr)
     add_json_flag(pr)
     pr.set_defaults(func=cmd_predict)
 
@@ -101,27 +100,6 @@ def cmd_show(args) -> int:
     return 0
 
 
-def cmd_diff(args) -> int:
-    from ..tables.compare import diff_tables
-    from ..tables.device import load_device_table
-
-    d = diff_tables(load_device_table(args.a), load_device_table(args.b))
-
-    def human(d) -> None:
-        c = console()
-        c.print(f"{d['compared']} common blocks; median ratio B/A "
-                f"{fmt('ratio', d['median_ratio'])}; "
-                f"within 5%: {fmt('within', d['within_5pct'])}; "
-                f"within 10%: {fmt('within', d['within_10pct'])}; "
-                f"only in A: {len(d['only_in_a'])}; only in B: {len(d['only_in_b'])}")
-        table("largest differences", ["block", "A ms", "B ms", "B/A"],
-              [[r["block"], f"{r['a_ms']:.4f}", f"{r['b_ms']:.4f}", f"{r['ratio']:.3f}"]
-               for r in d["largest"]])
-
-    emit(args, d, human)
-    return 0
-
-
 def cmd_import(args) -> int:
     from ..tables.foreign import import_foreign
 
@@ -138,22 +116,34 @@ def cmd_predict(args) -> int:
     from ..arch import load_architecture
     from ..tables.device import load_device_table
 
+    from ..tables.device import fp32_sibling
+
     sp, arch = load_architecture(args.arch, args.space)
     t = load_device_table(args.table)
     warn(t.portability_warning(args.table))
-    pred = t.predict(sp, arch)
+    pred = t.predict(arch, sp, statistic=args.statistic)
     batch = t.meta.get("batch", 1) if isinstance(t.meta.get("batch", 1), int) else 1
     d = {"architecture": arch.notation(), "space": sp.name, "space_id": sp.id,
          "table": str(args.table), **pred.to_dict(), "batch": batch,
-         "throughput_ips": batch * 1000.0 / pred.latency_ms if pred.latency_ms > 0 else None}
+         "statistics": {s: t.predict(arch, sp, statistic=s).latency_ms for s in t.statistics()},
+         "throughput_ips": batch * 1000.0 / pred.latency_ms if pred.latency_ms > 0 else None,
+         "throughput_basis": "derived: batch * 1000 / latency_ms of the prediction, not measured"}
+    fp32 = fp32_sibling(t, args.table)
+    if fp32 is not None:
+        d["fp32_latency_ms"] = fp32.predict(arch, sp, statistic=pred.figure).latency_ms
 
     def human(d) -> None:
-        up = f"; upper (p90) {d['upper_ms']:.3f} ms" if d.get("upper_ms") is not None else ""
-        tp = (f", batch {d['batch']}: {d['throughput_ips']:.0f} images/s"
+        others = "; ".join(f"{s} {v:.3f} ms" for s, v in d["statistics"].items()
+                           if s != d["figure"])
+        tp = (f"; batch {d['batch']}: {d['throughput_ips']:.0f} images/s (derived)"
               if d.get("throughput_ips") else "")
-        console().print(f"[bold]{d['latency_ms']:.3f} ms[/bold] predicted ({d['figure']}{up}"
-                        f"{tp}) for {d['architecture']} on {t.describe_source()}")
-        table("per-block breakdown (calibrated ms)", ["block", "ms"],
+        console().print(f"[bold]{d['latency_ms']:.3f} ms[/bold] predicted ({d['figure']}"
+                        f"{'; ' + others if others else ''}{tp}) for {d['architecture']} on "
+                        f"{t.describe_source()}")
+        if d.get("fp32_latency_ms") is not None:
+            console().print(precision_line(t.meta.get("precision"), d["latency_ms"],
+                                           d["fp32_latency_ms"], d["figure"]))
+        table(f"breakdown ({d['figure']}, calibrated ms; rows sum to the figure)", ["row", "ms"],
               [[r["block"], f"{r['ms']:.4f}"] for r in d["breakdown"]])
 
     emit(args, d, human)

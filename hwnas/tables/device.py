@@ -223,12 +223,16 @@ class DeviceTable:
 
     # ---------------------------------------------------------- prediction
     def predict(self, arch: "Architecture | SearchSpace",
-                space: "SearchSpace | Architecture | None" = None) -> Prediction:
-        """The calibrated latency of ``arch`` in the table's statistic (:attr:`figure`).
+                space: "SearchSpace | Architecture | None" = None,
+                statistic: "str | None" = None) -> Prediction:
+        """The calibrated latency of ``arch`` in the table's statistic (:attr:`figure`), or
+        in ``statistic`` (``floor``, ``median``, ``p90``: see :meth:`for_statistic`).
 
         ``table.predict(arch)`` finds a built-in space by the architecture's space id; pass
         ``space`` for a custom one. (The older order ``predict(space, arch)`` still works.)
         """
+        if statistic is not None and statistic != self.figure:
+            return self.for_statistic(statistic).predict(arch, space)
         if isinstance(arch, SearchSpace):  # predict(space, arch)
             arch, space = space, arch
         if not isinstance(arch, Architecture):
@@ -265,13 +269,51 @@ class DeviceTable:
 
     def upper_line(self) -> tuple[float, float, float] | None:
         """(scale, offset_ms, overhead_ms) of the p90 model, if the table has one."""
-        up = dict(self.calibration.report).get("upper")
-        if not isinstance(up, Mapping):
+        return self.line("p90")
+
+    def line(self, statistic: str) -> tuple[float, float, float] | None:
+        """(scale, offset_ms, overhead_ms) of the calibrated model of ``statistic``
+        (``floor``, ``median``, ``p90``); None when the table has no line for it."""
+        if statistic == self.figure:
+            return self.calibration.scale, self.calibration.offset_ms, self.overhead_ms
+        rep = dict(self.calibration.report)
+        lines = rep.get("lines") if isinstance(rep.get("lines"), Mapping) else {}
+        d = lines.get(statistic) or (rep.get("upper") if statistic == "p90" else None)
+        if not isinstance(d, Mapping):
             return None
         try:
-            return float(up["scale"]), float(up["offset_ms"]), float(up["overhead_ms"])
+            vals = float(d["scale"]), float(d["offset_ms"]), float(d["overhead_ms"])
         except (KeyError, TypeError, ValueError):
             return None
+        return vals if all(math.isfinite(v) for v in vals) and vals[0] > 0 else None
+
+    def statistics(self) -> list[str]:
+        """The statistics this table predicts: its own first, then those with a line."""
+        return [s for s in dict.fromkeys((self.figure, "floor", "median", "p90"))
+                if self.line(s) is not None]
+
+    def for_statistic(self, statistic: "str | None") -> "DeviceTable":
+        """The same table predicting ``statistic`` (its per-block figures of that statistic
+        and that statistic's own calibration line); the solver and ``predict`` then work in
+        it. Raises when the table has no calibrated line for it."""
+        if statistic is None or statistic == self.figure:
+            return self
+        line = self.line(statistic)
+        if line is None:
+            have = ", ".join(self.statistics())
+            raise TableError(f"device table ({self.describe_source()}) has no calibrated "
+                             f"{statistic} line (it predicts: {have}); a table profiled with "
+                             "this version of hwnas has floor, median and p90")
+        rep = dict(self.calibration.report)
+        lines = rep.get("lines") if isinstance(rep.get("lines"), Mapping) else {}
+        src = dict(lines.get(statistic) or rep.get("upper") or {})
+        meta = dict(self.meta)
+        meta["protocol"] = {**dict(meta.get("protocol") or {}), "figure": statistic}
+        meta["view"] = f"the {statistic} of a table that predicts the {self.figure}"
+        cal = Calibration(line[0], line[1], int(src.get("fitted_on") or 0),
+                          tuple(sorted((k, v) for k, v in src.items()
+                                       if k not in ("scale", "offset_ms", "overhead_ms"))))
+        return replace(self, meta=meta, overhead_ms=line[2], calibration=cal)
 
     def upper_additive(self, keys: list[str]) -> float | None:
         line = self.upper_line()
@@ -406,3 +448,26 @@ def shipped_table_path(name: str) -> Path | None:
     if stem not in shipped_tables():
         return None
     return Path(str(resources.files("hwnas.device_tables").joinpath(stem + ".json")))
+
+
+def fp32_sibling(table: DeviceTable, name: "str | Path") -> DeviceTable | None:
+    """The fp32 table beside an int8 or fp16 one (the shipped name, or the file name with
+    ``_fp32`` for its precision), when it is of the same space, backend and device: the
+    figure a user compares a lower precision against. None when there is none."""
+    prec = str(table.meta.get("precision", ""))
+    if prec in ("", "fp32") or f"_{prec}" not in str(name):
+        return None
+    text = str(name)
+    cand = text[::-1].replace(f"_{prec}"[::-1], "_fp32"[::-1], 1)[::-1]
+    p = Path(cand)
+    if not p.is_file() and shipped_table_path(cand) is None:
+        return None
+    try:
+        other = load_device_table(cand, check_machine=False)
+    except TableError:
+        return None
+    same = all(other.meta.get(k) == table.meta.get(k) for k in ("backend", "threads", "batch"))
+    dev_a, dev_b = table.meta.get("device"), other.meta.get("device")
+    same_dev = isinstance(dev_a, Mapping) and isinstance(dev_b, Mapping) and \
+        dev_a.get("cpu") == dev_b.get("cpu")
+    return other if same and same_dev and other.space_id == table.space_id else None
