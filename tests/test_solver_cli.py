@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from solver_tables import best_within, make_tables
@@ -126,3 +127,26 @@ def test_search_answers_the_feasible_budgets_and_reports_the_infeasible_one(tabl
     captured = capsys.readouterr()
     assert len(json.loads(captured.out)["results"]) == 3
     assert captured.err.count("\n") == 1 and "--strict" in captured.err
+
+
+def test_search_in_the_median_and_beside_fp32_for_an_int8_table(tmp_path, capsys):
+    """--statistic median checks budgets against the median line; an int8 table's answers
+    carry its fp32 sibling's prediction of the same network, in the same statistic."""
+    import warnings
+
+    import hwnas
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hwnas.HwnasWarning)
+        int8 = hwnas.load_device_table("tiny-32_onnxruntime_cpu_int8")
+        fp32 = hwnas.load_device_table("tiny-32_onnxruntime_cpu_fp32")
+    csv = str(Path(__file__).resolve().parents[1] / "examples" / "tiny-32_accuracy.csv")
+    d = run_json(capsys, "search", "--accuracy", csv, "--table", "tiny-32_onnxruntime_cpu_int8",
+                 "--budget-ms", "0.35,0.5", "--statistic", "median")
+    for r in d["results"]:
+        arch = hwnas.Architecture.load(r["notation"])
+        assert r["statistic"] == "median"
+        assert r["latency_ms"] == pytest.approx(int8.predict(arch, statistic="median").latency_ms)
+        assert r["latency_ms"] <= r["budget_ms"]
+        assert r["fp32_latency_ms"] == pytest.approx(fp32.predict(arch, statistic="median")
+                                                     .latency_ms)

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._figures import add_statistic_flag, precision_line
 from ._output import add_force_flag, add_json_flag, check_out, console, emit, table, warn
 
 
@@ -42,6 +43,7 @@ def register(sub) -> None:
                    "suffixed with the budget (ARCH_8ms.json)")
     p.add_argument("--space", metavar="NAME|FILE",
                    help="the space of a CSV accuracy table (default: the table's own space)")
+    add_statistic_flag(p)
     p.add_argument("--strict", action="store_true",
                    help="exit 2 when any budget (or score floor) has no answer; by default the "
                    "others are answered and each infeasible one is reported (null in --json)")
@@ -116,8 +118,14 @@ def cmd_search(args) -> int:
     unit = "score" if args.objective == "latency" else "ms"
     for t in targets if args.out else ():  # every file --out will write, before any work
         check_out(str(_out_path(args.out, t, len(targets) > 1, unit)), args.force, "--out")
-    dev = load_device_table(args.table)
-    warn(dev.portability_warning(args.table))
+    from ..tables.device import fp32_sibling
+
+    table_file = load_device_table(args.table)
+    warn(table_file.portability_warning(args.table))
+    dev = table_file.for_statistic(args.statistic)
+    fp32 = fp32_sibling(table_file, args.table)
+    fp32 = fp32.for_statistic(dev.figure) if fp32 is not None and \
+        dev.figure in fp32.statistics() else None
     space = args.space
     if space is None and str(args.accuracy).lower().endswith(".csv"):
         # a CSV carries no space: take the device table's own (built-in) space
@@ -148,7 +156,9 @@ def cmd_search(args) -> int:
             continue
         row = {key: target,
                "choices": list(arch.choices), "notation": arch.notation(),
-               "latency_ms": arch.latency_ms, "score": arch.score, "macs": arch.macs,
+               "latency_ms": arch.latency_ms, "statistic": dev.figure,
+               **({"fp32_latency_ms": fp32.predict(arch, acc.space).latency_ms} if fp32 else {}),
+               "score": arch.score, "macs": arch.macs,
                "params": arch.params, "relative_loss": dict(arch.extra).get("relative_loss")}
         if args.out:
             row["out"] = str(arch.save(_out_path(args.out, target, len(targets) > 1, unit)))
@@ -165,12 +175,16 @@ def cmd_search(args) -> int:
     def human(d) -> None:
         feasible = [r for r in d["results"] if r["choices"] is not None]
         table(f"{d['space']} on {d['device']} ({d['objective']}, {d['method']})",
-              [key, "latency ms", "score", "M MACs", "M params", "choices"],
+              [key, f"latency ms ({dev.figure})", "score", "M MACs", "M params", "choices"],
               [[r[key], f"{r['latency_ms']:.4f}", f"{r['score']:.6g}", f"{r['macs'] / 1e6:.1f}",
                 f"{r['params'] / 1e6:.3f}", " ".join(r["choices"])] for r in feasible])
         for r in d["results"]:
             if r["choices"] is None:
                 warn(f"{key} {r[key]:g}: no answer: {r['infeasible']}")
+            elif r.get("fp32_latency_ms") is not None:
+                console().print(f"{key} {r[key]:g}:" + precision_line(
+                    dev.meta.get("precision"), r["latency_ms"], r["fp32_latency_ms"],
+                    dev.figure))
             if "out" in r:
                 console().print(f"wrote {r['out']}")
         if "frontier" in d:
