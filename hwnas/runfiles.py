@@ -147,7 +147,7 @@ def engine_file(manifest_path: "str | Path", m: Mapping[str, Any]) -> Path:
         if got != want:
             raise UserError(f"engine file {p} does not match its manifest (sha256 "
                             f"{got[:12]}..., manifest {str(want)[:12]}...): it changed after "
-                            "hwnas wrote it; rebuild it with --force")
+                            "hwnas wrote it; build it again")
     return path
 
 
@@ -161,8 +161,16 @@ def engine_shape(m: Mapping[str, Any], source: str) -> "tuple[int, ...] | None":
         return None
     if not isinstance(shape, list) or len(shape) != 4:
         raise UserError(f"{source}: engine.input_shape must be 4 sizes N,C,H,W, got {echo(shape)}")
-    return tuple(int(number(v, f"{source}: engine.input_shape", 1, 65536, integer=True,
+    dims = tuple(int(number(v, f"{source}: engine.input_shape", 1, 65536, integer=True,
                             error=UserError)) for v in shape)
+    from hwnas_profilers import ProfilerError
+    from hwnas_profilers.bounds import check_input
+
+    try:
+        check_input(dims, f"{source}: engine.input_shape")
+    except ProfilerError as exc:
+        raise UserError(str(exc)) from None
+    return dims
 
 
 _NUM_OR_NULL = {"type": ["number", "null"]}

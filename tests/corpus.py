@@ -1,5 +1,5 @@
 """A generated corpus of hostile inputs, for every file kind hwnas reads and every command
-that reads one (issue 14). Used by ``tests/test_corpus.py`` (every case in-process: exit
+that reads one. Used by ``tests/test_corpus.py`` (every case in-process: exit
 status 2, one line, no traceback, no existing file changed) and by
 ``benchmarks/fault_corpus.py`` (every case as its own process: peak memory, wall time,
 killed processes).
@@ -7,7 +7,9 @@ killed processes).
 A case is a category, a name, the files it writes into its own folder and the command
 line (``{d}`` stands for that folder). Everything is generated here from the shipped
 tables, the built-in spaces and the third-party tables in ``../shared/data``: no case
-file is checked in, so the corpus grows by editing one list.
+file is checked in, so the corpus grows by editing one list. The categories of files that
+run code, the cache, run files, image folders, the environment, numeric bounds and links
+live in ``tests/corpus_code.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ class Case:
     name: str
     argv: list[str]
     files: dict[str, "bytes | str"] = field(default_factory=dict)
-    setup: Callable[[Path], None] | None = None  # extra preparation of the case folder
+    setup: Callable[[Path], object] | None = None  # extra preparation of the case folder
+    tool: str = "hwnas"  # or "hwnas-profilers", the device-side command
+    env: dict[str, str] = field(default_factory=dict)  # ``{d}`` stands for the case folder
 
     @property
     def id(self) -> str:
@@ -47,6 +51,10 @@ class Case:
         if self.setup is not None:
             self.setup(d)
         return [a.replace("{d}", str(d)) for a in self.argv]
+
+    def environment(self, d: Path) -> dict[str, str]:
+        """The variables this case sets, with ``{d}`` filled in."""
+        return {k: v.replace("{d}", str(d)) for k, v in self.env.items()}
 
 
 # ------------------------------------------------------------------ helpers
@@ -767,6 +775,8 @@ def _argument_cases() -> list[Case]:
 
 def cases() -> list[Case]:
     """Every case of the corpus, in a stable order."""
+    from corpus_code import cases as code_cases  # files that run code, links, bounds
+
     return (_device_cases() + _foreign_cases() + _space_cases() + _accuracy_cases()
             + _arch_cases() + _data_cases() + _checkpoint_cases() + _output_cases()
-            + _argument_cases())
+            + _argument_cases() + code_cases())

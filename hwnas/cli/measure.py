@@ -96,9 +96,8 @@ def _manifest(path: Path) -> dict | None:
         return None  # not a manifest hwnas can read: the model is measured on its own terms
     if not isinstance(raw, dict) or raw.get("kind") != MANIFEST_KIND:
         return None
-    eng = raw.get("engine")
-    if not isinstance(eng, dict) or eng.get("file") != path.name:
-        return None
-    d = read_run_file(m, MANIFEST_KIND, "engine manifest")
+    d = read_run_file(m, MANIFEST_KIND, "engine manifest")  # an engine's: read as input
+    if d["engine"].get("file") != path.name:
+        return None  # another file's engine
     engine_file(m, d)  # the file is the one hwnas wrote, byte for byte
     return d
