@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The GPU figures of issue 9 in one run, for a session that is lent an NVIDIA GPU
-# (prepared on a CPU host; about 8-10 minutes on an H100/H200 with a warm pip cache).
+# GPU table fidelity in one run on an NVIDIA machine (about 8-10 minutes on an
+# H100-class GPU with a warm pip cache):
 #   1. a cuda-graph table (each block captured once, its replay timed) predicts the
 #      CUDA-graph replay of 30 random proxyless-mobile nets (target: >= 95% within 10%);
 #   2. the shipped eager H100 table, measured on another machine, is recalibrated here
 #      with 8 whole networks and checked on 30 (same target);
 #   3. tiny-32 cuda-graph tables at batch 8 and 32 (throughput beside latency).
 # Each step has its own time limit, so one that hangs leaves the others their time.
-# Usage: OUT=dir bash benchmarks/gpu_issue9.sh   (needs torch with CUDA, onnx, numpy, pyyaml, rich)
+# Usage: OUT=dir bash benchmarks/gpu_graph_fidelity.sh   (needs torch with CUDA, onnx, numpy, pyyaml, rich)
 set -uo pipefail
-OUT=${OUT:-runs/gpu9}
+OUT=${OUT:-runs/gpu_graph_fidelity}
 mkdir -p "$OUT"
 python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
 export HWNAS_CACHE=${HWNAS_CACHE:-/tmp/hwnas-cache}
