@@ -7,11 +7,12 @@
     python benchmarks/engines_bench.py report   # print the figures from the saved JSON
 
 Everything lands in runs/bench_engines/ (JSON per stage); nothing else may load the CPU
-while it runs (2-core shared host: see README). Tables are profiled on this host in the
-engine's precision; engines are measured as files by their own runtime with the
-profilers' protocol (median of the fastest of 3 sessions, the statistic tables predict).
+while it runs (a shared host moves the figures: hwnas/device_tables/README.md). Tables are
+profiled on the measuring host in the engine's precision; engines are measured as files by
+their own runtime with the profilers' protocol (median of the fastest of 3 sessions, the
+statistic tables predict).
 
-proxyless-mobile has no trained supernet on this CPU-only host (224x224 ImageNet-scale
+proxyless-mobile has no trained supernet on a CPU-only host (224x224 ImageNet-scale
 training is out of reach), so its engines carry freshly initialised weights and its
 frontier is computed from a stand-in score (each candidate's MACs, so the frontier spans
 the whole latency range). Latency does not depend on the weights' values or on how the

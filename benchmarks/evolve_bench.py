@@ -1,4 +1,4 @@
-"""Issue 12 figures: the PONAS table + knapsack against a genetic search with and without
+"""The PONAS table + knapsack against a genetic search with and without
 supernet fine-tuning, and against random networks, on the same budgets; the hierarchical
 proxy's cost and rank consistency.
 

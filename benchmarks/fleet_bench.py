@@ -1,4 +1,4 @@
-"""Issue 11 figures: fleet profiling on Ray with 2 single-core workers on this machine,
+"""Fleet profiling on Ray with 2 single-core workers on this machine,
 against a local single-process run.
 
     python benchmarks/fleet_bench.py [--space tiny-32] [--repeats 2] [--quick]

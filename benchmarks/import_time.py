@@ -1,5 +1,5 @@
-"""`import hwnas` wall time in fresh interpreters, for one or more checkouts (issue 13: the
-import must not get slower). Each checkout is imported ``--runs`` times, interleaved (A, B,
+"""`import hwnas` wall time in fresh interpreters, for one or more checkouts (a change
+must not make the import slower). Each checkout is imported ``--runs`` times, interleaved (A, B,
 A, B, ...) so a slow phase of the host hits both alike; the report gives the median and
 the worst run per checkout, and the heavy modules that must stay out of the import.
 

@@ -1,4 +1,4 @@
-"""Issue 14 figures: kill real ``profile``, ``train`` and ``run`` processes at many moments
+"""Interrupt figures: kill real ``profile``, ``train`` and ``run`` processes at many moments
 (SIGKILL and SIGINT alternating), run the same command again, and count the kill points
 where something finished was lost or redone.
 

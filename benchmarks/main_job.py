@@ -1,8 +1,8 @@
-"""Issue 10 figures: the main job on the embedded default, as a new user runs it.
+"""Figures of the main job on the embedded default, as a new user runs it.
 
     python benchmarks/main_job.py [--out DIR] [--extra ARGS]
 
-Runs ``hwnas run --out DIR`` (README's first command, defaults) in a fresh folder and
+Runs ``hwnas run --out DIR`` (the README's first set-up line, defaults) in a fresh folder and
 times it; then the same command again (a rerun must reuse everything, under 1 minute);
 then reads what the run wrote and reports:
 

@@ -1,4 +1,4 @@
-"""The embedded default's latency figures over consecutive main-job runs (issue 9).
+"""The embedded default's latency figures over consecutive main-job runs.
 
 Each run is ``hwnas run --backend B --out DIR`` in a fresh DIR that holds a copy of an
 already trained ``train/`` folder (``--train``), so the run re-profiles the device table,

@@ -1,4 +1,4 @@
-"""Why tiny-32 OpenVINO engines measure 12-18% slower than the table predicts (issue 8/9).
+"""Why tiny-32 OpenVINO engines measure 12-18% slower than the table predicts.
 
     python benchmarks/openvino_gap.py [--nets 3] [--span 10] [--json runs/bench_ov_gap.json]
 

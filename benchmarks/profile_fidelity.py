@@ -1,4 +1,4 @@
-"""Fidelity of a device table, worst of N back-to-back runs (issue 9).
+"""Fidelity of a device table, worst of N back-to-back runs.
 
 Each run profiles the space afresh (``hwnas.profiling.profile_space``, the table's own
 protocol and statistic) and then measures ``--n`` random architectures (seeds disjoint from

@@ -1,5 +1,5 @@
 """Repeatability and cost: two independent profiling runs of a whole space, optionally far
-apart in time (issue 9: "two profiling runs at least 30 minutes apart").
+apart in time (the target: two profiling runs at least 30 minutes apart agree).
 
 Each run is a fresh ``profile_bundle`` into its own table (bundle export excluded from the
 cost, reported separately). Prints the wall time of each run and the share of blocks whose

@@ -1,4 +1,4 @@
-"""Recalibration after the host's load changed (issue 9).
+"""Recalibration after the host's load changed.
 
 1. Profile a fresh table on the quiet host (or take ``--table``).
 2. Change the load: ``--load N`` background processes each run numpy matrix products (the

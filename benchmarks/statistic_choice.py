@@ -1,4 +1,4 @@
-"""Which latency statistic holds on a noisy host? (issue 9: the decision's evidence)
+"""Which latency statistic holds on a noisy host? (the evidence behind the floor statistic)
 
 One random network per space is loaded in ONNX Runtime (1 thread) and timed in ``--blocks``
 consecutive blocks of ``--runs`` calls (one session), then in ``--sessions`` fresh sessions

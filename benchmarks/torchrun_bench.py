@@ -1,4 +1,4 @@
-"""Issue 11 figure: meta-training step time per sample, torchrun with 2 CPU processes
+"""Meta-training step time per sample, torchrun with 2 CPU processes
 against one process (same global batch, seed and data), and whether the tables agree.
 
     python benchmarks/torchrun_bench.py [--repeats 2] [--epochs 3]

@@ -1,4 +1,4 @@
-"""Issue 12 figure: PWSNAS's less weight sharing, its effect on the accuracy table's ranks.
+"""PWSNAS's less weight sharing, its effect on the accuracy table's ranks.
 
     python benchmarks/unshare_tau.py [--epochs 20] [--extra 4] [--nets 40] [--json F]
 

@@ -1,5 +1,5 @@
 """Kill a real ``hwnas`` process at a moment, run the same command again, and report what
-survived (issue 14). Used by ``tests/test_interrupts.py`` (a few kill points per command)
+survived. Used by ``tests/test_interrupts.py`` (a few kill points per command)
 and ``benchmarks/interrupts.py`` (many, with the counts quoted in RESULTS.md).
 """
 

@@ -1,4 +1,4 @@
-"""Issue 11: supernet training under torchrun (DistributedDataParallel, gloo on CPU).
+"""Supernet training under torchrun (DistributedDataParallel, gloo on CPU).
 
 A 2-process run must see the same global batches as a 1-process run with the same global
 batch and seed, and end in a table of the same shape, equal within training noise (batch
@@ -123,8 +123,7 @@ def test_loader_workers_build_the_same_batches(tmp_path):
     """Worker processes (and pinned memory, a no-op without CUDA) change where batches are
     built, not which: the same samples in the same order as in-process loading. Run in a
     child process: forking loader workers from the test process (torch's threads already
-    started by earlier tests) left it to die later with a segmentation fault in a
-    fresh-clone CI run."""
+    started by earlier tests) can leave it to die later with a segmentation fault."""
     code = (
         "import torch, json\n"
         "from hwnas.train.loop import make_loader\n"

@@ -1,4 +1,4 @@
-"""hwnas evolve: genetic search with supernet fine-tuning and a hierarchical proxy (issue 12)."""
+"""hwnas evolve: genetic search with supernet fine-tuning and a hierarchical proxy."""
 
 from __future__ import annotations
 

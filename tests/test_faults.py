@@ -1,4 +1,4 @@
-"""Issue 14: a full disk and other OS faults are user errors (one line, exit 2), and a
+"""A full disk and other OS faults are user errors (one line, exit 2), and a
 write that fails leaves the previous file intact and no temporary file behind.
 
 Two ways: a real full filesystem (a small tmpfs, where this process may mount one: root

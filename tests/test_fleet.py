@@ -1,4 +1,4 @@
-"""Fleet profiling on a real local Ray cluster (issue 11): a head and a worker node
+"""Fleet profiling on a real local Ray cluster: a head and a worker node
 started here, each carrying the device resource, each one "device" with its own table."""
 
 from __future__ import annotations

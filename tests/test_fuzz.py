@@ -1,4 +1,4 @@
-"""Issue 14: property-based tests (hypothesis) on every parser of an untrusted file.
+"""Property-based tests (hypothesis) on every parser of an untrusted file.
 
 The property is the same everywhere: any input either decodes or raises the parser's one
 user-error type, with a one-line message of bounded length; never another exception.

@@ -1,4 +1,4 @@
-"""Issue 14: kill -9 and Ctrl-C at moments of real ``profile`` and ``train`` runs (``run``
+"""kill -9 and Ctrl-C at moments of real ``profile`` and ``train`` runs (``run``
 under ``-m slow``), then the same command again: it resumes, re-measures or re-trains
 nothing finished, and every file on disk is complete JSON at every kill.
 

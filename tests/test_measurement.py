@@ -1,4 +1,4 @@
-"""Issue 9: a statistic that survives a noisy host, the portability guard, recalibration,
+"""A statistic that survives a noisy host, the portability guard, recalibration,
 execution modes and batch sizes."""
 
 import json

@@ -1,5 +1,5 @@
 """A genetic search whose supernet is fine-tuned along the way, with an EcoNAS-style
-hierarchical proxy for scoring (issue 12).
+hierarchical proxy for scoring.
 
 After Yuan, Xue and Zhang (GECCO 2023, "An Effective One-Shot NAS Method with Supernet
 Fine-Tuning for Image Classification"): the fitness of an architecture is its
