@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import zipfile
 import zlib
 from pathlib import Path
@@ -24,6 +25,21 @@ from typing import Callable
 
 CANARY = "CANARY"
 SHAPE = "1,3,8,8"
+
+
+_MAKING = threading.Lock()
+
+
+def _once(fn: Callable[[], bytes]) -> Callable[[], bytes]:
+    """``fn``'s bytes made once per process, one maker at a time (torch.export is not
+    thread-safe, and the benchmark prepares cases from several threads)."""
+    cached = functools.lru_cache(maxsize=1)(fn)
+
+    @functools.wraps(fn)
+    def made() -> bytes:
+        with _MAKING:
+            return cached()
+    return made
 
 
 def _case():
@@ -51,7 +67,7 @@ def _pickled(canary: Path) -> bytes:
     return buf.getvalue()
 
 
-@functools.lru_cache(maxsize=1)
+@_once
 def _export_archive() -> bytes:
     """A clean torch.export archive of a one-convolution network (made once)."""
     import torch
@@ -401,7 +417,7 @@ def _png(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
-@functools.lru_cache(maxsize=1)
+@_once
 def _bomb() -> bytes:
     return _png(12000, 12000)
 
@@ -495,7 +511,7 @@ def _bounds_cases() -> list:
 
 
 # ------------------------------------------------- links and foreign folders
-@functools.lru_cache(maxsize=1)
+@_once
 def _checkpoint() -> bytes:
     import torch
 
