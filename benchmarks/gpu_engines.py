@@ -1,10 +1,10 @@
 """PyTorch GPU engines (torch-export, torch-aoti): build, parity, latency beside eager and
 CUDA-graph replay.
 
-First run (H200, torch 2.11.0+cu130, 2026-11-27): every torch-aoti child died with SIGSEGV
-inside ``aoti_load_package`` (also for a one-conv model compiled in plain torch, in the
-compiling process and in a fresh one); hence the ``torch-export`` engine, measured first
-here (mode ``export``).
+With torch 2.11.0+cu130 on an NVIDIA H200 every torch-aoti child died with SIGSEGV inside
+``aoti_load_package`` (also for a one-conv model compiled in plain torch, in the compiling
+process and in a fresh one; benchmarks/RESULTS.md); hence the ``torch-export`` engine,
+measured first here (mode ``export``).
 
 Usage (on a GPU machine with torch + CUDA; writes JSON to OUT):
     OUT=dir python benchmarks/gpu_engines.py [--ckpt supernet.pt --val val.npz]

@@ -12,7 +12,7 @@ sampling (recorded as not stable).
 
 The figure a table predicts is ``floor`` by default: the mean of the three fastest
 samples. Why (measured, ``benchmarks/statistic_choice.py``, see ``hwnas/device_tables/
-README.md``): the 2-core CI host runs in two phases, uncontended (one tiny-32 net 0.33 ms)
+README.md``): a shared 2-core host runs in two phases, uncontended (one tiny-32 net 0.33 ms)
 and contended (0.57 ms, a busy neighbour), switching every few milliseconds to minutes; a
 median follows the phase mix of the moment (it moved 4-75% between 60-run blocks), while
 the fast phase itself is tight (0.326-0.336 ms). A floor repeats where a median cannot,
@@ -163,7 +163,7 @@ def summarize(samples: "list[float] | np.ndarray", stable: bool = True,
     around each sample) and the reference's floor, a sample taken while the reference ran
     slower than its floor is scaled down by that slowdown before the floor is taken: the
     floor of an item that met no uncontended moment is estimated, not reported as the
-    contended figure (on this host a contended reference ran 1.43x slower, networks
+    contended figure (on a shared 2-core host a contended reference ran 1.43x slower, networks
     1.54-1.59x: the estimate is within about 7% where the raw figure was 45-60% off)."""
     a = np.asarray(samples, dtype=float)
     if a.size == 0:

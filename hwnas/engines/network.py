@@ -186,8 +186,8 @@ def qat(folded: Any, data: Any, steps: int, seed: int, calib: np.ndarray, say: S
     import copy
 
     # NNCF compiles its PyTorch CPU extension on first use and gives up after 60 s; on a
-    # 2-core CI host under load the compile took longer (a QAT test failed on it), so the
-    # limit is raised unless the user set one
+    # loaded 2-core machine the compile takes longer (QAT then fails), so the limit is
+    # raised unless the user set one
     os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "900")
     nncf = require("nncf", "nncf")
     torch = require("torch", "torch")
