@@ -119,6 +119,9 @@ class Profiler(abc.ABC):
     extra: ClassVar[str] = ""  # the pip extra that installs the runtime
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     model_suffixes: ClassVar[tuple[str, ...]] = (".onnx",)  # files ``load`` accepts
+    # the block bundle it reads (``hwnas blocks export --backend``): "onnx", or a format
+    # exported on the host for a runtime that cannot convert on the device ("litert")
+    bundle_format: ClassVar[str] = "onnx"
     modes: ClassVar[tuple[str, ...]] = ()  # execution modes beside the default ("")
 
     def __post_init__(self) -> None:
@@ -154,6 +157,21 @@ class Profiler(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def identity_file(self, folder: Path) -> Path:
+        """The do-nothing graph the per-call overhead is measured on, written into
+        ``folder`` in a format ``load`` takes (ONNX here; a backend whose device has no
+        ``onnx`` package writes its own)."""
+        from .onnxgraph import write_identity_model
+
+        return write_identity_model(Path(folder) / "identity.onnx")
+
+    def reference_file(self, folder: Path) -> Path:
+        """The reference graph of figure ``ref`` (:func:`hwnas_profilers.onnxgraph.write_reference_model`),
+        written into ``folder`` in a format ``load`` takes; input (1, 16, 32, 32)."""
+        from .onnxgraph import write_reference_model
+
+        return write_reference_model(Path(folder) / "reference.onnx")
 
     # -------------------------------------------------------------- helpers
     def timer(self) -> str:
