@@ -58,6 +58,10 @@ class Emitter(abc.ABC):
     suffix: ClassVar[str] = ""         # the engine file's suffix
     profiler: ClassVar[str] = ""       # the profilers backend that loads and times it
     precisions: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",)}
+    # int8 from the PyTorch module by the runtime's own converter (not from the Q/DQ ONNX);
+    # ``emit`` then returns its recipe as ``quantization``
+    quantizes_module: ClassVar[bool] = False
+    offers_qat: ClassVar[bool] = True  # quantization-aware fine-tuning for its int8
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

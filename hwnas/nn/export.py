@@ -53,14 +53,18 @@ def export_architecture(space: SearchSpace, arch: Architecture, path: "str | Pat
     return export_onnx(net, (space.input[2], space.input[0], space.input[1]), path, batch=batch)
 
 
-def export_block(block: Block, path: "str | Path", seed: int = 0, batch: int = 1) -> Path:
-    """ONNX file of one block with its own input shape (for profiling)."""
+def block_module(block: Block, seed: int = 0) -> nn.Module:
+    """The module a block bundle measures for ``block`` (fresh weights from ``seed``)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = build_block(block)
-    if block.op == "skip":
-        module = _Identity()
-    return export_onnx(module, (block.cin, block.h, block.w), path, batch=batch)
+    return _Identity() if block.op == "skip" else module.eval()
+
+
+def export_block(block: Block, path: "str | Path", seed: int = 0, batch: int = 1) -> Path:
+    """ONNX file of one block with its own input shape (for profiling)."""
+    return export_onnx(block_module(block, seed), (block.cin, block.h, block.w), path,
+                       batch=batch)
 
 
 class _Identity(nn.Module):
