@@ -40,7 +40,7 @@ class Settings:
 
     device: str = "cpu"
     precision: str = "fp32"
-    threads: int = 1  # 0: one per core of this machine; 1 by default (see README: noise)
+    threads: int = 1  # 0: one per core of this machine; 1 by default (noise: hwnas/device_tables/README.md)
     batch: int = 1
     mode: str = ""    # backend-specific execution mode ("": its default; torch: eager, cuda-graph, aoti)
 

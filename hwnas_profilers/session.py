@@ -366,8 +366,8 @@ def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | No
 
     The model is loaded ``sessions`` times and the sessions are measured in the same
     interleaved rounds; the figure (``protocol.figure``, the table's statistic) is the
-    fastest session's. Why: on the shared
-    CI-class host one model's fresh ONNX Runtime sessions settled at either 0.176 or
+    fastest session's. Why: on a shared
+    2-core host one model's fresh ONNX Runtime sessions settled at either 0.176 or
     0.24 ms (tight within each session), a placement effect of the session, not of the
     model; the fastest of a few sessions is the repeatable figure.
     """

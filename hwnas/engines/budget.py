@@ -3,7 +3,7 @@
 A network is chosen on its *predicted* latency (with a margin for prediction error), but a
 budget is a promise about the engine file a user deploys. The margin comes from the
 table's held-out error on random calibration networks, and the frontier's networks are not
-random: on this host ONNX Runtime int8 frontier networks ran 6-8% over their predictions
+random: on a shared 2-core host ONNX Runtime int8 frontier networks ran 6-8% over their predictions
 while random ones stayed within 2.7%, and tiny-32 OpenVINO engines land in a fast or a slow
 state per process (benchmarks/RESULTS.md, "Budget hit with the margin, repeated"). So the
 engine file is measured, and when it misses its budget the next choice is a faster
