@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import ModelFiles, Session
+from .base import EngineError, ModelFiles, Session
 from .torch_aoti import TorchEmitterBase
 
 
@@ -37,8 +37,15 @@ class TorchExportEmitter(TorchEmitterBase):
                                lambda ep, path: self._torch.export.save(ep, str(path)))
 
     def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
+        from hwnas_profilers import ProfilerError
+        from hwnas_profilers.backends.torch import check_export_archive
+
         torch = self._torch
         dev = self.device.lower()
+        try:
+            check_export_archive(Path(engine), torch)  # nothing in it is unpickled
+        except ProfilerError as exc:
+            raise EngineError(str(exc)) from None
         mod = torch.export.load(str(engine)).module().to(dev)
         if dev != "cuda":
             def run(x: np.ndarray) -> np.ndarray:
