@@ -29,10 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from hwnas_profilers.base import Progress
+
+from .engines.manifest import EngineManifest
 from .errors import UserError
 from .fileio import write_json_atomic
 from .run.folder import RunFolder
-from .spaces import load_space
+from .run.results import CSV_COLUMNS, RunResult, RunSummary
+from .spaces import SearchSpace, load_space
 
 Say = Callable[[str], None]
 
@@ -260,7 +264,7 @@ def _reusable(folder: Path, arch, req, archs) -> "tuple[Any, dict[str, Any]] | N
 
 
 def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: None,
-                 progress=None) -> dict[str, Any]:
+                 progress: Progress | None = None) -> RunSummary:
     space, emitter = check_run(cfg)
     out = Path(out_dir).absolute()
     from .fileio import folder_lock
@@ -273,13 +277,8 @@ def run_pipeline(cfg: RunConfig, out_dir: "str | Path", say: Say = lambda s: Non
         lock.release()
 
 
-def _run(cfg: RunConfig, space: Any, emitter: Any, run: RunFolder, say: Say, progress
-         ) -> dict[str, Any]:
-    from .engines import build_engine
-    from .engines.budget import MAX_STEPS, first_choices, missed, step_down, tried
-    from .solver import frontier
-    from .train.checkpoint import load_checkpoint
-
+def _run(cfg: RunConfig, space: SearchSpace, emitter: Any, run: RunFolder, say: Say,
+         progress: Progress | None) -> RunSummary:
     # cheap checks first: a train/ folder of other settings, then the device table (about
     # a minute) and the budgets against it, and only then the training (minutes)
     tcfg = _train_config(cfg)
@@ -288,6 +287,33 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, run: RunFolder, say: Say, pro
     margin, margin_from = budget_margin(cfg, dev)
     _check_budgets(cfg, space, dev, margin, table_path)
     acc, ck_path, data = _train(cfg, space, run, say, progress, tcfg, trained)
+
+    front, budgets = _frontier(cfg, run, acc, dev, margin, say)
+    engines = _Engines(cfg, space, run, front, dev, data, Path(ck_path), table_path, say)
+    archs = front.architectures()
+    built = [engines.first(b, archs[front.index_for_budget(b / (1.0 + margin))])
+             for b in budgets]
+    built, base = engines.settle(built, acc)
+    from .report import predicted_accuracy
+
+    results = [RunResult.of_engine(b.budget, b.arch, b.manifest, b.budget / (1.0 + margin),
+                                   str(RunFolder.manifest(b.folder)),
+                                   predicted_accuracy(base, b.arch.score)) for b in built]
+    front.save(run.frontier,
+               lambda p: {"predicted_accuracy": predicted_accuracy(base, p.architecture.score)})
+    summary = RunSummary(space=space.name, space_id=space.id, data=cfg.data,
+                         backend=cfg.backend, precision=cfg.precision, statistic=dev.figure,
+                         device_table=str(table_path),
+                         budget_margin={"value": margin, "from": margin_from},
+                         data_split=data.describe(), frontier_points=len(front.points()),
+                         results=results)
+    return _write_summary(run, summary, say)
+
+
+def _frontier(cfg: RunConfig, run: RunFolder, acc: Any, dev: Any, margin: float, say: Say
+              ) -> tuple[Any, list[float]]:
+    """The exact accuracy-latency frontier (saved) and the budgets to build engines for."""
+    from .solver import frontier
 
     front = frontier(acc, dev)  # one exact frontier serves every budget
     points = front.points()
@@ -302,132 +328,148 @@ def _run(cfg: RunConfig, space: Any, emitter: Any, run: RunFolder, say: Say, pro
     say(f"frontier: {len(points)} Pareto-optimal architectures from "
         f"{points[0].latency_ms:.4f} to {points[-1].latency_ms:.4f} ms; budgets {budgets}, "
         f"each network predicted at least {100 * margin:.1f}% below its budget")
+    return front, budgets
 
-    archs = front.architectures()
-    chosen = [archs[front.index_for_budget(b / (1.0 + margin))] for b in budgets]
-    supernet = load_checkpoint(ck_path, space).supernet().eval()
-    # the engines are built here and timed below, all in one interleaved run with the
-    # baselines (one noise history for every point of the report, one protocol span
-    # instead of one per engine: about 100 s of the main job on this host)
-    from dataclasses import replace as _replace
 
-    req = _replace(cfg.request(), measure=False)
-    extra = {"device_table": str(table_path),
-             "accuracy_table": str(run.accuracy_table),
-             "supernet": str(ck_path)}
+@dataclass(frozen=True)
+class _Built:
+    """The engine of one budget: the network it was built from, its folder and manifest."""
 
-    def build(budget, arch, folder, step=None):
-        m = build_engine(space, arch, supernet, data, req, folder, dev, force=True,
-                         say=lambda s: say(f"  {s}"),
-                         extra={"budget_ms": budget, **extra,
+    budget: float
+    arch: Any
+    folder: Path
+    manifest: EngineManifest
+
+
+class _Engines:
+    """Builds, reuses, measures and steps down the engines of one run, one per budget."""
+
+    def __init__(self, cfg: RunConfig, space: SearchSpace, run: RunFolder, front: Any,
+                 dev: Any, data: Any, ck_path: Path, table_path: Path, say: Say) -> None:
+        import hashlib
+        from dataclasses import replace
+
+        from .train.checkpoint import load_checkpoint
+
+        self.cfg, self.space, self.run, self.front, self.dev = cfg, space, run, front, dev
+        self.data, self.say = data, say
+        self.archs = front.architectures()
+        self.supernet = load_checkpoint(ck_path, space).supernet().eval()
+        # the engines are built here and timed by settle(), all in one interleaved run with
+        # the baselines (one noise history for every point of the report, one protocol
+        # span instead of one per engine: about 100 s of the main job on a 2-core host)
+        self.req = replace(cfg.request(), measure=False)
+        self.extra = {"device_table": str(table_path),
+                      "accuracy_table": str(run.accuracy_table), "supernet": str(ck_path)}
+        self.ck_sha = hashlib.sha256(ck_path.read_bytes()).hexdigest()
+
+    def build(self, budget: float, arch: Any, step: dict[str, Any] | None = None) -> _Built:
+        from .engines import build_engine
+
+        folder = self.run.engine_dir(budget)
+        m = build_engine(self.space, arch, self.supernet, self.data, self.req, folder,
+                         self.dev, force=True, say=lambda s: self.say(f"  {s}"),
+                         extra={"budget_ms": budget, **self.extra,
                                 **({"step_down": step} if step else {})})
         arch.save(RunFolder.architecture(folder))
-        return m
+        return _Built(budget, arch, folder, EngineManifest.from_json(m))
 
-    built = []
-    for budget, arch in zip(budgets, chosen):
-        folder = run.engine_dir(budget)
-        found = _reusable(folder, arch, req, archs)
-        if found is not None:
-            arch, m = found
-            say(f"{folder.name}: reusing the engine built on {m.get('date')}"
-                + (f" ({len(tried(m))} step(s) down from the first pick)" if tried(m) else ""))
-        else:
-            say(f"{folder.name}: {arch.notation()} predicted {arch.latency_ms:.4f} ms; "
-                f"building the {cfg.backend} {cfg.precision} engine")
-            m = build(budget, arch, folder)
-        built.append([budget, arch, folder, m])
-    from .engines.build import attach_measurement
-    from .report import measure_baselines, predicted_accuracy, write_report
+    def first(self, budget: float, arch: Any) -> _Built:
+        """The engine the solver's pick ``arch`` gets: reused when this request built it."""
+        from .engines.budget import tried
 
-    import hashlib
+        folder = self.run.engine_dir(budget)
+        found = _reusable(folder, arch, self.req, self.archs)
+        if found is None:
+            self.say(f"{folder.name}: {arch.notation()} predicted {arch.latency_ms:.4f} ms; "
+                     f"building the {self.cfg.backend} {self.cfg.precision} engine")
+            return self.build(budget, arch)
+        arch, m = found[0], EngineManifest.of(found[1])
+        steps = len(tried(m))
+        self.say(f"{folder.name}: reusing the engine built on {m.date or None}"
+                 + (f" ({steps} step(s) down from the first pick)" if steps else ""))
+        return _Built(budget, arch, folder, m)
 
-    ck_sha = hashlib.sha256(Path(ck_path).read_bytes()).hexdigest()
-    # a budget is met by the measured engine file: one that misses steps down to a faster
-    # frontier point and every engine is timed again with the baselines (hwnas.engines.budget)
-    for _ in range(MAX_STEPS + 1):
-        base = measure_baselines(run, space, supernet, data, acc, dev,
-                                 [(b, a) for b, a, _, _ in built], cfg.threads, cfg.quick,
-                                 say, engines={f"{b:g}": Path(m["engine"]["path"])
-                                               for b, _, _, m in built},
-                                 supernet_sha256=ck_sha)
-        stepped = False
-        for row in built:
-            budget, arch, folder, m = row
-            timed = (base.get("engines") or {}).get(f"{budget:g}")
-            if timed and m["latency"].get("measured_ms") != timed.get("measured_ms"):
-                m = row[3] = attach_measurement(RunFolder.manifest(folder), timed, dev, space,
-                                                arch, req)
-            nxt = step_down(front, archs, budget, arch, m)
-            if nxt is None:
-                if missed(m, budget):
-                    say(f"{folder.name}: measured {m['latency']['measured_ms']:.4f} ms, over "
-                        f"its budget, and no further step down is taken ({len(tried(m))} "
-                        f"taken; the fastest frontier point is {archs[0].latency_ms:.4f} ms)")
-                continue
-            row[1], step = nxt
-            say(f"{folder.name}: measured {m['latency']['measured_ms']:.4f} ms, over its "
-                f"{budget:g} ms budget; stepping down to {row[1].notation()} (predicted "
-                f"{row[1].latency_ms:.4f} ms)")
-            row[3] = build(budget, row[1], folder, step)
-            stepped = True
-        if not stepped:
-            break
-    results = []
-    for budget, arch, folder, m in built:
-        lat, accs = m["latency"], m.get("accuracy") or {}
-        meas = lat.get("measured_ms")
-        results.append({"budget_ms": budget, "choices": list(arch.choices),
-                        "selected_within_ms": budget / (1.0 + margin),
-                        "meets_budget": None if meas is None else bool(meas <= budget),
-                        "first_choices": first_choices(m), "steps_down": len(tried(m)),
-                        "score": arch.score, "predicted_ms": lat.get("predicted_ms"),
-                        "predicted_upper_ms": lat.get("predicted_upper_ms"),
-                        "statistic": lat.get("measured_statistic"),
-                        "measured_ms": lat.get("measured_ms"),
-                        "measured_spread_ms": lat.get("measured_spread_ms"),
-                        "prediction_error": lat.get("prediction_error"),
-                        "host_drift": lat.get("host_drift"),
-                        "val_accuracy": accs.get("val_engine"),
-                        "test_accuracy": accs.get("test_engine"),
-                        "test_images": accs.get("test_images"),
-                        "parity_max_abs_diff": m["parity"]["max_abs_diff"],
-                        "top1_agreement": m["parity"]["top1_agreement"],
-                        "parity_ok": bool(m["parity"].get("ok")),
-                        "engine": m["engine"]["path"],
-                        "manifest": str(RunFolder.manifest(folder))})
-    for r in results:
-        r["predicted_accuracy"] = predicted_accuracy(base, r["score"])
-    front.save(run.frontier,
-               lambda p: {"predicted_accuracy": predicted_accuracy(base, p.architecture.score)})
-    summary = {"space": space.name, "space_id": space.id, "data": cfg.data,
-               "backend": cfg.backend, "precision": cfg.precision,
-               "statistic": dev.figure, "device_table": str(table_path),
-               "budget_margin": {"value": margin, "from": margin_from},
-               "data_split": data.describe(),
-               "frontier_points": len(points), "results": results}
-    write_json_atomic(run.summary, summary)
-    _write_csv(run.summary_csv, results)
+    def measure(self, built: list[_Built], acc: Any) -> dict[str, Any]:
+        """Every engine file timed with the baselines (one interleaved run)."""
+        from .report import measure_baselines
+
+        return measure_baselines(self.run, self.space, self.supernet, self.data, acc,
+                                 self.dev, [(b.budget, b.arch) for b in built],
+                                 self.cfg.threads, self.cfg.quick, self.say,
+                                 engines={f"{b.budget:g}": Path(b.manifest.engine_path)
+                                          for b in built},
+                                 supernet_sha256=self.ck_sha)
+
+    def settle(self, built: list[_Built], acc: Any) -> tuple[list[_Built], dict[str, Any]]:
+        """Measure every engine; an engine over its budget steps down to a faster frontier
+        point and is built again (:mod:`hwnas.engines.budget`), and all are timed again."""
+        from .engines.budget import MAX_STEPS
+
+        for _ in range(MAX_STEPS + 1):
+            base = self.measure(built, acc)
+            built = [self._timed(b, base) for b in built]
+            stepped = [self._stepped(b) for b in built]
+            if all(s is None for s in stepped):
+                break
+            built = [s or b for s, b in zip(stepped, built)]
+        return built, base
+
+    def _timed(self, b: _Built, base: dict[str, Any]) -> _Built:
+        """``b`` with the measurement of the interleaved run written into its manifest."""
+        from dataclasses import replace
+
+        from .engines.build import attach_measurement
+
+        timed = (base.get("engines") or {}).get(f"{b.budget:g}")
+        if not timed or b.manifest.measured_ms == timed.get("measured_ms"):
+            return b
+        m = attach_measurement(RunFolder.manifest(b.folder), timed, self.dev, self.space,
+                               b.arch, self.req)
+        return replace(b, manifest=m)
+
+    def _stepped(self, b: _Built) -> _Built | None:
+        """The engine a step down builds instead of ``b``, or None (met, or no step left)."""
+        from .engines.budget import missed, step_down, tried
+
+        nxt = step_down(self.front, self.archs, b.budget, b.arch, b.manifest)
+        meas = b.manifest.measured_ms
+        if nxt is None:
+            if missed(b.manifest, b.budget):
+                self.say(f"{b.folder.name}: measured {meas:.4f} ms, over its budget, and no "
+                         f"further step down is taken ({len(tried(b.manifest))} taken; the "
+                         f"fastest frontier point is {self.archs[0].latency_ms:.4f} ms)")
+            return None
+        arch, step = nxt
+        self.say(f"{b.folder.name}: measured {meas:.4f} ms, over its {b.budget:g} ms budget; "
+                 f"stepping down to {arch.notation()} (predicted {arch.latency_ms:.4f} ms)")
+        return self.build(b.budget, arch, step)
+
+
+def _write_summary(run: RunFolder, summary: RunSummary, say: Say) -> RunSummary:
+    """The summary (JSON and CSV), then the report drawn from the folder, then the summary
+    again naming the report."""
+    from dataclasses import replace
+
+    from .report import write_report
+
+    write_json_atomic(run.summary, summary.to_json())
+    _write_csv(run.summary_csv, summary.results)
     say("report: drawing figures")
-    summary["report"] = str(write_report(run))
-    write_json_atomic(run.summary, summary)
+    summary = replace(summary, report=str(write_report(run)))
+    write_json_atomic(run.summary, summary.to_json())
     return summary
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def _write_csv(path: Path, rows: Sequence[RunResult]) -> None:
     import csv
     import io
 
     from .fileio import write_text_atomic
 
-    cols = ["budget_ms", "choices", "predicted_ms", "predicted_upper_ms", "statistic",
-            "measured_ms", "measured_spread_ms", "prediction_error", "meets_budget",
-            "steps_down",
-            "predicted_accuracy", "val_accuracy", "test_accuracy", "parity_max_abs_diff",
-            "top1_agreement", "engine"]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(cols)
+    w.writerow(CSV_COLUMNS)
     for r in rows:
-        w.writerow([",".join(r[c]) if c == "choices" else r[c] for c in cols])
+        w.writerow(r.csv_row())
     write_text_atomic(path, buf.getvalue())

@@ -32,6 +32,11 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
     assert rc == 0, err
     summary = json.loads(stdout)
     assert 1 <= len(summary["results"]) <= 3  # three budgets spread over the frontier
+    from hwnas.engines.manifest import EngineManifest
+    from hwnas.run.results import RunSummary
+
+    assert RunSummary.from_json(summary).to_json() == summary
+    assert json.loads((out / "summary_onnxruntime_fp32.json").read_text()) == summary
     for name in ("frontier", "baselines"):
         schema_check(json.loads((out / f"{name}_onnxruntime_fp32.json").read_text()))
     front = json.loads((out / "frontier_onnxruntime_fp32.json").read_text())["points"]
@@ -41,6 +46,7 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
         man = json.loads(open(r["manifest"]).read())
         assert man["kind"] == "hwnas.engine_manifest"
         schema_check(man)
+        assert EngineManifest.from_json(man).to_json() == man  # the typed value loses nothing
         assert "onnxruntime_fp32" in r["manifest"]
         assert man["latency"]["predicted_ms"] <= man["budget_ms"] + 1e-9
         assert man["latency"]["measured_ms"] > 0
@@ -115,8 +121,9 @@ def _step_down_and_reuse(run_cli, argv, out: Path, summary, monkeypatch) -> None
     real = hb.missed  # never a miss (set by the caller)
 
     def missed_once(m, budget):  # the top engine's measurement taken as a miss
-        return list(m["architecture"]["choices"]) == top["choices"] and \
-            budget == top["budget_ms"]
+        from hwnas.engines.manifest import EngineManifest
+
+        return EngineManifest.of(m).choices == top["choices"] and budget == top["budget_ms"]
 
     import hwnas.train.validate as hv
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import Any, Sequence
+
+from ..run.results import RunResult, RunSummary
 from ._output import add_json_flag, console, emit, table
 
 
@@ -90,7 +94,7 @@ def _ms(v) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     import sys
 
     from ._torch import passive_openmp
@@ -108,24 +112,6 @@ def cmd_run(args) -> int:
                     train_device=args.train_device)
     c = console()
     say = (lambda s: None) if args.json else (lambda s: c.print(f"[bold cyan]hwnas run[/]: {s}"))
-    last: dict[str, int] = {}
-
-    import time
-
-    t0 = time.monotonic()
-
-    def progress(stage: str, done: int, total: int) -> None:
-        # a log file or CI gets a plain line at most every 15 s (and at the end of a
-        # stage), so a long run is never silent; a terminal gets rich bars (below)
-        if last.get(stage) == done:
-            return
-        last[stage] = done
-        if done >= total or time.monotonic() - last.get("_t", 0) >= 15:
-            last["_t"] = int(time.monotonic())
-            sys.stderr.write(f"hwnas run: {stage} {done}/{total} "
-                             f"({time.monotonic() - t0:.0f} s elapsed)\n")
-            sys.stderr.flush()
-
     if sys.stderr.isatty():
         from ._output import stage_progress
 
@@ -133,56 +119,84 @@ def cmd_run(args) -> int:
         with bars:  # one bar per stage; say() lines print above them
             summary = run_pipeline(cfg, args.out, say, update)
     else:
-        summary = run_pipeline(cfg, args.out, say, progress)
-
-    def human(d) -> None:
-        table(f"{d['space']} on {d['backend']} {d['precision']}: engines "
-              f"(latency: {d.get('statistic', 'median')})", [
-                  "budget ms", "architecture", "predicted ms", "measured ms (IQR)", "error",
-                  "meets", "pred. acc", "test acc", "parity"],
-              [[r["budget_ms"], ",".join(r["choices"]), _ms(r["predicted_ms"]),
-                f"{_ms(r['measured_ms'])} ({_ms(r['measured_spread_ms'])})",
-                "-" if r["prediction_error"] is None else f"{100 * r['prediction_error']:+.1f}%",
-                {True: "yes", False: "NO"}.get(r.get("meets_budget"), "-"),
-                "-" if r.get("predicted_accuracy") is None
-                else f"{100 * r['predicted_accuracy']:.1f}%",
-                _acc(r.get("test_accuracy"), r.get("val_accuracy")),
-                f"{r['parity_max_abs_diff']:.1e} / {100 * r['top1_agreement']:.0f}% top-1"]
-               for r in d["results"]])
-        for r in d["results"]:
-            c.print(f"  {r['engine']}")
-        down = [r for r in d["results"] if r.get("steps_down")]
-        if down:
-            c.print("  stepped down after a measured miss: " + "; ".join(
-                f"{r['budget_ms']:g} ms ({r['steps_down']} step(s) from "
-                f"{','.join(r['first_choices'])})" for r in down))
-        m = d.get("budget_margin") or {}
-        if m:
-            c.print(f"  each network was chosen within its budget less a "
-                    f"{100 * m['value']:.1f}% margin ({m['from']})")
-        drift = [r["host_drift"] for r in d["results"] if r.get("host_drift") is not None]
-        if drift and max(abs(x) for x in drift) > 0.05:
-            c.print(f"  note: the host ran the reference graph {100 * min(drift):+.0f}% to "
-                    f"{100 * max(drift):+.0f}% against the table's profiling run while the "
-                    "engines were measured: part of each error is the host's phase, not the table")
-        if d.get("report"):
-            c.print(f"report: {d['report']}")
-
-    emit(args, summary, human)
-    return _checks(summary["results"])
+        summary = run_pipeline(cfg, args.out, say, _LogProgress())
+    emit(args, summary.to_json(), lambda d: _human(summary))
+    return _checks(summary.results)
 
 
-def _checks(rows: list) -> int:
+class _LogProgress:
+    """Progress for a log file or CI: a plain line at most every 15 s (and at the end of a
+    stage), so a long run is never silent (a terminal gets rich bars instead)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.t0 = self.last_line = time.monotonic()
+        self.last_line -= 15
+        self.done: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        import sys
+        import time
+
+        if self.done.get(stage) == done:
+            return
+        self.done[stage] = done
+        now = time.monotonic()
+        if done >= total or now - self.last_line >= 15:
+            self.last_line = now
+            sys.stderr.write(f"hwnas run: {stage} {done}/{total} "
+                             f"({now - self.t0:.0f} s elapsed)\n")
+            sys.stderr.flush()
+
+
+def _row(r: RunResult) -> list[Any]:
+    return [r.budget_ms, ",".join(r.choices), _ms(r.predicted_ms),
+            f"{_ms(r.measured_ms)} ({_ms(r.measured_spread_ms)})",
+            "-" if r.prediction_error is None else f"{100 * r.prediction_error:+.1f}%",
+            {True: "yes", False: "NO"}.get(r.meets_budget, "-"),
+            "-" if r.predicted_accuracy is None else f"{100 * r.predicted_accuracy:.1f}%",
+            _acc(r.test_accuracy, r.val_accuracy),
+            f"{r.parity_max_abs_diff:.1e} / {100 * (r.top1_agreement or 0):.0f}% top-1"]
+
+
+def _human(s: RunSummary) -> None:
+    c = console()
+    table(f"{s.space} on {s.backend} {s.precision}: engines "
+          f"(latency: {s.statistic or 'median'})", [
+              "budget ms", "architecture", "predicted ms", "measured ms (IQR)", "error",
+              "meets", "pred. acc", "test acc", "parity"], [_row(r) for r in s.results])
+    for r in s.results:
+        c.print(f"  {r.engine}")
+    down = [r for r in s.results if r.steps_down]
+    if down:
+        c.print("  stepped down after a measured miss: " + "; ".join(
+            f"{r.budget_ms:g} ms ({r.steps_down} step(s) from {','.join(r.first_choices)})"
+            for r in down))
+    m = s.budget_margin or {}
+    if m:
+        c.print(f"  each network was chosen within its budget less a "
+                f"{100 * m['value']:.1f}% margin ({m['from']})")
+    drift = [r.host_drift for r in s.results if r.host_drift is not None]
+    if drift and max(abs(x) for x in drift) > 0.05:
+        c.print(f"  note: the host ran the reference graph {100 * min(drift):+.0f}% to "
+                f"{100 * max(drift):+.0f}% against the table's profiling run while the "
+                "engines were measured: part of each error is the host's phase, not the table")
+    if s.report:
+        c.print(f"report: {s.report}")
+
+
+def _checks(rows: Sequence[RunResult]) -> int:
     """``CHECK_FAILED`` (one line on stderr) when an engine missed its parity criterion or is
     still over its budget after the step-downs; 0 otherwise."""
     import sys
 
     from ..errors import CHECK_FAILED
 
-    failed = [f"{r['budget_ms']:g} ms: " + ", ".join(
-        why for why, bad in (("parity not met", r.get("parity_ok") is False),
-                             ("over its budget", r.get("meets_budget") is False)) if bad)
-        for r in rows if r.get("parity_ok") is False or r.get("meets_budget") is False]
+    failed = [f"{r.budget_ms:g} ms: " + ", ".join(
+        why for why, bad in (("parity not met", r.parity_ok is False),
+                             ("over its budget", r.meets_budget is False)) if bad)
+        for r in rows if r.parity_ok is False or r.meets_budget is False]
     if not failed:
         return 0
     sys.stderr.write(f"hwnas: check failed: {'; '.join(failed)} (exit {CHECK_FAILED})\n")

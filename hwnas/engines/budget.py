@@ -17,29 +17,33 @@ No library does this: it is the solver's frontier walked with the runtime's own 
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, Union
+
+from .manifest import EngineManifest
+
+Manifest = Union[EngineManifest, Mapping[str, Any]]  # a decoded manifest or its JSON
 
 MAX_STEPS = 3  # engines rebuilt per budget at most; then the miss is reported as it is
 
 
-def missed(manifest: Mapping[str, Any], budget_ms: float) -> bool:
+def missed(manifest: Manifest, budget_ms: float) -> bool:
     """True when the engine was measured and its figure is over ``budget_ms``."""
-    meas = (manifest.get("latency") or {}).get("measured_ms")
-    return isinstance(meas, (int, float)) and meas > budget_ms
+    meas = EngineManifest.of(manifest).measured_ms
+    return meas is not None and meas > budget_ms
 
 
-def tried(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+def tried(manifest: Manifest) -> list[dict[str, Any]]:
     """The networks tried before this engine's, for this budget (first: the solver's pick)."""
-    rec = manifest.get("step_down")
-    return list(rec.get("tried") or []) if isinstance(rec, Mapping) else []
+    rec = EngineManifest.of(manifest).step_down
+    return list(rec.get("tried") or []) if rec is not None else []
 
 
-def first_choices(manifest: Mapping[str, Any]) -> list[str]:
+def first_choices(manifest: Manifest) -> list[str]:
     """The choices the solver picked for the budget this engine was built for."""
     t = tried(manifest)
     if t and isinstance(t[0], Mapping):
         return list(t[0].get("choices") or [])
-    return list((manifest.get("architecture") or {}).get("choices") or [])
+    return EngineManifest.of(manifest).choices
 
 
 def index_of(archs: Sequence[Any], choices: Sequence[str]) -> int | None:
@@ -49,19 +53,20 @@ def index_of(archs: Sequence[Any], choices: Sequence[str]) -> int | None:
 
 
 def step_down(front: Any, archs: Sequence[Any], budget_ms: float, arch: Any,
-              manifest: Mapping[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+              manifest: Manifest) -> tuple[Any, dict[str, Any]] | None:
     """When ``manifest``'s engine (built from ``arch``, a point of ``front``) missed
     ``budget_ms``: the faster architecture to build instead and the ``step_down`` record
     its manifest carries; None when it met the budget, when no faster point exists, or
     after :data:`MAX_STEPS` steps."""
-    if not missed(manifest, budget_ms):
+    m = EngineManifest.of(manifest)
+    if not missed(m, budget_ms):
         return None
-    history = tried(manifest)
+    history = tried(m)
     i = index_of(archs, arch.choices)
     if len(history) >= MAX_STEPS or not i:  # None (not on this frontier) or 0 (the fastest)
         return None
-    lat = manifest["latency"]
-    meas, pred = float(lat["measured_ms"]), lat.get("predicted_ms") or arch.latency_ms
+    lat = m.latency
+    meas, pred = float(lat["measured_ms"]), m.predicted_ms or arch.latency_ms
     # the prediction that, with the error just seen, would measure at the budget
     target = budget_ms * float(pred) / meas
     # (below the fastest point's prediction: the fastest point)
@@ -71,7 +76,7 @@ def step_down(front: Any, archs: Sequence[Any], budget_ms: float, arch: Any,
     entry = {"choices": list(arch.choices), "predicted_ms": pred, "measured_ms": meas,
              "measured_spread_ms": lat.get("measured_spread_ms"),
              "statistic": lat.get("measured_statistic"),
-             "engine_sha256": (manifest.get("engine") or {}).get("sha256"),
+             "engine_sha256": m.engine.get("sha256"),
              "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     return nxt, {"budget_ms": budget_ms, "tried": history + [entry],
                  "rule": "the engine file is measured; when it misses its budget, a faster "

@@ -18,15 +18,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
-from hwnas_profilers.fileformat import KINDS
 
 from ..errors import UserError
 from ..fileio import write_json_atomic
 from .base import Emitter, EngineError, ModelFiles
+from .manifest import MANIFEST_KIND, MANIFEST_SCHEMA, EngineManifest
 from .registry import get_emitter
-
-MANIFEST_KIND = "hwnas.engine_manifest"
-MANIFEST_SCHEMA = KINDS[MANIFEST_KIND]
 Say = Callable[[str], None]
 
 
@@ -193,9 +190,10 @@ def build_engine(space: Any, arch: Any, supernet: Any, data: Any | None, req: En
     except OSError as exc:
         raise UserError(f"cannot write under {out.parent}: {exc.strerror or exc}") from None
     try:
-        manifest = _build(space, arch, supernet, data, req, emitter, stage, calib,
-                          input_shape, table, say, dict(extra or {}))
-        manifest["engine"]["path"] = str(out / manifest["engine"]["file"])
+        built = _build(space, arch, supernet, data, req, emitter, stage, calib,
+                       input_shape, table, say, dict(extra or {}))
+        built = replace(built, engine={**built.engine, "path": str(out / built.engine["file"])})
+        manifest = built.to_json()
         write_json_atomic(stage / "manifest.json", manifest)
         _swap_in(stage, out)
         return manifest
@@ -217,7 +215,7 @@ def _swap_in(stage: Path, out: Path) -> None:
 
 
 def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, stage: Path,
-           calib: np.ndarray, input_shape, table, say: Say, extra: dict) -> dict[str, Any]:
+           calib: np.ndarray, input_shape, table, say: Say, extra: dict) -> EngineManifest:
     import torch
 
     from . import network as nw
@@ -329,26 +327,25 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
 
     from .. import __version__
 
-    return {
-        "kind": MANIFEST_KIND, "schema": MANIFEST_SCHEMA,
-        "architecture": arch.to_dict(), "space": space.name, "space_id": space.id,
-        "engine": {"backend": emitter.name, "precision": req.precision,
-                   "device": emitter.device, "threads": req.threads, **info,
-                   "sha256": {f: _sha256(stage / f) for f in info["files"]},
-                   "input_shape": list(input_shape), "input_dtype": "float32",
-                   "output": f"logits [1, {space.classes}] float32"},
-        "runtime": emitter.runtime(),
-        "sources": {p.name: _sha256(p) for p in sorted(src.iterdir())},
-        "quantization": quant,
-        "finetune_steps": ft_steps,
-        "parity": parity, "accuracy": acc,
-        "latency": latency_section(measured, pred),
-        "device": (measured.get("meta") or {}).get("device") or _fingerprint(emitter),
-        "preprocessing": data.preprocessing(space.input) if data is not None else None,
-        "request": asdict(req), **extra,
-        "tool": f"hwnas {__version__}",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return EngineManifest(
+        architecture=arch.to_dict(), space=space.name, space_id=space.id,
+        engine={"backend": emitter.name, "precision": req.precision,
+                "device": emitter.device, "threads": req.threads, **info,
+                "sha256": {f: _sha256(stage / f) for f in info["files"]},
+                "input_shape": list(input_shape), "input_dtype": "float32",
+                "output": f"logits [1, {space.classes}] float32"},
+        runtime=emitter.runtime(),
+        sources={p.name: _sha256(p) for p in sorted(src.iterdir())},
+        quantization=quant,
+        finetune_steps=ft_steps,
+        parity=parity, accuracy=acc,
+        latency=latency_section(measured, pred),
+        device=(measured.get("meta") or {}).get("device") or _fingerprint(emitter),
+        preprocessing=data.preprocessing(space.input) if data is not None else None,
+        request=asdict(req), extra=extra,
+        tool=f"hwnas {__version__}",
+        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 def _fingerprint(emitter: Emitter) -> dict[str, Any]:
@@ -379,19 +376,19 @@ def latency_section(measured: Mapping[str, Any], pred: Mapping[str, Any]) -> dic
 
 
 def attach_measurement(manifest_path: "str | Path", measured: Mapping[str, Any], table: Any,
-                       space: Any, arch: Any, req: EngineRequest) -> dict[str, Any]:
+                       space: Any, arch: Any, req: EngineRequest) -> EngineManifest:
     """Write a measurement made elsewhere (``hwnas run`` times every engine file in one
     interleaved run with its baselines: one noise history, one protocol wait) into the
     engine's manifest, exactly as :func:`build_engine` writes its own; returns it."""
     from ..fileio import write_json_atomic
 
-    m = read_manifest(manifest_path)
+    m = EngineManifest.from_json(read_manifest(manifest_path))
     emitter = req.emitter()
     pred = prediction(table, space, arch, emitter, measured.get("meta", {}), _recipe(req))
-    m["latency"] = latency_section(measured, pred)
-    m["device"] = (measured.get("meta") or {}).get("device") or m.get("device")
-    m["measured_with"] = "hwnas run: interleaved with the other engines and the baselines"
-    write_json_atomic(manifest_path, m)
+    m = replace(m, latency=latency_section(measured, pred),
+                device=(measured.get("meta") or {}).get("device") or m.device).with_run(
+        measured_with="hwnas run: interleaved with the other engines and the baselines")
+    write_json_atomic(manifest_path, m.to_json())
     return m
 
 
