@@ -79,7 +79,8 @@ def check_private(folder: Path) -> None:
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise CacheError(f"hwnas cache {folder} is writable by group or others (mode "
                          f"{stat.S_IMODE(st.st_mode):o}), so anyone could plant files in it; "
-                         f"fix it with: chmod 700 {folder}")
+                         f"fix it with: chmod 700 {folder} (or set HWNAS_CACHE to a folder "
+                         "of your own)")
 
 
 def sha256_file(path: "str | Path") -> str:
