@@ -392,7 +392,7 @@ class _Engines:
 
     def measure(self, built: list[_Built], acc: Any) -> dict[str, Any]:
         """Every engine file timed with the baselines (one interleaved run)."""
-        from .report import measure_baselines
+        from .run.baselines import measure_baselines
 
         return measure_baselines(self.run, self.space, self.supernet, self.data, acc,
                                  self.dev, [(b.budget, b.arch) for b in built],

@@ -1,20 +1,12 @@
-"""The main job's report: baselines measured beside the chosen networks, figures, one HTML.
+"""The main job's report: figures and one HTML page, drawn from a finished run folder.
 
-Two steps, both re-runnable on a finished ``hwnas run`` folder:
-
-- :func:`measure_baselines` times a baseline family with the device table's own backend,
-  precision and statistic, interleaved in one protocol run with the chosen networks (so
-  every point on the plots shares one noise history): every uniform network of the space
-  (the same candidate in every layer), its shallow twin (``skip`` wherever a layer allows
-  it) for the narrowest and widest candidate, and 20 random architectures. Each network's
-  accuracy is the supernet's with inherited weights and recalibrated BN on the validation
-  split, the same procedure for chosen and baseline networks (a fair comparison; the
-  engines' fine-tuned accuracy is reported separately). A line fitted from the accuracy
-  table's score to that accuracy over the random networks turns the table's score (a sum
-  of per-layer accuracies) into a predicted accuracy.
-- :func:`write_report` draws the PNG figures with matplotlib and writes ``report.html``
-  beside them: images by relative path, styles inline, no script or font fetched from the
-  network, so the folder opens offline and can be archived or mailed as it is.
+:func:`write_report` reads a :class:`~hwnas.run.folder.RunFolder` (its summary, frontier,
+tables and baselines, measured by :mod:`hwnas.run.baselines`), draws the PNG figures with
+matplotlib and writes ``report.html`` beside them: images by relative path, styles inline,
+no script or font fetched from the network, so the folder opens offline and can be
+archived or mailed as it is. It measures nothing, and imports no engine, training or
+profiling code (as OpenVINO's benchmark_app keeps ``StatisticsReport`` apart from
+measuring).
 """
 
 from __future__ import annotations
@@ -22,146 +14,15 @@ from __future__ import annotations
 import html
 import json
 import platform
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-from hwnas_profilers.fileformat import KINDS
 
 from .errors import UserError
-from .fileio import read_json, write_json_atomic, write_text_atomic
+from .fileio import read_json, write_text_atomic
 from .run.folder import RunFolder
-
-RANDOM_BASELINES = 20
-
-
-def baseline_family(space: Any) -> list[tuple[str, list[str]]]:
-    """(label, choices) of the uniform networks, two shallow twins and random networks."""
-    from .arch import sample_architecture
-
-    layers = space.layers
-    common = [c for c in layers[0].choices
-              if c != "skip" and all(c in layer.choices for layer in layers)]
-    fam = [(f"uniform {c}", [c] * len(layers)) for c in common]
-    for c in dict.fromkeys([common[0], common[-1]]) if common else []:
-        shallow = ["skip" if "skip" in layer.choices else c for layer in layers]
-        if shallow != [c] * len(layers):
-            fam.append((f"shallow {c}", shallow))
-    for i in range(RANDOM_BASELINES):
-        fam.append((f"random {i}", list(sample_architecture(space, seed=10_000 + i).choices)))
-    return fam
-
-
-def measure_baselines(run: Any, space: Any, supernet: Any, data: Any, acc: Any,
-                      dev: Any, chosen: Sequence[tuple[float, Any]], threads: int = 1,
-                      quick: bool = False, say=lambda s: None,
-                      engines: "dict[str, Path] | None" = None,
-                      supernet_sha256: "str | None" = None) -> dict[str, Any]:
-    """Measure and evaluate the baseline family and the chosen networks; write the run
-    folder's baselines file (``run``: a :class:`~hwnas.run.folder.RunFolder`; reused when
-    present and made for the same networks and engine files). ``engines`` (label -> engine file) are timed in the same interleaved run,
-    each the way ``hwnas measure`` times one (the fastest of 3 sessions); their manifest
-    fields are in the result's ``engines``. With ``supernet_sha256`` (the checkpoint's
-    digest), the accuracies of a previous file of the same supernet and splits are reused:
-    after a step down only the latency is measured again (the accuracies took a minute)."""
-    from dataclasses import replace
-
-    from .nn.export import export_architecture
-    from .profiling import cache_dir, profiler_errors
-    from .train.validate import EvalSettings, inherited_accuracies
-
-    path = run.baselines
-    fam = baseline_family(space)
-    nets = [(lbl, list(ch), "baseline") for lbl, ch in fam] + \
-        [(f"chosen {b:g} ms", list(a.choices), "chosen") for b, a in chosen]
-    engines = dict(engines or {})
-    import hashlib
-
-    sums = {k: hashlib.sha256(Path(f).read_bytes()).hexdigest() for k, f in engines.items()}
-    # the held-out split evaluated by the same procedure (its images took no part in the
-    # table or the choice): what the dominance check compares
-    has_test = bool(data.has_test)
-    described = ("supernet, inherited weights, BN recalibrated, validation split "
-                 f"({int(len(data.val_y))} images)" + (
-                     f"; and on the held-out test split ({int(len(data.test_y))} images, "
-                     "supernet_test_accuracy)" if has_test else ""))
-    accuracy: dict[tuple[str, ...], float] = {}  # a chosen network may also be a baseline
-    test_acc: dict[tuple[str, ...], float] = {}
-    if path.is_file():
-        old = read_json(path, "baselines")
-        if [n["choices"] for n in old.get("networks", [])] == [n[1] for n in nets] and \
-                (old.get("engine_files") or {}) == sums:
-            say(f"baselines: reusing {path}")
-            return old
-        if supernet_sha256 and old.get("supernet_sha256") == supernet_sha256 and \
-                old.get("accuracy") == described:
-            for n in old.get("networks", []):
-                if n.get("supernet_val_accuracy") is not None and \
-                        (not has_test or n.get("supernet_test_accuracy") is not None):
-                    accuracy[tuple(n["choices"])] = n["supernet_val_accuracy"]
-                    if has_test:
-                        test_acc[tuple(n["choices"])] = n["supernet_test_accuracy"]
-    say(f"baselines: measuring {len(engines)} engine files, {len(fam)} baseline and "
-        f"{len(chosen)} chosen networks on {dev.meta.get('backend')} "
-        f"{dev.meta.get('precision')} ({dev.figure}), interleaved")
-    ndir = cache_dir() / "baselines" / f"{space.name}-{space.id}"
-    shape = (1, space.input[2], space.input[0], space.input[1])
-    from .arch import Architecture
-
-    files = []
-    for lbl, ch, _ in nets:
-        f = ndir / (("_".join(ch)) + ".onnx")
-        if not f.is_file():
-            export_architecture(space, Architecture.of(space, ch), f)
-        files.append(f)
-    with profiler_errors():
-        from hwnas_profilers import Protocol, Settings
-        from hwnas_profilers.protocol import Stats
-        from hwnas_profilers.session import measure_models
-
-        proto = replace(Protocol.quick() if quick else Protocol(), figure=dev.figure)
-        timed, res = measure_models({k: (Path(f), shape) for k, f in engines.items()},
-                                    str(dev.meta.get("backend")),
-                                    Settings(precision=str(dev.meta.get("precision", "fp32")),
-                                             threads=threads),
-                                    protocol=proto,
-                                    others={str(f): (f, shape) for f in dict.fromkeys(files)})
-    from .engines.build import measured_fields
-    ev = EvalSettings()
-    rows = []
-    for (lbl, ch, kind), f in zip(nets, files):
-        arch = Architecture.of(space, ch)
-        st = res.get(str(f))
-        if tuple(ch) not in accuracy:
-            got = inherited_accuracies(supernet, ch, data, ev, [(data.val_x, data.val_y)] + (
-                [(data.test_x, data.test_y)] if has_test else []))
-            accuracy[tuple(ch)] = got[0]
-            if has_test:
-                test_acc[tuple(ch)] = got[1]
-        inherited = accuracy[tuple(ch)]
-        score = acc.total(ch)
-        rows.append({"label": lbl, "kind": kind, "choices": ch,
-                     "predicted_ms": dev.predict(space, arch).latency_ms,
-                     "measured_ms": st.figure(dev.figure) if isinstance(st, Stats) else None,
-                     "measured_spread_ms": st.spread_ms if isinstance(st, Stats) else None,
-                     "measured_p90_ms": st.p90_ms if isinstance(st, Stats) else None,
-                     "failure": st if isinstance(st, str) else None,
-                     "table_score": score, "supernet_val_accuracy": inherited,
-                     "supernet_test_accuracy": test_acc.get(tuple(ch))})
-    rnd = [r for r in rows if r["label"].startswith("random")]
-    a, b = np.polyfit([r["table_score"] for r in rnd],
-                      [r["supernet_val_accuracy"] for r in rnd], 1)
-    resid = [r["supernet_val_accuracy"] - (a * r["table_score"] + b) for r in rnd]
-    for r in rows:
-        r["predicted_accuracy"] = float(a * r["table_score"] + b)
-    d = {"kind": "hwnas.baselines", "schema": KINDS["hwnas.baselines"], "statistic": dev.figure,
-         "accuracy": described, "supernet_sha256": supernet_sha256,
-         "score_to_accuracy": {"slope": float(a), "intercept": float(b), "fitted_on": len(rnd),
-                               "rms_residual": float(np.sqrt(np.mean(np.square(resid))))},
-         "networks": rows,
-         "engines": {k: measured_fields(r) for k, r in timed.items()}, "engine_files": sums}
-    write_json_atomic(path, d)
-    return d
 
 
 def predicted_accuracy(baselines: dict[str, Any] | None, score: float) -> float | None:
@@ -345,99 +206,133 @@ def _pct(x: Any) -> str:
     return "-" if x is None else f"{100 * x:+.1f}%"
 
 
+FIGURES = (("frontier.png", "Accuracy-latency frontier"),
+           ("predicted_vs_measured.png", "Predicted vs measured latency"),
+           ("breakdown.png", "Per-layer latency breakdown"),
+           ("accuracy_table.png", "Accuracy table"))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the report draws, read from the run folder."""
+
+    folder: RunFolder
+    summary: dict[str, Any]
+    space: Any
+    frontier: list[dict[str, Any]]
+    dev: Any
+    dev_path: Path
+    acc: Any
+    baselines: dict[str, Any] | None
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return self.summary["results"]
+
+
 def write_report(run: RunFolder) -> Path:
     """The report page and its PNG figures of one backend and precision of a finished run
     folder (drawn from its files only)."""
+    r = _read(run)
+    rdir = run.report_dir
+    rdir.mkdir(parents=True, exist_ok=True)
+    _fig_frontier(rdir / FIGURES[0][0], r.frontier, r.results, r.baselines)
+    scatter = _fig_scatter(rdir / FIGURES[1][0], r.results, r.baselines)
+    _fig_breakdown(rdir / FIGURES[2][0], r.space, r.dev, r.results)
+    _fig_heatmap(rdir / FIGURES[3][0], r.acc)
+    body = [*_head(r), *_notes(r, scatter)]
+    for f, title in FIGURES:
+        body.append(f"<h2>{html.escape(title)}</h2><img class='fig' src='{f}' "
+                    f"alt='{html.escape(title)}'>")
+    body.append(_provenance(r))
+    write_text_atomic(run.report_html, _page(body))
+    return run.report_html
+
+
+def _read(run: RunFolder) -> _Run:
     from .solver import read_frontier
     from .spaces import find_space_by_id
     from .tables.accuracy import load_accuracy_table
     from .tables.device import load_device_table
 
-    out = run.root
-    summ_path = run.summary
+    out, summ_path = run.root, run.summary
     if not summ_path.is_file():
         raise UserError(f"{out} has no {summ_path.name}: run 'hwnas run --out {out}' first")
     summ = read_json(summ_path, "run summary")
     space = find_space_by_id(summ["space_id"])
     if space is None:
         raise UserError(f"{summ_path}: space {summ.get('space')} is not built in")
-    frontier = read_frontier(run.frontier)["points"]
     dev_path = Path(summ.get("device_table") or run.device_table)
     if not dev_path.is_file():
         raise UserError(f"{out}: the run's device table {dev_path} is missing")
-    dev = load_device_table(dev_path)
-    acc = load_accuracy_table(run.accuracy_table, space)
-    bpath = run.baselines
-    baselines = read_json(bpath, "baselines") if bpath.is_file() else None
-    results = summ["results"]
-    rdir = run.report_dir
-    rdir.mkdir(parents=True, exist_ok=True)
-    figs = [("frontier.png", "Accuracy-latency frontier"),
-            ("predicted_vs_measured.png", "Predicted vs measured latency"),
-            ("breakdown.png", "Per-layer latency breakdown"),
-            ("accuracy_table.png", "Accuracy table")]
-    _fig_frontier(rdir / figs[0][0], frontier, results, baselines)
-    scatter = _fig_scatter(rdir / figs[1][0], results, baselines)
-    _fig_breakdown(rdir / figs[2][0], space, dev, results)
-    _fig_heatmap(rdir / figs[3][0], acc)
+    return _Run(run, summ, space, read_frontier(run.frontier)["points"],
+                load_device_table(dev_path), dev_path,
+                load_accuracy_table(run.accuracy_table, space),
+                read_json(run.baselines, "baselines") if run.baselines.is_file() else None)
 
-    manifests = []
-    for r in results:
-        try:
-            manifests.append(read_json(r["manifest"], "engine manifest"))
-        except Exception:  # noqa: BLE001 - a missing manifest shows as a gap, not a crash
-            manifests.append({})
-    rows = []
-    for r, m in zip(results, manifests):
-        lat = m.get("latency", {})
-        pa = predicted_accuracy(baselines, acc.total(r["choices"]))
-        rows.append([r["budget_ms"], ",".join(r["choices"]), r.get("predicted_ms"),
-                     lat.get("predicted_upper_ms"), r.get("measured_ms"),
-                     r.get("measured_spread_ms"), _pct(r.get("prediction_error")),
-                     {True: "yes", False: "no"}.get(r.get("meets_budget"), "-"),
-                     pa, r.get("val_accuracy"), r.get("test_accuracy"), r.get("engine")])
-    dom = dominance(baselines) if baselines else None
-    meta = dev.meta
-    body = [f"<h1>hwnas run: {html.escape(summ['space'])} on {html.escape(summ['data'])}, "
+
+def _head(r: _Run) -> list[str]:
+    """The title, the folder and statistic, and the table of engines."""
+    summ = r.summary
+    rows = [[x["budget_ms"], ",".join(x["choices"]), x.get("predicted_ms"),
+             x.get("predicted_upper_ms"), x.get("measured_ms"), x.get("measured_spread_ms"),
+             _pct(x.get("prediction_error")),
+             {True: "yes", False: "no"}.get(x.get("meets_budget"), "-"),
+             predicted_accuracy(r.baselines, r.acc.total(x["choices"])),
+             x.get("val_accuracy"), x.get("test_accuracy"), x.get("engine")]
+            for x in r.results]
+    return [f"<h1>hwnas run: {html.escape(summ['space'])} on {html.escape(summ['data'])}, "
             f"{html.escape(summ['backend'])} {html.escape(summ['precision'])}</h1>",
-            f"<p>Folder <code>{html.escape(str(out))}</code>. Latencies are the device "
-            f"table's statistic, <b>{html.escape(dev.figure)}</b> (see "
+            f"<p>Folder <code>{html.escape(str(r.folder.root))}</code>. Latencies are the "
+            f"device table's statistic, <b>{html.escape(r.dev.figure)}</b> (see "
             "<code>hwnas/device_tables/README.md</code>); spread is the interquartile range.</p>",
             "<h2>Engines</h2>",
             _table(rows, ["budget ms", "architecture", "predicted ms", "upper (p90) ms",
                           "measured ms", "IQR ms", "error", "meets budget",
                           "predicted accuracy", "engine accuracy (val, fine-tuned)",
                           "engine accuracy (held-out test)", "engine file"])]
-    margin = summ.get("budget_margin")
+
+
+def _notes(r: _Run, scatter: dict[str, Any]) -> list[str]:
+    """The margin, the baselines' dominance and the prediction error, in sentences."""
+    body = []
+    margin = r.summary.get("budget_margin")
     if margin:
         body.append(f"<p>Each network was chosen within its budget less a "
                     f"{100 * float(margin['value']):.1f}% margin for prediction error "
                     f"({html.escape(str(margin['from']))}).</p>")
-    if dom:
+    if r.baselines:
+        dom, fit = dominance(r.baselines), r.baselines["score_to_accuracy"]
         body.append(f"<p>Baselines: {dom['dominated']} of {dom['comparable']} comparable "
                     f"baseline networks are dominated by a chosen network (no slower when "
                     f"measured, no less accurate); not dominated: "
                     f"{html.escape(', '.join(dom['not_dominated']) or 'none')}; faster than "
                     f"every chosen network: "
                     f"{html.escape(', '.join(dom['faster_than_every_chosen']) or 'none')}. "
-                    f"Accuracy: {html.escape(baselines['accuracy'])}. Predicted accuracy: "
-                    f"{baselines['score_to_accuracy']['slope']:.4f} x table score + "
-                    f"{baselines['score_to_accuracy']['intercept']:.4f} (fitted on "
-                    f"{baselines['score_to_accuracy']['fitted_on']} random networks, rms "
-                    f"residual {baselines['score_to_accuracy']['rms_residual']:.4f}).</p>")
+                    f"Accuracy: {html.escape(r.baselines['accuracy'])}. Predicted accuracy: "
+                    f"{fit['slope']:.4f} x table score + {fit['intercept']:.4f} (fitted on "
+                    f"{fit['fitted_on']} random networks, rms residual "
+                    f"{fit['rms_residual']:.4f}).</p>")
     if scatter:
         body.append(f"<p>Prediction over {scatter['networks']} measured networks: "
                     f"{100 * scatter['within_10pct']:.0f}% within 10%, median error "
-                    f"{scatter['median_abs_err_pct']:.1f}%, max {scatter['max_abs_err_pct']:.1f}%.</p>")
-    for f, title in figs:
-        body.append(f"<h2>{html.escape(title)}</h2><img class='fig' src='{f}' alt='{html.escape(title)}'>")
+                    f"{scatter['median_abs_err_pct']:.1f}%, max "
+                    f"{scatter['max_abs_err_pct']:.1f}%.</p>")
+    return body
+
+
+def _provenance(r: _Run) -> str:
+    meta = r.dev.meta
     prov = {"device (table)": meta.get("device"), "runtime": meta.get("runtime"),
             "runtime version": meta.get("runtime_version"), "threads": meta.get("threads"),
-            "protocol": meta.get("protocol"), "calibration": dev.calibration.to_dict(),
-            "versions": _versions(), "device table": str(dev_path)}
-    body.append("<h2>Device, versions, protocol</h2><pre>"
-                + html.escape(json.dumps(prov, indent=1, default=str)) + "</pre>")
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>hwnas report</title>"
+            "protocol": meta.get("protocol"), "calibration": r.dev.calibration.to_dict(),
+            "versions": _versions(), "device table": str(r.dev_path)}
+    return ("<h2>Device, versions, protocol</h2><pre>"
+            + html.escape(json.dumps(prov, indent=1, default=str)) + "</pre>")
+
+
+def _page(body: list[str]) -> str:
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>hwnas report</title>"
             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
             "padding:3px 6px}img.fig{max-width:100%}pre{font-size:11px;background:#f6f6f6;"
@@ -447,6 +342,3 @@ def write_report(run: RunFolder) -> Path:
               "for(var k=0;k<i.length;k++){if(i[k].complete&&i[k].naturalWidth>0)n++;}"
               "document.body.setAttribute('data-figures',n+'/'+i.length);});</script>"
             + "</body></html>")
-    path = run.report_html
-    write_text_atomic(path, page)
-    return path
