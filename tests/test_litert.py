@@ -63,6 +63,16 @@ def test_outside_delegate_walks_each_partition():
     assert outside_delegate(whole[:2]) == ["CONV_2D#0", "ADD#1"]  # no delegate at all
 
 
+def test_missing_runtime_names_both_extras(monkeypatch):
+    from hwnas_profilers import MissingRuntime, Settings
+    from hwnas_profilers.backends.litert import LiteRtProfiler
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    with pytest.raises(MissingRuntime) as exc:
+        LiteRtProfiler(Settings())
+    assert "hwnas[litert-device]" in str(exc.value) and "hwnas[litert]" in str(exc.value)
+
+
 def test_missing_converter_is_one_line_naming_the_extra(tmp_path):
     """``hwnas blocks export --backend litert`` without litert-torch: exit 2, one line."""
     code = ("import sys; sys.modules['litert_torch'] = None\n"

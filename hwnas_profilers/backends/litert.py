@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..base import Profiler, ProfilerError, Runner
+from ..base import MissingRuntime, Profiler, ProfilerError, Runner
 from . import fixed_input
 
 INT8_SUFFIX = ".int8.tflite"
@@ -139,6 +139,12 @@ class LiteRtProfiler(Profiler):
         if self.settings.n_threads > cores:
             raise ProfilerError(f"--threads {self.settings.n_threads} is more than the "
                                 f"{cores} cores this process may use")
+
+    def missing(self, module: str, exc: BaseException) -> MissingRuntime:
+        return MissingRuntime(f"backend 'litert' needs {module}, which is not installed "
+                              f"({exc.__class__.__name__}: {exc}); install it with: pip install "
+                              "'hwnas[litert-device]' on the device, or 'hwnas[litert]' on a "
+                              "host that also converts")
 
     def runtime(self) -> dict[str, str]:
         from importlib import metadata
