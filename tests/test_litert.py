@@ -150,6 +150,20 @@ def test_bad_tflite_files_are_one_line(tmp_path, content):
 
 @needs_runtime
 @needs_entry_points
+def test_a_twin_linked_out_of_the_bundle_is_not_opened(tmp_path):
+    from hwnas_profilers import ProfilerError, Settings, get_profiler
+    from hwnas_profilers.tflitegraph import write_identity_model
+
+    write_identity_model(tmp_path / "K.tflite")
+    outside = write_identity_model(tmp_path.parent / f"{tmp_path.name}-elsewhere.tflite")
+    (tmp_path / "K.int8.tflite").symlink_to(outside)
+    with get_profiler("litert", Settings(precision="int8")) as prof:
+        with pytest.raises(ProfilerError, match="link out"):
+            prof.load(tmp_path / "K.tflite", None)
+
+
+@needs_runtime
+@needs_entry_points
 def test_threads_beyond_the_cores_refused():
     from hwnas_profilers import ProfilerError, Settings, get_profiler
     from hwnas_profilers.backends.litert import usable_cores

@@ -184,7 +184,13 @@ class LiteRtProfiler(Profiler):
         if not path.is_file():
             raise ProfilerError(f"model file {path} does not exist")
         twin = precision_file(path, self.settings.precision)
-        return twin if twin.is_file() else path
+        if twin == path or not twin.is_file():
+            return path
+        # the bundle's manifest vouches for ``path`` only (hwnas_profilers.bundlecheck): its
+        # twin must be a plain file beside it, not a link to somewhere else
+        if twin.is_symlink() or twin.resolve().parent != path.resolve().parent:
+            raise ProfilerError(f"{twin} is a link out of its folder; not opened")
+        return twin
 
     def _interpreter(self, path: Path) -> Any:
         check_model_bytes(path)
