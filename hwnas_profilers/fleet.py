@@ -249,8 +249,7 @@ def profile_fleet(bundle_dir: "str | Path", backend: str, out_dir: "str | Path",
     then raises :class:`FleetError` naming it, after every other device finished, and its
     partial table stays for ``resume``.
     """
-    from .session import (apply_update, check_batch, finalize, finished_keys, open_table,
-                          read_manifest, wanted_keys)
+    from .session import check_batch, read_manifest
 
     ray = _ray()
     bundle = Path(bundle_dir)
@@ -265,145 +264,215 @@ def profile_fleet(bundle_dir: "str | Path", backend: str, out_dir: "str | Path",
         raise ProfilerError("retries must be >= 0")
     check_batch(bundle, manifest, settings.batch)
     check_address(address)
-    own = not ray.is_initialized()
-    if own:
-        import logging
-
-        try:
-            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
-                     configure_logging=True)
-        except (ConnectionError, RuntimeError) as exc:
-            raise ProfilerError(f"cannot connect to the Ray cluster at {address}: "
-                                f"{' '.join(str(exc).split())[:200]}") from None
-    actors: list = []
+    own = _connect(ray, address)
+    fleet = None
     try:
-        found = device_nodes(ray.nodes(), resource)
-        if devices:
-            unknown = sorted(set(devices) - {n for n, _ in found})
-            if unknown:
-                raise ProfilerError(f"no live node carries {resource!r} for device(s) "
-                                    f"{', '.join(unknown)}")
-            found = [(n, i) for n, i in found if n in devices]
-        if not found:
-            have = sorted({r for n in ray.nodes() if n.get("Alive")
-                           for r in (n.get("Resources") or {})
-                           if not r.startswith("node:") and r not in
-                           ("CPU", "GPU", "memory", "object_store_memory")})
-            raise ProfilerError(f"no live node of the cluster at {address} carries the resource "
-                                f"{resource!r} (custom resources there: {', '.join(have) or 'none'}); "
-                                f"start each device's node with: ray start --address ADDR "
-                                f"--resources '{{\"{resource}\": 1}}' --labels {LABEL}=NAME")
-        devs = [Device(name, nid, out_dir / f"{name}.json") for name, nid in found]
+        devs = [Device(name, nid, out_dir / f"{name}.json")
+                for name, nid in _chosen_nodes(ray, address, resource, devices)]
         if not resume:
             clash = [str(d.out) for d in devs if d.out.exists()]
             if clash:
                 raise ProfilerError(f"{clash[0]} exists; pass --resume to continue the fleet "
                                     "run, or choose another --out")
         out_dir.mkdir(parents=True, exist_ok=True)
-        bundle_id, files = bundle_files(bundle, manifest)
-        files_ref = ray.put(files)
+        fleet = _Fleet(ray, bundle, manifest, backend, asdict(settings), asdict(protocol),
+                       resource, devs, _Limits(resume, retries, lost_after_s, heartbeat_s),
+                       progress)
+        return fleet.run()
+    finally:
+        for a in fleet.actors if fleet else []:
+            _kill(ray, a)
+        if own:
+            ray.shutdown()
+
+
+def _connect(ray: Any, address: str) -> bool:
+    """Join the cluster at ``address`` unless this process already has; True when it
+    joined here (and so shuts the connection down at the end)."""
+    if ray.is_initialized():
+        return False
+    import logging
+
+    try:
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
+                 configure_logging=True)
+    except (ConnectionError, RuntimeError) as exc:
+        raise ProfilerError(f"cannot connect to the Ray cluster at {address}: "
+                            f"{' '.join(str(exc).split())[:200]}") from None
+    return True
+
+
+def _chosen_nodes(ray: Any, address: str, resource: str, devices: "list[str] | None"
+                  ) -> list[tuple[str, str]]:
+    """(device name, node id) of the live device nodes, only ``devices`` when given."""
+    found = device_nodes(ray.nodes(), resource)
+    if devices:
+        unknown = sorted(set(devices) - {n for n, _ in found})
+        if unknown:
+            raise ProfilerError(f"no live node carries {resource!r} for device(s) "
+                                f"{', '.join(unknown)}")
+        found = [(n, i) for n, i in found if n in devices]
+    if not found:
+        have = sorted({r for n in ray.nodes() if n.get("Alive")
+                       for r in (n.get("Resources") or {})
+                       if not r.startswith("node:") and r not in
+                       ("CPU", "GPU", "memory", "object_store_memory")})
+        raise ProfilerError(f"no live node of the cluster at {address} carries the resource "
+                            f"{resource!r} (custom resources there: {', '.join(have) or 'none'}); "
+                            f"start each device's node with: ray start --address ADDR "
+                            f"--resources '{{\"{resource}\": 1}}' --labels {LABEL}=NAME")
+    return found
+
+
+@dataclass(frozen=True)
+class _Limits:
+    resume: bool
+    retries: int
+    lost_after_s: float
+    heartbeat_s: float
+
+
+class _Fleet:
+    """One fleet run: a worker per device, restarted when lost, until every device is
+    done or has failed."""
+
+    def __init__(self, ray: Any, bundle: Path, manifest: Mapping[str, Any], backend: str,
+                 settings: dict[str, Any], protocol: dict[str, Any], resource: str,
+                 devs: list[Device], limits: _Limits, progress: Progress | None) -> None:
+        from .session import wanted_keys
+
+        self.ray, self.manifest, self.resource, self.devs = ray, manifest, resource, devs
+        self.limits, self.progress = limits, progress
+        self.backend, self.settings, self.protocol = backend, settings, protocol
+        self.bundle_id, files = bundle_files(bundle, manifest)
+        self.files_ref = ray.put(files)
+        self.worker = ray.remote(DeviceWorker)
+        self.wanted = wanted_keys(manifest)
+        self.actors: list = []
+
+    def run(self) -> dict[str, Any]:
+        for d in self.devs:
+            d.started = time.monotonic()
+            self.try_start(d)
+        self.tick("measuring")
+        while any(d.state == "measuring" for d in self.devs):
+            self.poll()
+        self.finish()
+        self.tick("done")
+        return self.report()
+
+    def tick(self, label: str) -> None:
+        from .session import finished_keys
+
+        if self.progress:
+            done = sum(len(finished_keys(d.table) & self.wanted) for d in self.devs if d.table)
+            self.progress(label, done, len(self.wanted) * len(self.devs))
+
+    def start(self, d: Device) -> None:
+        """A fresh actor on the device's node; resumes from the table on the host."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        Worker = ray.remote(DeviceWorker)
-        wanted = wanted_keys(manifest)
-        settings_d = asdict(settings)
-        protocol_d = asdict(protocol)
+        from .session import finished_keys, open_table
 
-        def tick(label: str) -> None:
-            if progress:
-                done = sum(len(finished_keys(d.table) & wanted) for d in devs if d.table)
-                progress(label, done, len(wanted) * len(devs))
+        d.attempts += 1
+        d.actor = self.worker.options(
+            num_cpus=0, resources={self.resource: 1}, max_restarts=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(d.node_id, soft=False),
+        ).remote(self.backend, self.settings, self.protocol)
+        self.actors.append(d.actor)
+        info = self.ray.get(d.actor.info.remote({"space": self.manifest.get("space", ""),
+                                                 "space_id": self.manifest.get("space_id", "")}))
+        d.pids.append(info["pid"])
+        meta = {**info["meta"], "fleet": {"device": d.name, "resource": self.resource,
+                                          "ray_node_id": d.node_id,
+                                          "worker_host": info["host"],
+                                          "worker_pid": info["pid"],
+                                          "worker_imported_torch": info["torch_loaded"]}}
+        d.base, d.table = open_table(d.out, meta, self.limits.resume or d.attempts > 1)
+        if not self.wanted - finished_keys(d.table):
+            d.gen, d.state = None, "finishing"
+            return
+        self.ray.get(d.actor.stage.remote(self.bundle_id, self.files_ref))
+        d.gen = d.actor.measure.remote(sorted(finished_keys(d.table)), self.limits.heartbeat_s)
+        d.state, d.last_seen, d.attempt_s = "measuring", time.monotonic(), 0.0
 
-        def start(d: Device) -> None:
-            """A fresh actor on the device's node; resumes from the table on the host."""
-            d.attempts += 1
-            d.actor = Worker.options(
-                num_cpus=0, resources={resource: 1}, max_restarts=0,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(d.node_id, soft=False),
-            ).remote(backend, settings_d, protocol_d)
-            actors.append(d.actor)
-            info = ray.get(d.actor.info.remote({"space": manifest.get("space", ""),
-                                                "space_id": manifest.get("space_id", "")}))
-            d.pids.append(info["pid"])
-            meta = {**info["meta"], "fleet": {"device": d.name, "resource": resource,
-                                              "ray_node_id": d.node_id,
-                                              "worker_host": info["host"],
-                                              "worker_pid": info["pid"],
-                                              "worker_imported_torch": info["torch_loaded"]}}
-            d.base, d.table = open_table(d.out, meta, resume or d.attempts > 1)
-            if not wanted - finished_keys(d.table):
-                d.gen, d.state = None, "finishing"
-                return
-            ray.get(d.actor.stage.remote(bundle_id, files_ref))
-            d.gen = d.actor.measure.remote(sorted(finished_keys(d.table)), heartbeat_s)
-            d.state, d.last_seen, d.attempt_s = "measuring", time.monotonic(), 0.0
+    def give_up(self, d: Device, why: str) -> None:
+        d.state, d.reason, d.gen, d.ended = "failed", why, None, time.monotonic()
+        _kill(self.ray, d.actor)
 
-        def give_up(d: Device, why: str) -> None:
-            d.state, d.reason, d.gen, d.ended = "failed", why, None, time.monotonic()
-            _kill(ray, d.actor)
+    def lost(self, d: Device, why: str) -> None:
+        """The worker died or went silent: a fresh one resumes, up to ``retries``."""
+        _kill(self.ray, d.actor)
+        d.worker_s += d.attempt_s
+        if d.attempts > self.limits.retries:
+            self.give_up(d, f"worker lost {d.attempts} times ({why})")
+            return
+        alive = {nid for _, nid in device_nodes(self.ray.nodes(), self.resource)}
+        if d.node_id not in alive:
+            self.give_up(d, f"its node left the cluster ({why})")
+            return
+        self.tick(f"{d.name}: worker lost ({why}); retrying")
+        self.try_start(d)
 
-        def lost(d: Device, why: str) -> None:
-            """The worker died or went silent: a fresh one resumes, up to ``retries``."""
-            _kill(ray, d.actor)
-            d.worker_s += d.attempt_s
-            if d.attempts > retries:
-                give_up(d, f"worker lost {d.attempts} times ({why})")
-                return
-            alive = {nid for _, nid in device_nodes(ray.nodes(), resource)}
-            if d.node_id not in alive:
-                give_up(d, f"its node left the cluster ({why})")
-                return
-            tick(f"{d.name}: worker lost ({why}); retrying")
-            try_start(d)
+    def failed(self, d: Device, exc: BaseException, typed: bool) -> None:
+        """``exc`` from a worker: a lost worker is retried, anything else ends the device
+        (``typed``: a cause other than the profilers' own errors names its type)."""
+        if _is_lost(exc):
+            self.lost(d, type(exc).__name__)
+            return
+        c = _cause(exc)
+        self.give_up(d, " ".join(str(c).split())[:300]
+                     if isinstance(c, ProfilerError) or not typed
+                     else f"{type(c).__name__}: {' '.join(str(c).split())[:200]}")
 
-        def try_start(d: Device) -> None:
+    def try_start(self, d: Device) -> None:
+        try:
+            self.start(d)
+        except Exception as exc:  # noqa: BLE001 - sorted into lost / bad input
+            self.failed(d, exc, typed=True)
+
+    def poll(self) -> None:
+        """Wait for the next update of any measuring device, and take it in."""
+        from .session import apply_update
+
+        active = [d for d in self.devs if d.state == "measuring"]
+        ready, _ = self.ray.wait([d.gen for d in active], num_returns=1,
+                                 timeout=self.limits.heartbeat_s)
+        now = time.monotonic()
+        for d in active:
+            if d.gen not in ready:
+                if now - d.last_seen > self.limits.lost_after_s:
+                    self.lost(d, f"silent for {self.limits.lost_after_s:.0f} s")
+                continue
             try:
-                start(d)
-            except Exception as exc:  # noqa: BLE001 - sorted into lost / bad input below
-                if _is_lost(exc):
-                    lost(d, type(exc).__name__)
-                else:
-                    c = _cause(exc)
-                    give_up(d, " ".join(str(c).split())[:300] if isinstance(c, ProfilerError)
-                            else f"{type(c).__name__}: {' '.join(str(c).split())[:200]}")
+                upd = self.ray.get(next(d.gen))
+            except StopIteration:
+                d.state, d.gen, d.ended = "finishing", None, time.monotonic()
+                continue
+            except Exception as exc:  # noqa: BLE001 - sorted into lost / bad input
+                self.failed(d, exc, typed=False)
+                continue
+            d.last_seen = now
+            d.attempt_s = float(upd.get("worker_s", d.attempt_s))
+            if not upd.get("heartbeat"):
+                d.table = apply_update(d.out, d.base, d.table, upd)
+                self.tick(f"{d.name}: measuring")
 
-        for d in devs:
-            d.started = time.monotonic()
-            try_start(d)
-        tick("measuring")
-        while any(d.state == "measuring" for d in devs):
-            active = [d for d in devs if d.state == "measuring"]
-            ready, _ = ray.wait([d.gen for d in active], num_returns=1, timeout=heartbeat_s)
-            now = time.monotonic()
-            for d in active:
-                if d.gen not in ready:
-                    if now - d.last_seen > lost_after_s:
-                        lost(d, f"silent for {lost_after_s:.0f} s")
-                    continue
-                try:
-                    upd = ray.get(next(d.gen))
-                except StopIteration:
-                    d.state, d.gen, d.ended = "finishing", None, time.monotonic()
-                    continue
-                except Exception as exc:  # noqa: BLE001 - sorted into lost / bad input
-                    if _is_lost(exc):
-                        lost(d, type(exc).__name__)
-                    else:
-                        c = _cause(exc)
-                        give_up(d, " ".join(str(c).split())[:300])
-                    continue
-                d.last_seen = now
-                d.attempt_s = float(upd.get("worker_s", d.attempt_s))
-                if not upd.get("heartbeat"):
-                    d.table = apply_update(d.out, d.base, d.table, upd)
-                    tick(f"{d.name}: measuring")
-        for d in devs:
+    def finish(self) -> None:
+        from .session import finalize
+
+        for d in self.devs:
             if d.state == "finishing":
                 d.worker_s += d.attempt_s
-                d.table = finalize(d.out, d.base, manifest)
+                d.table = finalize(d.out, d.base, self.manifest)
                 d.state, d.ended = "done", d.ended or time.monotonic()
-                _kill(ray, d.actor)
-        tick("done")
+                _kill(self.ray, d.actor)
+
+    def report(self) -> dict[str, Any]:
+        """The run's report; :class:`FleetError` (carrying it) when a device failed."""
+        from .session import finished_keys
+
+        devs, wanted = self.devs, self.wanted
         report = {"tables": {d.name: str(d.out) for d in devs if d.state == "done"},
                   "devices": {d.name: {"state": d.state, "table": str(d.out),
                                        "attempts": d.attempts, "reason": d.reason,
@@ -424,11 +493,6 @@ def profile_fleet(bundle_dir: "str | Path", backend: str, out_dir: "str | Path",
             err.report = report  # type: ignore[attr-defined]
             raise err
         return report
-    finally:
-        for a in actors:
-            _kill(ray, a)
-        if own:
-            ray.shutdown()
 
 
 def _kill(ray, actor) -> None:

@@ -268,29 +268,7 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
         for key in keys[shift:] + keys[:shift]:
             it = items[key]
             try:
-                if not it.warmed:
-                    for _ in range(protocol.warmup):
-                        it.runner.time_ms()
-                    it.warmed = True
-                t0 = time.perf_counter()
-                r1 = reference.time_ms() if reference is not None else 0.0
-                it.runner.time_ms()  # untimed: restore caches after the other items ran
-                # past max_samples an item only waits out its span: one call per round
-                calls = 1 if len(it.samples) >= protocol.max_samples else protocol.per_round
-                if protocol.is_fixed:  # exactly the count asked for
-                    calls = max(1, min(calls, protocol.max_samples - len(it.samples)))
-                new = [it.runner.time_ms() for _ in range(calls)]
-                it.samples.extend(new)
-                if reference is not None:
-                    r2 = reference.time_ms()
-                    refs.extend((r1, r2))
-                    # the faster of the two: a sample next to one uncontended reference
-                    # call may itself be uncontended, so it is never scaled down
-                    it.adj.extend([min(r1, r2)] * len(new))
-                t1 = time.perf_counter()
-                it.spent_s += t1 - t0
-                it.first_t = t0 if it.first_t is None else it.first_t
-                it.last_t = t1
+                _turn(it, protocol, reference, refs)
             except Exception as exc:  # noqa: BLE001 - a runtime's own error types vary
                 finished[key] = f"inference failed: {exc.__class__.__name__}: {_one_line(exc)}"
                 continue
@@ -320,6 +298,33 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
                    if isinstance(v, Stats) and k in done_items else v
                    for k, v in results.items()}
     return results
+
+
+def _turn(it: _Item, protocol: Protocol, reference: Runner | None, refs: list[float]) -> None:
+    """One item's turn in a round: its samples, bracketed by reference calls."""
+    if not it.warmed:
+        for _ in range(protocol.warmup):
+            it.runner.time_ms()
+        it.warmed = True
+    t0 = time.perf_counter()
+    r1 = reference.time_ms() if reference is not None else 0.0
+    it.runner.time_ms()  # untimed: restore caches after the other items ran
+    # past max_samples an item only waits out its span: one call per round
+    calls = 1 if len(it.samples) >= protocol.max_samples else protocol.per_round
+    if protocol.is_fixed:  # exactly the count asked for
+        calls = max(1, min(calls, protocol.max_samples - len(it.samples)))
+    new = [it.runner.time_ms() for _ in range(calls)]
+    it.samples.extend(new)
+    if reference is not None:
+        r2 = reference.time_ms()
+        refs.extend((r1, r2))
+        # the faster of the two: a sample next to one uncontended reference
+        # call may itself be uncontended, so it is never scaled down
+        it.adj.extend([min(r1, r2)] * len(new))
+    t1 = time.perf_counter()
+    it.spent_s += t1 - t0
+    it.first_t = t0 if it.first_t is None else it.first_t
+    it.last_t = t1
 
 
 def reference_floor_with(refs: "list[float]", hint: float) -> float:
