@@ -13,7 +13,6 @@ KNOWN_LONG: set[str] = {
     "hwnas/engines/build.py:_build",
     "hwnas/profiling.py:recalibrate_table",
     "hwnas/cli/search.py:cmd_search",
-    "hwnas/train/evolve.py:evolve",
 }
 
 

@@ -239,18 +239,7 @@ def evolve(ck_path: "str | Path", table: Any, budget_ms: float, data: Any, out: 
         if st.get("done"):
             say(f"{out.name}: finished before; reusing")
             return st
-        try:
-            gen0 = int(st["generation"])
-            pop = [[int(x) for x in g] for g in st["population"]]
-            if len(pop) != cfg.population or any(
-                    len(g) != len(rep.choices) or not all(0 <= x < len(c) for x, c in
-                                                         zip(g, rep.choices)) for g in pop):
-                raise ValueError("population")
-            costs = Costs(**dict(st["costs"]))
-            history = list(st["history"])
-        except (KeyError, TypeError, ValueError):
-            raise UserError(f"{state_path} is damaged; use another --out") from None
-        rng = _rng_in(st.get("rng"), str(state_path))
+        gen0, pop, costs, history, rng = _resumed(st, state_path, cfg, rep)
         t0 -= costs.seconds
         net = (load_checkpoint(net_path).supernet() if net_path.is_file() and gen0 > 0
                else ck.supernet())
@@ -270,12 +259,7 @@ def evolve(ck_path: "str | Path", table: Any, budget_ms: float, data: Any, out: 
                                                        rep.latency(pop[i])))
         pop = [pop[i] for i in order]
         scores = [scores[i] for i in order]
-        history.append({"generation": gen, "best": list(rep.names(pop[0])),
-                        "best_score": scores[0][1], "best_latency_ms": rep.latency(pop[0]),
-                        "mean_full_score": float(np.mean([s for lv, s in scores
-                                                          if lv == len(cfg.levels) - 1])),
-                        "population": [list(rep.names(g)) for g in pop],
-                        "scores": [s for _, s in scores]})
+        history.append(_generation(gen, pop, scores, rep, cfg))
         if progress:
             progress(f"evolving {budget_ms:g} ms", gen + 1, cfg.generations + 1)
         say(f"{out.name}: generation {gen}: best {scores[0][1]:.4f} "
@@ -298,17 +282,49 @@ def evolve(ck_path: "str | Path", table: Any, budget_ms: float, data: Any, out: 
     costs.seconds = time.perf_counter() - t0
     if cfg.finetune_steps and not net_path.is_file():  # a single generation, no fine-tune yet
         save_checkpoint(net_path, replace(ck, model=net.state_dict(), optimizer=None))
-    best = rep.names(pop[0])
     st = _state(key, cfg.generations, pop, rng, costs, history, True)
-    st.update({"best": list(best), "best_score": scores[0][1],
+    st.update({"best": list(rep.names(pop[0])), "best_score": scores[0][1],
                "best_latency_ms": rep.latency(pop[0]), "space": space.name,
                "space_id": space.id, "budget_ms": budget_ms,
                "supernet_finetuned": str(net_path) if cfg.finetune_steps else None})
+    _write_best(out, space, st)
+    return st
+
+
+def _write_best(out: Path, space: Any, st: dict[str, Any]) -> None:
+    """The finished search: its best architecture, then the state that says it is done."""
     from ..arch import Architecture
 
-    Architecture.of(space, best).save(out / "best_arch.json")
-    write_json_atomic(state_path, st)
-    return st
+    Architecture.of(space, st["best"]).save(out / "best_arch.json")
+    write_json_atomic(out / STATE_NAME, st)
+
+
+def _resumed(st: dict[str, Any], state_path: Path, cfg: EvolveConfig, rep: Repair
+             ) -> tuple[int, list[list[int]], Costs, list[Any], np.random.Generator]:
+    """(generation, population, costs, history, random state) of a saved search state."""
+    try:
+        gen0 = int(st["generation"])
+        pop = [[int(x) for x in g] for g in st["population"]]
+        if len(pop) != cfg.population or any(
+                len(g) != len(rep.choices) or not all(0 <= x < len(c) for x, c in
+                                                     zip(g, rep.choices)) for g in pop):
+            raise ValueError("population")
+        costs = Costs(**dict(st["costs"]))
+        history = list(st["history"])
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{state_path} is damaged; use another --out") from None
+    return gen0, pop, costs, history, _rng_in(st.get("rng"), str(state_path))
+
+
+def _generation(gen: int, pop: list[list[int]], scores: list[tuple[int, float]], rep: Repair,
+                cfg: EvolveConfig) -> dict[str, Any]:
+    """The history entry of one scored generation (``pop`` sorted best first)."""
+    return {"generation": gen, "best": list(rep.names(pop[0])),
+            "best_score": scores[0][1], "best_latency_ms": rep.latency(pop[0]),
+            "mean_full_score": float(np.mean([s for lv, s in scores
+                                              if lv == len(cfg.levels) - 1])),
+            "population": [list(rep.names(g)) for g in pop],
+            "scores": [s for _, s in scores]}
 
 
 def _state(key, gen, pop, rng, costs: Costs, history, done: bool) -> dict[str, Any]:
