@@ -576,6 +576,13 @@ def _link_cases() -> list:
              Case("links", "train-lock-file-is-a-link",
                   ["train", "--space", "tiny-32", "--data", "digits", "--out", "{d}/run",
                    "--epochs", "1"], setup=lock_link("."))]
+    return cases + _bundle_cases()
+
+
+def _bundle_cases() -> list:
+    """Block bundle manifests naming files out of the bundle, or shapes that are not."""
+    Case = _case()
+    cases = []
 
     def blocks(fn: Callable[[dict], None]) -> Callable[[Path], None]:
         return lambda d: _bundle(d, fn)

@@ -255,12 +255,11 @@ class TorchProfiler(Profiler):
         threads = f"-t{self.settings.n_threads}" if dev == "cpu" else ""
         key = (f"{dev}-{dtype}-{tuple(int(d) for d in input_shape)}{threads}"
                f"-torch{torch.__version__}")
-        from ..cachedir import sha256_file
-        from ..trust import built_here, record_built
+        from ..trust import record_built
 
         pkg = _cached(path, "aoti", key, suffix=".pt2")
-        if pkg.is_file() and not pkg.is_symlink() and built_here(sha256_file(pkg)):
-            return pkg  # compiled by hwnas: a foreign or corrupt entry is compiled anew
+        if _compiled_here(pkg):
+            return pkg
         fn = compile_graph(model, torch, self._onnx, dev, dtype)
         x = torch.as_tensor(fixed_input(input_shape)).to(device=dev, dtype=dtype)
 
@@ -340,6 +339,15 @@ class TorchProfiler(Profiler):
             return _TorchRunner(torch, call, False)
         graph, _ = cuda_graph(torch, mod, x)
         return _TorchRunner(torch, graph.replay, True)
+
+
+def _compiled_here(pkg: Path) -> bool:
+    """A cached package hwnas compiled (its sha256 recorded): reused; a foreign or corrupt
+    entry is compiled anew."""
+    from ..cachedir import sha256_file
+    from ..trust import built_here
+
+    return pkg.is_file() and not pkg.is_symlink() and built_here(sha256_file(pkg))
 
 
 def cuda_graph(torch: Any, mod: Any, x: Any) -> tuple[Any, Any]:
