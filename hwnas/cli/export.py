@@ -49,6 +49,8 @@ def cmd_export(args) -> int:
 
     if args.finetune_epochs < 0 or args.qat_epochs < 0:
         raise UserError("--finetune-epochs and --qat-epochs must be >= 0")
+    if args.qat and args.precision != "int8":
+        raise UserError("--qat makes an int8 engine; add --precision int8")
     req = EngineRequest(backend=args.backend, precision=args.precision, device=args.device,
                         threads=args.threads, finetune_epochs=args.finetune_epochs,
                         qat=args.qat, qat_epochs=args.qat_epochs, qat_export=args.qat_export,
@@ -56,8 +58,6 @@ def cmd_export(args) -> int:
                         measure=not args.no_measure)
     if (args.finetune_epochs or args.qat) and not args.data:
         raise UserError("fine-tuning and --qat need --data")
-    if args.qat and args.precision != "int8":
-        raise UserError("--qat makes an int8 engine; add --precision int8")
     if Path(args.out).exists() and not args.force:  # the library says "force", not the flag
         raise UserError(f"{args.out} exists; pass --force to replace it (the old engine is "
                         "kept until the new one is complete), or choose another --out")
