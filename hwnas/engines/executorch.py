@@ -69,14 +69,17 @@ def program_bytes(module: Any, input_shape: Sequence[int], precision: str,
 
     et = recipe()
     x = torch.zeros(tuple(int(d) for d in input_shape))
-    with et.quiet_stderr():
-        if precision == "int8" and not getattr(module, _TRAINED, False):
-            if calibration is None:
-                calibration = np.stack([et.calibration_input(input_shape, i)[0]
-                                        for i in range(et.CALIBRATION_INPUTS)])
-            calib = [torch.from_numpy(np.ascontiguousarray(calibration[i:i + 1], np.float32))
-                     for i in range(len(calibration))]
+    if getattr(module, _TRAINED, False):
+        module = module.graph  # the converted graph itself (its wrapper does not re-export)
+    elif precision == "int8":
+        if calibration is None:
+            calibration = np.stack([et.calibration_input(input_shape, i)[0]
+                                    for i in range(et.CALIBRATION_INPUTS)])
+        calib = [torch.from_numpy(np.ascontiguousarray(calibration[i:i + 1], np.float32))
+                 for i in range(len(calibration))]
+        with et.quiet_stderr():
             module = et.quantize_ptq(copy.deepcopy(module).eval(), x, calib)
+    with et.quiet_stderr():
         return et.lower(module, x, precision)
 
 
@@ -140,8 +143,7 @@ def qat_module(folded: Any, data: Any, steps: int, seed: int, say: Callable[[str
     x = data.train_x[:2].float()
     batch = torch.export.Dim("batch", min=1, max=4096)  # trained in batches, lowered at 1
     with et.quiet_stderr():
-        graph = torch.export.export(copy.deepcopy(folded).eval(), (x,),
-                                    dynamic_shapes=({0: batch},)).module()
+        graph = et.exported(copy.deepcopy(folded).eval(), x, ({0: batch},))
         prepared = prepare_qat_pt2e(graph, et.int8_quantizer(qat=True))
     net = trainable(prepared)
     say(f"QAT: {steps} fine-tuning steps with PT2E fake quantizers (XNNPACKQuantizer)")

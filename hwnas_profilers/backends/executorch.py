@@ -96,6 +96,50 @@ def int8_quantizer(qat: bool = False) -> Any:
     return q
 
 
+def exported(module: Any, example: Any, dynamic_shapes: Any = None) -> Any:
+    """``module`` through ``torch.export`` as a graph module, with every global average
+    pool written the way XNNPACK takes it (:func:`pooled_means_kept`)."""
+    import torch
+
+    with torch.no_grad():
+        graph = torch.export.export(module, (example,), dynamic_shapes=dynamic_shapes).module()
+        if pooled_means_kept(graph):
+            # traced again: the quantizer reads the shapes every node carries, and the
+            # rewritten nodes carry none
+            graph = torch.export.export(graph, (example,),
+                                        dynamic_shapes=dynamic_shapes).module()
+    return graph
+
+
+def pooled_means_kept(graph: Any) -> bool:
+    """``x.mean((2, 3))`` of a 4-D tensor rewritten as ``x.mean((2, 3), keepdim=True)
+    .flatten(1)`` (the same numbers), in place; True when it changed any. Why: XNNPACK's partitioner takes a mean
+    over H and W only when it keeps the dims; the plain form, which every hwnas head uses
+    before its classifier, stayed outside the delegate (``aten::mean`` on the portable
+    CPU kernels) and every network failed the whole-program check."""
+    import torch
+
+    aten, g, changed = torch.ops.aten, graph.graph, False
+    for node in list(g.nodes):
+        if node.op != "call_function" or node.target != aten.mean.dim or node.kwargs.get("dtype"):
+            continue
+        x, dims = node.args[0], list(node.args[1])
+        keep = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+        val = x.meta.get("val") if hasattr(x, "meta") else None
+        if keep or val is None or val.dim() != 4 or sorted(d % 4 for d in dims) != [2, 3]:
+            continue
+        with g.inserting_before(node):
+            kept = g.call_function(aten.mean.dim, (x, dims, True))
+            flat = g.call_function(aten.flatten.using_ints, (kept, 1))
+        node.replace_all_uses_with(flat)
+        g.erase_node(node)
+        changed = True
+    if changed:
+        g.lint()
+        graph.recompile()
+    return changed
+
+
 def quantize_ptq(module: Any, example: Any, calibration: Sequence[Any]) -> Any:
     """``module`` post-training quantized by PT2E: exported, observed on ``calibration``
     (batch-1 tensors), converted to Q/DQ torch ops."""
@@ -103,23 +147,26 @@ def quantize_ptq(module: Any, example: Any, calibration: Sequence[Any]) -> Any:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     with torch.no_grad():
-        prepared = prepare_pt2e(torch.export.export(module, (example,)).module(),
-                                int8_quantizer())
+        prepared = prepare_pt2e(exported(module, example), int8_quantizer())
         for x in calibration:
             prepared(x)
         return convert_pt2e(prepared)
 
 
 def lower(module: Any, example: Any, precision: str) -> bytes:
-    """The ``.pte`` program of ``module`` (already quantized for int8): ``torch.export``,
+    """The ``.pte`` program of ``module`` (int8: quantized by :func:`quantize_ptq` or the
+    engines' QAT, both through :func:`exported`): ``torch.export``,
     ``to_edge_transform_and_lower`` with the XNNPACK partitioner, ``to_executorch``; its
     precision stored as the constant method ``hwnas_precision``."""
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
+    # an int8 module went through :func:`exported` before it was quantized; a second
+    # round trip of its Q/DQ graph hides the weight pattern XNNPACK fuses
+    source = exported(module, example) if precision == "fp32" else module
     with torch.no_grad():
-        program = torch.export.export(module, (example,))
+        program = torch.export.export(source, (example,))
     edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
                                        constant_methods={PRECISION_METHOD: precision})
     return bytes(edge.to_executorch().buffer)
