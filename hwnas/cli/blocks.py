@@ -16,8 +16,8 @@ def register(sub) -> None:
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--backend", default=None, metavar="B",
                     help="profiler backend the bundle is for (default: ONNX files, which the "
-                         "ONNX backends convert on the device); litert: .tflite files "
-                         "converted here")
+                         "ONNX backends convert on the device); litert: .tflite files, "
+                         "executorch: .pte files, converted here")
     ex.add_argument("--precision", action="append", choices=("fp32", "int8"), default=None,
                     help="with a converted format: the precisions to write (repeatable; "
                          "default fp32 and int8)")
@@ -66,7 +66,7 @@ def _format(args) -> tuple[str, tuple[str, ...]]:
     if fmt == "onnx":
         if args.precision:
             raise UserError("an ONNX bundle holds fp32 files (the device makes its fp16 and "
-                            "int8 copies); --precision is for converted formats (--backend litert)")
+                            "int8 copies); --precision is for converted formats (--backend litert, executorch)")
         return fmt, ("fp32",)
     format_writer(fmt)  # litert-torch missing: one line naming the extra
     return fmt, tuple(dict.fromkeys(args.precision or ("fp32", "int8")))

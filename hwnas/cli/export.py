@@ -13,7 +13,8 @@ def register(sub) -> None:
     p.add_argument("arch", metavar="ARCH", help="architecture file or SPACE:c1,c2,...")
     p.add_argument("--supernet", required=True, metavar="CKPT", help="supernet.pt of hwnas train/run")
     p.add_argument("--backend", required=True, metavar="B",
-                   help="engine: onnxruntime, openvino, tensorrt, torch-aoti (or a registered one)")
+                   help="engine: onnxruntime, openvino, tensorrt, torch-aoti, executorch, litert "
+                        "(or a registered one)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, gpu ...")
     p.add_argument("--threads", type=int, default=1, help="threads the engine is measured with")

@@ -7,7 +7,7 @@ from ._output import check_out, add_json_flag, console, emit, progress_bar
 
 def add_runtime_args(p) -> None:
     p.add_argument("--backend", required=True, help="profiler backend: onnxruntime, openvino, "
-                   "torch, tensorrt, or a third-party one")
+                   "torch, tensorrt, executorch, litert, or a third-party one")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N (the GPU's "
                    "number), tensorrt, gpu, GPU.N (OpenVINO), npu ...")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))

@@ -35,7 +35,8 @@ def register(sub) -> None:
     p.add_argument("--space", default="tiny-32", metavar="NAME|FILE")
     p.add_argument("--data", default="digits", metavar="digits|digits-hard|FOLDER|FILE.npz")
     p.add_argument("--backend", default="onnxruntime", metavar="B",
-                   help="engine backend: onnxruntime (default), openvino, tensorrt, torch-aoti")
+                   help="engine backend: onnxruntime (default), openvino, tensorrt, torch-aoti, "
+                        "executorch, litert")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"),
                    help="engine precision; the device table is profiled in the same one")
     p.add_argument("--int8", default="auto", choices=("auto", "qat", "ptq"),
