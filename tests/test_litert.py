@@ -291,12 +291,15 @@ def test_engine_matches_torch_and_is_measured(run_cli, ckpt, tmp_path, precision
     out = tmp_path / "eng"
     rc, stdout, err = run_cli("export", "tiny-32:k3e6,skip,k3e3,k7e6,k5e3,skip",
                               "--supernet", ckpt, "--out", out, "--backend", "litert",
-                              "--precision", precision, "--quick", "--json")
+                              "--precision", precision, "--data", "digits", "--quick",
+                              "--json")
     assert rc == 0, err
     m = json.loads(stdout)
-    eng = m["engine"]
+    eng, pre = m["engine"], m["preprocessing"]
     assert eng["file"] == "model.tflite" and eng["input_layout"] == "NHWC"
-    assert eng["input_shape"] == [1, 32, 32, 3]
+    assert eng["input_shape"] == pre["input_shape"] == [1, 32, 32, 3]
+    assert pre["input_layout"] == "NHWC" and pre["layout"].startswith("NHWC")
+    assert ("quantize" in pre) == (precision == "int8")
     par = m["parity"]
     if precision == "fp32":
         assert par["max_abs_diff"] <= 1e-4 and par["ok"]

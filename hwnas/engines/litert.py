@@ -178,6 +178,19 @@ def io_details(path: Path) -> dict[str, Any]:
     return {"input": one(d_in), "output": one(d_out)}
 
 
+def _input_steps(inp: dict[str, Any]) -> dict[str, Any]:
+    """How the engine's input differs from the NCHW float32 preprocessing: NHWC, and for an
+    int8 file the quantization of the normalised image."""
+    d: dict[str, Any] = {"layout": f"{INPUT_LAYOUT} {inp['dtype']}, batch 1",
+                         "input_shape": inp["shape"], "input_layout": INPUT_LAYOUT,
+                         "transpose": "NCHW (0, 1, 2, 3) -> NHWC (0, 2, 3, 1), after normalising"}
+    if inp["dtype"] != "float32":
+        d["quantize"] = {"scale": inp["scale"], "zero_point": inp["zero_point"],
+                         "formula": f"q = clip(round(x / scale) + zero_point) as {inp['dtype']}, "
+                                    "after normalising and transposing"}
+    return d
+
+
 @dataclass
 class LiteRtEmitter(Emitter):
     name = "litert"
@@ -218,6 +231,7 @@ class LiteRtEmitter(Emitter):
             "load": {"call": "ai_edge_litert.interpreter.Interpreter(model_path="
                              f"'model.tflite', num_threads={max(self.threads, 1)})",
                      "delegate": "XNNPACK, applied by the interpreter itself"}}
+        info["preprocessing"] = _input_steps(io_["input"])
         if self.precision == "int8":
             info["quantization"] = {"method": INT8_METHOD,
                                     "calibration_images": int(len(files.calibration))}
