@@ -124,7 +124,8 @@ def measure_baselines(run: RunFolder, space: Any, supernet: Any, data: Any, acc:
     say(f"baselines: measuring {len(engines)} engine files, {len(nets) - len(chosen)} "
         f"baseline and {len(chosen)} chosen networks on {dev.meta.get('backend')} "
         f"{dev.meta.get('precision')} ({dev.figure}), interleaved")
-    files = _network_files(space, nets)
+    files = _network_files(space, nets, str(dev.meta.get("backend")),
+                           str(dev.meta.get("precision", "fp32")))
     timed, res = _time(space, dev, engines, files, threads, quick)
     rows = [_row(space, dev, acc, supernet, data, known, net, res.get(str(f)))
             for net, f in zip(nets, files)]
@@ -138,12 +139,21 @@ def measure_baselines(run: RunFolder, space: Any, supernet: Any, data: Any, acc:
     return d
 
 
-def _network_files(space: Any, nets: Sequence[Net]) -> list[Path]:
-    """The fp32 ONNX file of each network (fresh weights: latency only), cached by space."""
+def _network_files(space: Any, nets: Sequence[Net], backend: str = "onnxruntime",
+                   precision: str = "fp32") -> list[Path]:
+    """The file of each network (fresh weights: latency only) the table's backend reads,
+    cached by space: fp32 ONNX, or, for a backend whose bundles are converted on the host
+    (LiteRT), that format in the table's precision."""
+    from hwnas_profilers.registry import backend_class
+
     from ..arch import Architecture
     from ..nn.export import export_architecture
-    from ..profiling import cache_dir
+    from ..profiling import cache_dir, profiler_errors
 
+    with profiler_errors():
+        fmt = backend_class(backend).bundle_format
+    if fmt != "onnx":
+        return _converted_files(space, nets, fmt, precision)
     ndir = cache_dir() / "baselines" / f"{space.name}-{space.id}"
     files = []
     for _, ch, _ in nets:
@@ -152,6 +162,21 @@ def _network_files(space: Any, nets: Sequence[Net]) -> list[Path]:
             export_architecture(space, Architecture.of(space, ch), f)
         files.append(f)
     return files
+
+
+def _converted_files(space: Any, nets: Sequence[Net], fmt: str, precision: str) -> list[Path]:
+    """:func:`_network_files` through the bundle writer of ``fmt`` (one conversion each)."""
+    from ..arch import Architecture
+    from ..bundle import format_writer
+    from ..nn.subnet import build_subnet
+    from ..profiling import cache_dir
+
+    writer = format_writer(fmt)
+    ndir = cache_dir() / "baselines" / f"{space.name}-{space.id}-{fmt}"
+    shape = [1, space.input[2], space.input[0], space.input[1]]
+    return [ndir / writer.write_bundle_files(
+        lambda ch=ch: build_subnet(space, Architecture.of(space, ch), 0).eval(), shape, ndir,
+        "_".join(ch), (precision,))[precision] for _, ch, _ in nets]
 
 
 def _time(space: Any, dev: Any, engines: dict[str, Path], files: Sequence[Path],
