@@ -35,7 +35,8 @@ def test_a_table_against_itself_changes_nothing(run_cli):
     assert d["rank"]["layer_tau_min"] == pytest.approx(1.0)
     f = d["frontier"]
     assert f["points_a"] == f["points_b"] == f["common_points"] and f["picks_changed"] == 0
-    assert all(p["same"] and p["pick_a_on_b_frontier"] for p in f["picks"])
+    assert all(p["same"] and p["pick_a_on_b_frontier"] and p["pick_a_within_b_budget"]
+               and p["score_gap"] == 0 for p in f["picks"])
 
 
 def test_onnxruntime_against_openvino(run_cli):
@@ -55,6 +56,7 @@ def test_onnxruntime_against_openvino(run_cli):
     for p in f["picks"]:
         assert p["pick_a_on_b_ms"] > 0 and p["budget_b_ms"] > 0
         assert p["same"] <= p["pick_a_on_b_frontier"]  # a common pick is on B's frontier
+        assert p["same"] <= p["pick_a_within_b_budget"]  # ... and fits B's budget
         if p["pick_a_within_b_budget"]:  # B's pick is the best that fits B's budget
             assert p["score_gap"] >= -1e-9
     assert d["median_ratio"] > 0 and 0 <= d["within_10pct"] <= 1

@@ -80,11 +80,11 @@ def _human(d) -> None:
                 f"under B, {f['common_points']} on both; picks changed at "
                 f"{f['picks_changed']} of {len(f['picks'])} budgets")
         table("picks at the same place of each table's latency range",
-              ["position", "A budget ms", "B budget ms", "same", "A's pick on B ms",
-               "on B's frontier", "B's pick scores more by"],
+              ["position", "A budget ms", "B budget ms", "same pick", "A's pick on B ms",
+               "fits B's budget", "B's pick scores more by"],
               [[f"{p['position']:.2f}", f"{p['budget_a_ms']:.4f}", f"{p['budget_b_ms']:.4f}",
                 "yes" if p["same"] else "no", f"{p['pick_a_on_b_ms']:.4f}",
-                "yes" if p["pick_a_on_b_frontier"] else "no",
+                "yes" if p["pick_a_within_b_budget"] else "no",
                 "n/a" if p["score_gap"] is None else f"{100 * p['score_gap']:.2f}%"]
                for p in f["picks"]])
     table("largest differences", ["block", "A ms", "B ms", "B/A"],

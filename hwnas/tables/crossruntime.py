@@ -95,6 +95,7 @@ def frontier_changes(a: DeviceTable, b: DeviceTable, space: Any,
     by membership and at budgets at the same relative place of each latency range."""
     from ..errors import UserError
     from ..solver import frontier
+    from ..solver.problem import tolerance
 
     acc = accuracy if accuracy is not None else macs_scores(space)
     try:
@@ -114,7 +115,8 @@ def frontier_changes(a: DeviceTable, b: DeviceTable, space: Any,
             "pick_a": pa.architecture.notation(), "pick_b": pb.architecture.notation(),
             "score_a": pa.score, "score_b": pb.score,
             # A's pick as B would run it: over B's budget, or dominated on B's frontier?
-            "pick_a_on_b_ms": a_on_b, "pick_a_within_b_budget": bool(a_on_b <= bud_b),
+            "pick_a_on_b_ms": a_on_b,
+            "pick_a_within_b_budget": bool(a_on_b <= bud_b + tolerance(bud_b)),
             "pick_a_on_b_frontier": pa.architecture.choices in on_b,
             # what choosing with A costs on B: B's pick scores this much more (relative)
             "score_gap": (pb.score - pa.score) / abs(pb.score) if pb.score else None})
