@@ -84,7 +84,11 @@ class RunConfig:
         its own post-training recipe was as accurate as fp32 (benchmarks/RESULTS.md)."""
         from .engines import EngineRequest
 
-        qat = self.int8 == "qat" or (self.int8 == "auto" and self.backend != "onnxruntime")
+        from .engines import emitter_class
+
+        # a runtime whose converter offers post-training quantization only (LiteRT) gets it
+        qat = self.int8 == "qat" or (self.int8 == "auto" and self.backend != "onnxruntime"
+                                     and emitter_class(self.backend).offers_qat)
         return EngineRequest(backend=self.backend, precision=self.precision, device="cpu",
                              threads=self.threads, finetune_steps=self.finetune_steps,
                              qat=self.precision == "int8" and qat,

@@ -49,9 +49,11 @@ def check_work(space: SearchSpace, batch: int, nets: int, flag: str) -> None:
                     itemsize=4 * ACTIVATION_FACTOR)
 
 
-def bundle_dir(space: SearchSpace, calibration_nets: int, seed: int = 0, batch: int = 1) -> Path:
+def bundle_dir(space: SearchSpace, calibration_nets: int, seed: int = 0, batch: int = 1,
+               fmt: str = "onnx") -> Path:
     b = f"-b{batch}" if batch != 1 else ""
-    return cache_dir() / "bundles" / f"{space.name}-{space.id}-n{calibration_nets}-s{seed}{b}"
+    f = f"-{fmt}" if fmt != "onnx" else ""
+    return cache_dir() / "bundles" / f"{space.name}-{space.id}-n{calibration_nets}-s{seed}{b}{f}"
 
 
 @contextlib.contextmanager
@@ -67,13 +69,16 @@ def profiler_errors() -> Iterator[None]:
 
 def export_cached_bundle(space: SearchSpace, calibration_nets: int = DEFAULT_CALIBRATION_NETS,
                          seed: int = 0, progress: "Progress | None" = None,
-                         batch: int = 1) -> Path:
+                         batch: int = 1, fmt: str = "onnx", precision: str = "fp32") -> Path:
+    """The bundle a backend reads (``fmt``: its ``bundle_format``), exported once into the
+    cache; a format converted on the host gets the files of ``precision``."""
     from .bundle import export_bundle
 
     require("torch", "torch")
     require("onnx", "torch")
-    out = bundle_dir(space, calibration_nets, seed, batch)
-    export_bundle(space, out, calibration_nets, seed, progress=progress, batch=batch)
+    out = bundle_dir(space, calibration_nets, seed, batch, fmt)
+    export_bundle(space, out, calibration_nets, seed, progress=progress, batch=batch, fmt=fmt,
+                  precisions=(precision,) if fmt != "onnx" else ("fp32",))
     return out
 
 
@@ -131,7 +136,8 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
 
             _ray()  # Ray missing: one line naming the extra, before anything is exported
             bundle = export_cached_bundle(space, calibration_nets, progress=progress,
-                                          batch=batch)
+                                          batch=batch, precision=precision,
+                                          fmt=backend_class(backend).bundle_format)
             return profile_fleet(bundle, backend, out, settings, protocol, address=ray,
                                  resource=resource or DEFAULT_RESOURCE, resume=resume,
                                  progress=progress)
@@ -141,7 +147,8 @@ def profile_space(space: SearchSpace, backend: str, out: "str | Path", device: s
                 raise UserError(f"{out} exists; pass --resume to continue it, or choose another "
                                 "--out")
             bundle = export_cached_bundle(space, calibration_nets, progress=progress,
-                                          batch=batch)
+                                          batch=batch, fmt=prof.bundle_format,
+                                          precision=precision)
             return profile_bundle(bundle, backend, out, settings, protocol, resume=resume,
                                   progress=progress, profiler=prof)
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from .base import Profiler, ProfilerError, Progress, Runner, Settings
 from .calibration import fit_calibration
 from .fingerprint import device_fingerprint, fingerprint
-from .onnxgraph import write_identity_model, write_reference_model
+from .onnxgraph import write_identity_model  # noqa: F401 - re-exported (tests, callers)
 from .protocol import (FIGURES, Protocol, Stats, _one_line, measure_interleaved,
                        reference_floor_with, table_figure)
 from .fileformat import FormatError, check_header
@@ -68,7 +68,7 @@ REFERENCE = "2 x (conv 3x3, 16 channels, 32x32, ReLU)"
 
 def load_reference(prof: Profiler, tmp: "str | Path") -> Runner:
     """The reference graph every interleaved run brackets its items with."""
-    return prof.load(write_reference_model(Path(tmp) / "reference.onnx"), (1, 16, 32, 32))
+    return prof.load(prof.reference_file(Path(tmp)), (1, 16, 32, 32))
 
 
 def _reference_store(prof: Profiler) -> Path:
@@ -208,8 +208,7 @@ def measure_pending(prof: Profiler, bundle: Path, manifest: Mapping[str, Any], d
     with tempfile.TemporaryDirectory(prefix="hwnas-profile-") as tmp:
         try:
             if OVERHEAD not in done:
-                runners[OVERHEAD] = prof.load(write_identity_model(Path(tmp) / "identity.onnx"),
-                                              (1, 1, 1, 1))
+                runners[OVERHEAD] = prof.load(prof.identity_file(Path(tmp)), (1, 1, 1, 1))
             store = _reference_store(prof)
             hint = reference_hint(store)
             for b in manifest["blocks"]:
@@ -421,8 +420,7 @@ def _measure_models(models: Mapping[str, tuple["str | Path", Sequence[int] | Non
                     runners[f"other:{key}"] = prof.load(Path(p), shape)
                 except Exception as exc:  # noqa: BLE001 - recorded, never as zero
                     failed[key] = _reason(exc)
-            runners[OVERHEAD] = prof.load(write_identity_model(Path(tmp) / "identity.onnx"),
-                                          (1, 1, 1, 1))
+            runners[OVERHEAD] = prof.load(prof.identity_file(Path(tmp)), (1, 1, 1, 1))
             ref_log: list[float] = []
             res, ref_floor = measure_with_reference(prof, runners, protocol, ref_log=ref_log)
         finally:

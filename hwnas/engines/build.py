@@ -179,6 +179,10 @@ def build_engine(space: Any, arch: Any, supernet: Any, data: Any | None, req: En
     input_shape = (1, space.input[2], space.input[0], space.input[1])
     calib = nw.calibration_images(data, input_shape, req.calibration_images, req.seed)
     emitter = req.emitter()  # missing runtime / unsupported precision: before any work
+    if req.qat and not emitter.offers_qat:
+        raise UserError(f"{emitter.name} int8 engines are post-training quantized by the "
+                        "runtime's own converter; quantization-aware fine-tuning is not "
+                        "offered for it")
     if req.qat or req.ptq == "nncf":
         nw.quiet_nncf()
     try:
@@ -261,8 +265,8 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
                  "activations": "int8", "bn": "folded before QAT",
                  "calibration_images": int(len(calib))}
     else:
-        if emitter.name == "openvino" and req.ptq == "nncf":
-            onnx_path = fp32  # the emitter quantizes the IR itself
+        if (emitter.name == "openvino" and req.ptq == "nncf") or emitter.quantizes_module:
+            onnx_path = fp32  # the emitter quantizes (the IR, or the module) itself
         else:
             say(f"post-training quantization ({req.ptq}) on {len(calib)} images")
             onnx_path = nw.ptq_onnx(fp32, src / "model_int8_qdq.onnx", calib, req.ptq)
@@ -277,6 +281,10 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
     files = ModelFiles(req.precision, fp32, onnx_path, folded, input_shape, calib, meta)
     say(f"emitting the {emitter.name} {req.precision} engine")
     info = emitter.emit(files, stage)
+    if quant is not None and isinstance(info.get("quantization"), dict):
+        quant.update(info.pop("quantization"))  # the emitter's own recipe, in its words
+    # an engine taking another layout or dtype (LiteRT: NHWC, int8) says how its input differs
+    pre_engine = info.pop("preprocessing", None) or {}
     engine = stage / info["file"]
     if engine.suffix == ".onnx":  # ONNX Runtime's save keeps them; another emitter's may not
         nw.stamp_onnx(engine, meta)
@@ -330,10 +338,11 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
     return EngineManifest(
         architecture=arch.to_dict(), space=space.name, space_id=space.id,
         engine={"backend": emitter.name, "precision": req.precision,
-                "device": emitter.device, "threads": req.threads, **info,
-                "sha256": {f: _sha256(stage / f) for f in info["files"]},
+                "device": emitter.device, "threads": req.threads,
                 "input_shape": list(input_shape), "input_dtype": "float32",
-                "output": f"logits [1, {space.classes}] float32"},
+                "output": f"logits [1, {space.classes}] float32",
+                **info,  # an engine taking NHWC or int8 input says so itself
+                "sha256": {f: _sha256(stage / f) for f in info["files"]}},
         runtime=emitter.runtime(),
         sources={p.name: _sha256(p) for p in sorted(src.iterdir())},
         quantization=quant,
@@ -341,7 +350,9 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
         parity=parity, accuracy=acc,
         latency=latency_section(measured, pred),
         device=(measured.get("meta") or {}).get("device") or _fingerprint(emitter),
-        preprocessing=data.preprocessing(space.input) if data is not None else None,
+        preprocessing=({**data.preprocessing(space.input),
+                        "input_layout": info.get("input_layout", "NCHW"), **pre_engine}
+                       if data is not None else None),
         request=asdict(req), extra=extra,
         tool=f"hwnas {__version__}",
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
