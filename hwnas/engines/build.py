@@ -245,6 +245,14 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
         onnx_path = fp32
     elif req.precision == "fp16":
         onnx_path = nw.export_fp16(fp32, src / "model_fp16.onnx")
+    elif req.qat and emitter.quantizes_module:
+        # the runtime's own QAT flow from the module (ExecuTorch: PT2E prepare_qat_pt2e);
+        # its converted network is what the engine lowers and what parity compares with
+        folded = reference = emitter.quantize_aware(folded, data, qat_steps, req.seed, say)
+        acc["val_int8_torch_fakequant"] = _torch_acc(folded, data)
+        onnx_path = fp32
+        quant = {"steps": qat_steps, "bn": "folded before QAT",
+                 "calibration_images": int(len(calib))}
     elif req.qat:
         steps = qat_steps
         native = req.qat_export == "nncf"
