@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
-from .fileio import read_json, write_text_atomic
+from .fileio import write_text_atomic
 from .run.folder import RunFolder
 
 
@@ -145,9 +145,9 @@ def _fig_breakdown(path: Path, space, dev, results) -> None:
     cmap = plt.get_cmap("tab20")
     for row, r in enumerate(results):
         pred = dev.predict(space, Architecture.of(space, r["choices"]))
-        left = cal_const = pred.latency_ms - sum(v for _, v in pred.layers)
+        left = cal_const = pred.latency_ms - sum(v for _, v in pred.block_rows)
         ax.barh(row, cal_const, color="0.8")
-        for i, (_, v) in enumerate(pred.layers):
+        for i, (_, v) in enumerate(pred.block_rows):
             ax.barh(row, v, left=left, color=cmap(i % 20), edgecolor="white", lw=0.3)
             left += v
     ax.set_yticks(range(len(results)), [f"{r['budget_ms']:g} ms" for r in results])
@@ -233,8 +233,10 @@ class _Run:
 def write_report(run: RunFolder) -> Path:
     """The report page and its PNG figures of one backend and precision of a finished run
     folder (drawn from its files only)."""
+    from .runfiles import report_dir
+
     r = _read(run)
-    rdir = run.report_dir
+    rdir = report_dir(run)  # never through a link or a tag out of the run folder
     rdir.mkdir(parents=True, exist_ok=True)
     _fig_frontier(rdir / FIGURES[0][0], r.frontier, r.results, r.baselines)
     scatter = _fig_scatter(rdir / FIGURES[1][0], r.results, r.baselines)
@@ -250,6 +252,7 @@ def write_report(run: RunFolder) -> Path:
 
 
 def _read(run: RunFolder) -> _Run:
+    from .runfiles import read_baselines, read_summary
     from .solver import read_frontier
     from .spaces import find_space_by_id
     from .tables.accuracy import load_accuracy_table
@@ -258,7 +261,7 @@ def _read(run: RunFolder) -> _Run:
     out, summ_path = run.root, run.summary
     if not summ_path.is_file():
         raise UserError(f"{out} has no {summ_path.name}: run 'hwnas run --out {out}' first")
-    summ = read_json(summ_path, "run summary")
+    summ = read_summary(summ_path)  # bounded, typed: a hand-edited file is one line
     space = find_space_by_id(summ["space_id"])
     if space is None:
         raise UserError(f"{summ_path}: space {summ.get('space')} is not built in")
@@ -268,7 +271,7 @@ def _read(run: RunFolder) -> _Run:
     return _Run(run, summ, space, read_frontier(run.frontier)["points"],
                 load_device_table(dev_path), dev_path,
                 load_accuracy_table(run.accuracy_table, space),
-                read_json(run.baselines, "baselines") if run.baselines.is_file() else None)
+                read_baselines(run.baselines) if run.baselines.is_file() else None)
 
 
 def _head(r: _Run) -> list[str]:

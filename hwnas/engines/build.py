@@ -54,7 +54,8 @@ class EngineRequest:
                 min(self.calibration_images, self.parity_images) < 1:
             raise UserError("steps and threads must be >= 0, calibration/parity images >= 1")
         if self.qat and self.precision != "int8":
-            raise UserError("--qat makes an int8 engine; add --precision int8")
+            raise UserError("quantization-aware fine-tuning (qat) makes an int8 engine; ask for "
+                            "precision int8")
         if self.qat_export not in ("nncf", "requantize"):
             raise UserError(f"unknown QAT export {self.qat_export!r}; use nncf or requantize")
         if self.ptq not in ("onnxruntime", "nncf"):
@@ -169,12 +170,12 @@ def build_engine(space: Any, arch: Any, supernet: Any, data: Any | None, req: En
 
     out = Path(out).absolute()
     if out.exists() and not force:
-        raise UserError(f"{out} exists; pass --force to replace it (the old engine is kept "
-                        "until the new one is complete), or choose another --out")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a folder")
+        raise UserError(f"{out} exists; replace it with force (the old engine is kept until "
+                        "the new one is complete), or choose another output folder")
+    if os.path.lexists(out):
+        replaceable(out)
     if req.qat and data is None:
-        raise UserError("--qat fine-tunes on data: give --data")
+        raise UserError("quantization-aware fine-tuning (qat) needs data to train on")
     arch.validate(space)
     input_shape = (1, space.input[2], space.input[0], space.input[1])
     calib = nw.calibration_images(data, input_shape, req.calibration_images, req.seed)
@@ -208,14 +209,47 @@ def build_engine(space: Any, arch: Any, supernet: Any, data: Any | None, req: En
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def replaceable(out: Path) -> None:
+    """Refuse to replace ``out`` unless it is a real folder holding an engine manifest:
+    ``force`` replaces an engine hwnas made, never a folder of the user's own files, and
+    never follows a link to somewhere else."""
+    from hwnas_profilers.fileformat import FormatError
+
+    if out.is_symlink():
+        raise UserError(f"{out} is a symbolic link; hwnas replaces only an engine folder it "
+                        "made, not a link (give the folder's real path, or another output "
+                        "folder)")
+    if not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder")
+    if not any(out.iterdir()):
+        return  # an empty folder holds nothing to lose
+    m = out / "manifest.json"
+    try:
+        if m.is_symlink() or not m.is_file():
+            raise FormatError("no manifest")
+        read_manifest(m)
+    except (FormatError, UserError):
+        raise UserError(f"{out} holds no hwnas engine manifest, so it is not an engine hwnas "
+                        "made, and only those are replaced; move its files or choose another "
+                        "output folder") from None
+
+
 def _swap_in(stage: Path, out: Path) -> None:
-    if out.exists():
+    if os.path.lexists(out):
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
         os.replace(stage, out)
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     else:
         os.replace(stage, out)
+
+
+def _remove(path: Path) -> None:
+    """Remove what the swap put aside (a link is unlinked, never followed)."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, stage: Path,
@@ -346,11 +380,11 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
     return EngineManifest(
         architecture=arch.to_dict(), space=space.name, space_id=space.id,
         engine={"backend": emitter.name, "precision": req.precision,
-                "device": emitter.device, "threads": req.threads,
-                "input_shape": list(input_shape), "input_dtype": "float32",
-                "output": f"logits [1, {space.classes}] float32",
-                **info,  # an engine taking NHWC or int8 input says so itself
-                "sha256": {f: _sha256(stage / f) for f in info["files"]}},
+                   "device": emitter.device, "threads": req.threads,
+                   "input_shape": list(input_shape), "input_dtype": "float32",
+                   "output": f"logits [1, {space.classes}] float32",
+                   **info,  # an engine taking NHWC or int8 input says so itself
+                   "sha256": {f: _sha256(stage / f) for f in info["files"]}},
         runtime=emitter.runtime(),
         sources={p.name: _sha256(p) for p in sorted(src.iterdir())},
         quantization=quant,
