@@ -60,19 +60,24 @@ class RunConfig:
     train_device: str = "cpu"            # where the supernet trains (cuda: bf16 autocast)
     budget_margin: float | None = None   # None ("auto"): the device table's held-out error
     test_fraction: float = 0.15          # held-out test split (no part in training or choice)
+    statistic: str | None = None         # floor, median, p90; None: the device table's own
 
     def __post_init__(self) -> None:
         if self.finetune_steps < 0 or self.qat_steps < 1 or \
                 min(self.epochs, self.threads, self.later_paths) < 1:
             raise UserError("epochs, threads, later paths and QAT steps must be >= 1, "
                             "finetune steps >= 0")
-        if any(not (math.isfinite(b) and b > 0) for b in self.budgets_ms):
-            raise UserError("budgets must be positive, finite numbers of milliseconds")
+        from .limits import check_budgets, check_seed
+
+        check_budgets(self.budgets_ms)  # finite, positive, none twice, at most 64
+        check_seed(self.seed)
         if self.budget_margin is not None and not 0 <= self.budget_margin < 1:
             raise UserError(f"--budget-margin must be a percentage in [0, 100), got "
                             f"{100 * self.budget_margin:g}")
         if self.int8 not in ("qat", "ptq", "auto"):
             raise UserError(f"--int8 takes qat, ptq or auto, not {self.int8!r}")
+        if self.statistic not in (None, "floor", "median", "p90"):
+            raise UserError(f"the statistic is floor, median or p90, not {self.statistic!r}")
 
     @property
     def tag(self) -> str:
@@ -106,9 +111,6 @@ def _default_budgets(points: Sequence[Any], margin: float = 0.0) -> list[float]:
     return sorted({math.ceil(x * (1.0 + margin) * 1e4) / 1e4 for x in picks})
 
 
-MIN_MARGIN = 0.03
-
-
 def budget_margin(cfg: RunConfig, dev: Any) -> tuple[float, str]:
     """The share of a budget kept free for prediction error, and where it came from.
 
@@ -118,11 +120,7 @@ def budget_margin(cfg: RunConfig, dev: Any) -> tuple[float, str]:
     networks (``loo_max_abs_err_pct``), at least 3%."""
     if cfg.budget_margin is not None:
         return cfg.budget_margin, "--budget-margin"
-    worst = dict(dev.calibration.report).get("loo_max_abs_err_pct")
-    if not isinstance(worst, (int, float)) or not math.isfinite(float(worst)):
-        return MIN_MARGIN, "default (the table has no held-out calibration error)"
-    return max(MIN_MARGIN, float(worst) / 100.0), \
-        "the device table's worst held-out calibration error (loo_max_abs_err_pct)"
+    return dev.margin()
 
 
 def check_run(cfg: RunConfig) -> tuple[Any, Any]:
@@ -246,21 +244,40 @@ def _device_table(cfg: RunConfig, space, emitter, run: RunFolder, say: Say, prog
     return load_device_table(path), path
 
 
+def _in_statistic(cfg: RunConfig, dev: Any, run: RunFolder) -> Any:
+    """The device table predicting the statistic the budgets are stated in; a folder whose
+    earlier run chose and measured in another statistic is refused (its engines and
+    baselines would be judged in the wrong one)."""
+    from .runfiles import read_summary
+
+    dev = dev.for_statistic(cfg.statistic)
+    if run.summary.is_file():
+        try:
+            before = read_summary(run.summary).get("statistic")
+        except UserError:
+            before = None
+        if before not in (None, dev.figure):
+            raise UserError(f"{run.root} holds a run whose budgets are in the {before}; this "
+                            f"one asks for the {dev.figure}: use another output folder")
+    return dev
+
+
 def _reusable(folder: Path, arch, req, archs) -> "tuple[Any, dict[str, Any]] | None":
     """The engine in ``folder`` and its architecture, when it was built by this request for
     ``arch`` or, after a step down, for ``arch``'s budget (its first pick was ``arch``)."""
     from dataclasses import asdict
 
-    from .engines import read_manifest
     from .engines.budget import first_choices, index_of
+    from .runfiles import engine_file, read_run_file
 
     manifest = RunFolder.manifest(folder)
     if not manifest.is_file():
         return None
-    try:
-        m = read_manifest(folder / "manifest.json")
+    try:  # read as input: schema checked, the engine inside its folder and its sha256 verified
+        m = read_run_file(manifest, "hwnas.engine_manifest", "engine manifest")
+        m["engine"]["path"] = str(engine_file(manifest, m))
     except UserError:
-        return None
+        return None  # edited or changed since hwnas wrote it: built anew
     if m.get("request") != asdict(req) or first_choices(m) != list(arch.choices):
         return None
     i = index_of(archs, (m.get("architecture") or {}).get("choices") or [])
@@ -288,6 +305,7 @@ def _run(cfg: RunConfig, space: SearchSpace, emitter: Any, run: RunFolder, say: 
     tcfg = _train_config(cfg)
     trained = _trained(space, run, tcfg)
     dev, table_path = _device_table(cfg, space, emitter, run, say, progress)
+    dev = _in_statistic(cfg, dev, run)
     margin, margin_from = budget_margin(cfg, dev)
     _check_budgets(cfg, space, dev, margin, table_path)
     acc, ck_path, data = _train(cfg, space, run, say, progress, tcfg, trained)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from .errors import UserError, require
 from .spaces import SearchSpace
@@ -275,12 +275,7 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
     old = table.calibration
     before = report(errors(old.scale, old.offset_ms, np.asarray(additive), np.asarray(measured)))
     cal = fit_calibration(additive, measured, names)
-    line = table.upper_line()
-    up_add = [table.upper_additive([b.key() for b in a.blocks(sp)]) for a in archs]
-    if line is not None and all(v is not None for v in up_add):
-        up = fit_calibration(up_add, [res[n].p90_ms for n in names])
-        cal["upper"] = {"figure": "p90", "scale": up["scale"], "offset_ms": up["offset_ms"],
-                        "overhead_ms": line[2], "loo_within_10pct": up.get("loo_within_10pct")}
+    cal.update(_statistic_lines(table, sp, archs, [res[n] for n in names]))
     here = device_fingerprint(settings.device)
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     record = {"date": now, "nets": nets, "seed": seed, "figure": table.figure,
@@ -296,3 +291,68 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
     new = _replace(table, meta=meta, calibration=Calibration.from_dict(cal))
     new.save(out)
     return {"table": str(out), **record}
+
+
+def _statistic_lines(table: Any, sp: Any, archs: list, stats: list) -> dict[str, Any]:
+    """The median and p90 lines refitted on the recalibration's networks (each statistic on
+    its own figures), where the table has per-block figures of that statistic."""
+    from hwnas_profilers.calibration import fit_calibration, stat_line
+    from hwnas_profilers.protocol import FIGURES
+
+    lines: dict[str, Any] = {}
+    for name in ("median", "p90"):
+        if name == table.figure:
+            continue
+        over = (table.line(name) or (None, None, None))[2]
+        if over is None:  # no line yet: the per-call overhead measured in that statistic
+            rec = table.meta.get("overhead")
+            over = rec.get(FIGURES[name]) if isinstance(rec, Mapping) else None
+        if not isinstance(over, (int, float)):
+            continue
+        vals = [[table.entries[b.key()].value(FIGURES[name]) for b in a.blocks(sp)]
+                for a in archs]
+        if any(v is None for row in vals for v in row):
+            continue
+        add = [over + sum(max(v - over, 0.0) for v in row) for row in vals]
+        fit = fit_calibration(add, [getattr(st, FIGURES[name]) for st in stats])
+        lines[name] = stat_line(name, over, fit)
+    out: dict[str, Any] = {"lines": lines} if lines else {}
+    if "p90" in lines:
+        out["upper"] = {k: lines["p90"][k] for k in
+                        ("figure", "scale", "offset_ms", "overhead_ms", "loo_within_10pct")}
+    return out
+
+
+def add_statistic_lines(table: Any, seed: int = 0) -> Any:
+    """``table`` with median and p90 lines fitted on the calibration networks it already
+    recorded (``meta.networks``; the bundle's networks are drawn from ``seed``), measuring
+    nothing. Refuses when the networks of that seed do not reproduce the table's own line:
+    then they are not the networks it was fitted on."""
+    import math
+    from dataclasses import replace as _replace
+    from types import SimpleNamespace
+
+    from hwnas_profilers.calibration import fit_calibration
+    from hwnas_profilers.protocol import FIGURES
+
+    from .arch import sample_architecture
+    from .spaces import load_space
+    from .tables.device import Calibration
+
+    nets = table.meta.get("networks") if isinstance(table.meta, Mapping) else None
+    if not isinstance(nets, Mapping) or len(nets) < 3 or not table.space:
+        raise UserError("the table records no calibration networks to fit lines on")
+    sp = load_space(table.space)
+    names = sorted(n for n, r in nets.items() if isinstance(r, Mapping) and r.get("status") == "ok")
+    archs = [sample_architecture(sp, seed=seed * 1000 + int(n[3:])) for n in names]
+    stats = [SimpleNamespace(**{k: v for k, v in nets[n].items() if k.endswith("_ms")})
+             for n in names]
+    own = [table.predict(a, sp).additive_ms for a in archs]
+    fit = fit_calibration(own, [getattr(st, FIGURES[table.figure]) for st in stats])
+    if not (math.isclose(fit["scale"], table.calibration.scale, rel_tol=1e-6) and
+            math.isclose(fit["offset_ms"], table.calibration.offset_ms, abs_tol=1e-6)):
+        raise UserError(f"the networks of seed {seed} do not reproduce the table's own "
+                        "calibration: they are not the ones it was fitted on")
+    cal = table.calibration.to_dict()
+    cal.update(_statistic_lines(table, sp, archs, stats))
+    return _replace(table, calibration=Calibration.from_dict(cal))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .base import Profiler, ProfilerError, Progress, Runner, Settings
-from .calibration import fit_calibration
+from .calibration import fit_calibration, stat_line
 from .fingerprint import device_fingerprint, fingerprint
 from .onnxgraph import write_identity_model  # noqa: F401 - re-exported (tests, callers)
 from .protocol import (FIGURES, Protocol, Stats, _one_line, measure_interleaved,
@@ -57,10 +57,14 @@ def read_manifest(bundle_dir: "str | Path") -> dict[str, Any]:
     for name in ("blocks", "networks"):
         if not isinstance(m.get(name, []), list):
             raise ProfilerError(f"{bundle}/manifest.json: {name!r} must be a list")
+    m = {**m, "blocks": m.get("blocks", []), "networks": m.get("networks", [])}
     for b in m["blocks"]:
         if not isinstance(b, Mapping) or not {"key", "file", "input_shape"} <= set(b):
             raise ProfilerError(f"{bundle}/manifest.json: every block needs key, file, input_shape")
-    return dict(m)
+    from .bundlecheck import check_entries
+
+    check_entries(bundle, m)  # names, shapes, and files that stay inside the bundle
+    return m
 
 
 REFERENCE = "2 x (conv 3x3, 16 channels, 32x32, ReLU)"
@@ -333,7 +337,10 @@ def finalize(out: Path, base: Mapping[str, Any], manifest: Mapping[str, Any]) ->
         meta = table["meta"]
     nets = meta.get("networks") or {}
     fits = {}
-    for name, field in ((figure, FIGURES[figure]), ("p90", "p90_ms")):
+    # the table's own statistic, and the median and p90 (what SLOs and vendor tools state),
+    # each with its own line fitted on the same networks' own figures
+    stats = dict.fromkeys((figure, "median", "p90"))
+    for name, field in ((n, FIGURES[n]) for n in stats):
         if field not in meta[OVERHEAD]:
             continue  # a table of protocol v1 has no p90
         overhead = float(meta[OVERHEAD][field])
@@ -349,11 +356,10 @@ def finalize(out: Path, base: Mapping[str, Any], manifest: Mapping[str, Any]) ->
             measured.append(float(rec[field]))
         fits[name] = (overhead, fit_calibration(additive, measured, names))
     overhead, cal = fits[figure]
-    if "p90" in fits and figure != "p90":
-        up_over, up = fits["p90"]
-        cal["upper"] = {"figure": "p90", "scale": up["scale"], "offset_ms": up["offset_ms"],
-                        "overhead_ms": round(up_over, 6),
-                        "loo_within_10pct": up.get("loo_within_10pct")}
+    cal["lines"] = {n: stat_line(n, o, f) for n, (o, f) in fits.items() if n != figure}
+    if "p90" in cal["lines"]:  # the older name of the p90 line, which tables still carry
+        cal["upper"] = {k: cal["lines"]["p90"][k] for k in
+                        ("figure", "scale", "offset_ms", "overhead_ms", "loo_within_10pct")}
     return merge_write(out, base, meta_updates={"status": "complete", "finished": _now()},
                        top={"overhead_ms": round(overhead, 6), "calibration": cal})
 

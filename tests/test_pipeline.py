@@ -308,3 +308,29 @@ def test_dominance_uses_the_held_out_split_when_every_network_has_it():
     nets[1]["supernet_test_accuracy"] = None  # a run without a test split: validation
     d = dominance({"networks": nets})
     assert d["accuracy"] == "supernet_val_accuracy" and d["not_dominated"] == ["random 0"]
+
+
+def test_run_statistic_is_the_tables_line_and_a_folder_keeps_one(tmp_path):
+    """--statistic median makes the run choose and measure in the table's median line; a
+    folder whose earlier run was in another statistic is refused, one line."""
+    import warnings
+
+    from hwnas.errors import HwnasWarning, UserError
+    from hwnas.pipeline import RunConfig, _in_statistic
+    from hwnas.run.folder import RunFolder
+    from hwnas.tables.device import load_device_table
+
+    with pytest.raises(UserError, match="floor, median or p90"):
+        RunConfig(statistic="p99")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HwnasWarning)
+        dev = load_device_table("tiny-32_onnxruntime_cpu_fp32")
+    run = RunFolder(tmp_path, "onnxruntime", "fp32", "onnxruntime")
+    view = _in_statistic(RunConfig(statistic="median"), dev, run)
+    assert view.figure == "median" and view.calibration.scale == dev.line("median")[0]
+    assert _in_statistic(RunConfig(), dev, run) is dev
+    run.summary.write_text(json.dumps({"space": "tiny-32", "space_id": dev.space_id,
+                                       "data": "digits", "statistic": "floor", "results": []}))
+    with pytest.raises(UserError, match="in the floor; this one asks for the median"):
+        _in_statistic(RunConfig(statistic="median"), dev, run)
+    assert _in_statistic(RunConfig(statistic="floor"), dev, run) is dev

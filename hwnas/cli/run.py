@@ -6,6 +6,7 @@ import argparse
 from typing import Any, Sequence
 
 from ..run.results import RunResult, RunSummary
+from ._figures import add_statistic_flag
 from ._output import add_json_flag, console, emit, table
 
 
@@ -59,6 +60,7 @@ def register(sub) -> None:
     p.add_argument("--train-device", choices=("cpu", "cuda"), default="cpu",
                    help="where the supernet trains (the engines run on --backend)")
     p.add_argument("--quick", action="store_true", help="short measurement protocol (noisier)")
+    add_statistic_flag(p)
     p.add_argument("--out", default="runs/default", metavar="DIR")
     add_json_flag(p)
     p.set_defaults(func=cmd_run)
@@ -110,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     budget_margin=_margin(args.budget_margin),
                     epochs=args.epochs, later_paths=args.later_paths,
                     finetune_steps=args.finetune_steps, seed=args.seed, quick=args.quick,
-                    train_device=args.train_device)
+                    train_device=args.train_device, statistic=args.statistic)
     c = console()
     say = (lambda s: None) if args.json else (lambda s: c.print(f"[bold cyan]hwnas run[/]: {s}"))
     if sys.stderr.isatty():

@@ -112,7 +112,9 @@ def model_metadata(space: Any, arch: Any, data: Any | None) -> dict[str, str]:
     meta = {"hwnas.space": f"{space.name} {space.id}",
             "hwnas.architecture": ",".join(arch.choices)}
     if data is not None:
-        pre = data.preprocessing(space.input)
+        # the layout of the ONNX/IR input; an engine of another layout (LiteRT: NHWC) says
+        # its own in the manifest
+        pre = {**data.preprocessing(space.input), "input_layout": "NCHW"}
         meta["hwnas.preprocessing"] = json.dumps(pre, sort_keys=True)
         meta["hwnas.labels"] = json.dumps(pre["labels"])
     return meta
