@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-import profile_fidelity as pf  # noqa: E402 - the shared scoring and table arguments
+import profile_fidelity as pf
 
 
 def export_nets(space, n: int, seed: int, fmt: str, precision: str):

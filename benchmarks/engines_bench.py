@@ -31,7 +31,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from profile_openvino_crosscheck import benchmark_app  # noqa: E402  (the vendor-tool call)
+from profile_openvino_crosscheck import benchmark_app
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs" / "bench_engines"
 SPACES = ("tiny-32", "proxyless-mobile")

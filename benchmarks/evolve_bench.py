@@ -35,8 +35,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,7 +46,7 @@ from hwnas.run.folder import RunFolder  # noqa: E402
 from hwnas.tables import load_accuracy_table, load_device_table  # noqa: E402
 from hwnas.train.checkpoint import load_checkpoint  # noqa: E402
 from hwnas.train.evolve import Costs, EvolveConfig, Repair, _score, evolve  # noqa: E402
-from hwnas.train.loop import accuracy, recalibrate_bn, sgd, train_steps  # noqa: E402
+from hwnas.train.loop import recalibrate_bn, sgd, train_steps  # noqa: E402
 from hwnas.train.supernet import extract_subnet  # noqa: E402
 
 BOOT = 2000

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_solver_exact import milp_optimum  # noqa: E402  (the tests' independent reference)
-from solver_tables import make_tables, small_space  # noqa: E402
+from test_solver_exact import milp_optimum
+from solver_tables import make_tables, small_space
 
-from hwnas.solver import (Frontier, SolverError, build_problem, evolutionary_search,  # noqa: E402
+from hwnas.solver import (Frontier, SolverError, build_problem, evolutionary_search,
                           frontier, random_search)
 
 
@@ -104,8 +104,9 @@ def bench_baselines(seeds: int) -> None:
         budget = float(np.quantile(front.latency_ms, q))
         opt = front.best(budget).score
         for name, fn in (("evolution (P=100, 500 generations)",
-                          lambda s: evolutionary_search(acc, dev, budget, seed=s)),
-                         ("random (10000 samples)", lambda s: random_search(acc, dev, budget, seed=s))):
+                          lambda s, b=budget: evolutionary_search(acc, dev, b, seed=s)),
+                         ("random (10000 samples)",
+                          lambda s, b=budget: random_search(acc, dev, b, seed=s))):
             gaps, times, hits, failed = [], [], 0, 0
             for s in range(seeds):
                 t0 = time.perf_counter()

@@ -31,16 +31,16 @@ from typing import Any
 # Passive waiting must be set before torch loads its OpenMP runtime.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from hwnas.errors import UserError  # noqa: E402
-from hwnas.solver.brute_force import LatencyFn, exhaustive_best  # noqa: E402
-from hwnas.spaces import load_space  # noqa: E402
-from hwnas.tables.accuracy import AccuracyTable  # noqa: E402
-from hwnas.train import TrainConfig, data_for, load_checkpoint, train_accuracy_table  # noqa: E402
-from hwnas.train.proxy import Proxy  # noqa: E402
-from hwnas.train.validate import (EvalSettings, check_match, real_accuracy,  # noqa: E402
+from hwnas.errors import UserError
+from hwnas.solver.brute_force import LatencyFn, exhaustive_best
+from hwnas.spaces import load_space
+from hwnas.tables.accuracy import AccuracyTable
+from hwnas.train import TrainConfig, data_for, load_checkpoint, train_accuracy_table
+from hwnas.train.proxy import Proxy
+from hwnas.train.validate import (EvalSettings, check_match, real_accuracy,
                                   validate_table)
 
 

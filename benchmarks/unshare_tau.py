@@ -30,7 +30,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -77,7 +77,7 @@ def main() -> None:
         opt = sgd(net.parameters(), base.lr * 0.1)
         t = time.perf_counter()
         for e in range(args.extra):  # the same batches and paths in both branches
-            train_epoch(net, run.loader(30_000 + e), opt, lambda r: sample_path(net.space, r),
+            train_epoch(net, run.loader(30_000 + e), opt, lambda r, net=net: sample_path(net.space, r),
                         base.seed, 30_000 + e)
         train_s = time.perf_counter() - t
         (out / name).mkdir(parents=True, exist_ok=True)

@@ -103,7 +103,7 @@ class Architecture:
             if not isinstance(d.get(k, ""), str) or len(d.get(k, "")) > 200:
                 raise ArchitectureError(f"{source}: {k!r} must be a short string, got "
                                         f"{echo(d.get(k))}")
-        figures = {}
+        figures: dict[str, Any] = {}
         for k, integer in (("latency_ms", False), ("score", False), ("macs", True),
                            ("params", True)):
             # files written before MACs were called MACs carry them as "flops"

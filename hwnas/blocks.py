@@ -134,7 +134,7 @@ class Block:
         if op not in _OP_FIELDS:
             raise UserError(f"unknown block key {echo(key)}: op {echo(op)} is not one of "
                             f"{', '.join(OPS)}")
-        fields: dict[str, object] = {}
+        fields: dict[str, str] = {}
         for tok in parts[1:]:
             m = _TOKEN.match(tok)
             if not m:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hwnas_profilers import fileformat
-from hwnas_profilers.fileformat import (atomic_path, dumps, locked, write_bytes_atomic,  # noqa: F401
+from hwnas_profilers.fileformat import (atomic_path, dumps, locked, write_bytes_atomic,
                                   write_json_atomic, write_text_atomic)
 
 from .errors import TableError, UserError

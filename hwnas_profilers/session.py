@@ -402,7 +402,7 @@ def _measure_models(models: Mapping[str, tuple["str | Path", Sequence[int] | Non
     backend = prof.name
     if sessions < 1:
         raise ProfilerError("sessions must be >= 1")
-    for label, (p, _) in models.items():
+    for p, _ in models.values():
         path = Path(p)
         if not path.is_file():
             raise ProfilerError(f"model {path} does not exist")

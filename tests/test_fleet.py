@@ -127,7 +127,7 @@ def test_fleet_worker_killed_is_replaced(cluster, bundle, tmp_path):
         out = tmp_path / f"fleet{trial}"
         seen: dict = {}
 
-        def killer() -> None:
+        def killer(out: Path = out, seen: dict = seen) -> None:
             t_end = time.monotonic() + 120
             f = out / "board-a.json"
             while time.monotonic() < t_end:

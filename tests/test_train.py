@@ -1,6 +1,5 @@
 """Fast tests of hwnas.train: data, supernet, checkpoints, proxies, shrinking, tables."""
 
-import json
 import pickle
 from pathlib import Path
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._figures import add_statistic_flag, precision_line
-from ._output import (add_force_flag, add_json_flag, check_out, console, emit, fields, fmt, table,
+from ._output import (add_force_flag, add_json_flag, check_out, console, emit, fields, table,
                       warn)
 from .tables_diff import register_diff
 

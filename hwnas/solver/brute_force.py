@@ -5,6 +5,7 @@ table (MACs as a stand-in, say); the solver proper is :func:`hwnas.solver.fronti
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import numpy as np
@@ -17,6 +18,10 @@ LatencyFn = Callable[[Sequence[str]], float]
 MAX_ARCHITECTURES = 2_000_000
 
 
+def _score_of(table: AccuracyTable, layer: int, choice: str) -> float:
+    return table.score(layer, choice)
+
+
 def exhaustive_best(table: AccuracyTable, latency: LatencyFn, budget: float | None
                     ) -> tuple[str, ...] | None:
     """The highest summed score within ``budget`` by ``latency``, over every architecture
@@ -24,7 +29,7 @@ def exhaustive_best(table: AccuracyTable, latency: LatencyFn, budget: float | No
     ``budget`` is None; None when nothing fits."""
     space = table.space
     if budget is None:
-        return tuple(max(layer.choices, key=lambda c, i=i: table.score(i, c))
+        return tuple(max(layer.choices, key=functools.partial(_score_of, table, i))
                      for i, layer in enumerate(space.layers))
     if space.size() > MAX_ARCHITECTURES:
         raise UserError("a budgeted pick here enumerates the space; use the solver for large ones")

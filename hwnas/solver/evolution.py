@@ -125,7 +125,7 @@ def evolutionary_search(accuracy_table: AccuracyTable, device_table: DeviceTable
         pop, _score = _best(problem, pop)
         parents = pop[:n_parents]
 
-        def cross(rows: np.ndarray) -> np.ndarray:
+        def cross(rows: np.ndarray, parents: np.ndarray = parents) -> np.ndarray:
             other = parents[rng.integers(0, parents.shape[0], rows.shape[0])]
             return np.where(rng.random(rows.shape) < 0.5, rows, other)
 

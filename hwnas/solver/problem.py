@@ -186,8 +186,8 @@ class Problem:
 
     def fastest_ms(self) -> float:
         """The least latency of any architecture, ignoring the extra limits."""
-        return float(self.latency.value(
-            sum(float(c[np.isfinite(c)].min()) for c in self.costs), self.const_ms))
+        least = np.asarray(sum(float(c[np.isfinite(c)].min()) for c in self.costs))
+        return float(self.latency.value(least, self.const_ms))
 
     def infeasible(self, what: str, fastest_ms: float | None) -> str:
         """The message for a budget nothing meets, naming the smallest reachable latency."""

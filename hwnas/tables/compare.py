@@ -13,14 +13,14 @@ def diff_tables(a: DeviceTable, b: DeviceTable, top: int = 10) -> dict[str, Any]
     in the result); shares within 5% and 10%; the outliers."""
     common = sorted(k for k in set(a.entries) & set(b.entries)
                     if a.entries[k].ok and b.entries[k].ok)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for k in common:
         va = float(a.entries[k].value(a.figure_field))  # type: ignore[arg-type]
         vb = float(b.entries[k].value(b.figure_field))  # type: ignore[arg-type]
         if va <= 0 or vb <= 0:
             continue
         rows.append({"block": k, "a_ms": va, "b_ms": vb, "ratio": vb / va})
-    rel = [abs(r["ratio"] - 1.0) for r in rows]
+    rel = [abs(float(r["ratio"]) - 1.0) for r in rows]
     n = len(rows)
     return {
         "common": len(common), "compared": n, "figure_a": a.figure, "figure_b": b.figure,
@@ -28,8 +28,8 @@ def diff_tables(a: DeviceTable, b: DeviceTable, top: int = 10) -> dict[str, Any]
         "only_in_b": sorted(set(b.entries) - set(a.entries)),
         "failed_in_a": sorted(k for k, s in a.entries.items() if not s.ok),
         "failed_in_b": sorted(k for k, s in b.entries.items() if not s.ok),
-        "median_ratio": statistics.median([r["ratio"] for r in rows]) if rows else None,
+        "median_ratio": statistics.median([float(r["ratio"]) for r in rows]) if rows else None,
         "within_5pct": sum(x <= 0.05 for x in rel) / n if n else None,
         "within_10pct": sum(x <= 0.10 for x in rel) / n if n else None,
-        "largest": sorted(rows, key=lambda r: -abs(r["ratio"] - 1.0))[:top],
+        "largest": sorted(rows, key=lambda r: -abs(float(r["ratio"]) - 1.0))[:top],
     }

@@ -234,7 +234,7 @@ class DeviceTable:
         if statistic is not None and statistic != self.figure:
             return self.for_statistic(statistic).predict(arch, space)
         if isinstance(arch, SearchSpace):  # predict(space, arch)
-            arch, space = space, arch
+            arch, space = space, arch  # type: ignore[assignment]
         if not isinstance(arch, Architecture):
             raise TypeError(f"predict takes an Architecture, got {type(arch).__name__}")
         sp = space if isinstance(space, SearchSpace) else arch.space()
@@ -277,7 +277,7 @@ class DeviceTable:
         if statistic == self.figure:
             return self.calibration.scale, self.calibration.offset_ms, self.overhead_ms
         rep = dict(self.calibration.report)
-        lines = rep.get("lines") if isinstance(rep.get("lines"), Mapping) else {}
+        lines = rep["lines"] if isinstance(rep.get("lines"), Mapping) else {}
         d = lines.get(statistic) or (rep.get("upper") if statistic == "p90" else None)
         if not isinstance(d, Mapping):
             return None
@@ -305,7 +305,7 @@ class DeviceTable:
                              f"{statistic} line (it predicts: {have}); a table profiled with "
                              "this version of hwnas has floor, median and p90")
         rep = dict(self.calibration.report)
-        lines = rep.get("lines") if isinstance(rep.get("lines"), Mapping) else {}
+        lines = rep["lines"] if isinstance(rep.get("lines"), Mapping) else {}
         src = dict(lines.get(statistic) or rep.get("upper") or {})
         meta = dict(self.meta)
         meta["protocol"] = {**dict(meta.get("protocol") or {}), "figure": statistic}
@@ -321,7 +321,7 @@ class DeviceTable:
         if line is None or any(v is None for v in vals):
             return None
         over = line[2]
-        return over + sum(max(v - over, 0.0) for v in vals)  # type: ignore[operator]
+        return over + sum(max(float(v or 0.0) - over, 0.0) for v in vals)
 
     def layer_costs(self, space: SearchSpace) -> tuple[float, list[np.ndarray]]:
         """(constant ms, per layer the ms of each candidate) so that

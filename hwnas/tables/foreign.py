@@ -28,7 +28,7 @@ from ..errors import TableError, UserError
 from ..spaces import SearchSpace, load_space
 from .device import Calibration, DeviceTable, LatencyStat
 
-FORMATS = {
+FORMATS: dict[str, dict[str, Any]] = {
     "proxylessnas": {"expand": "ratio", "stem_act": "relu6", "default_space": "proxyless-mobile",
                      "spread": "var"},
     "ofa": {"expand": "channels", "stem_act": "hswish", "default_space": None, "spread": "std"},

@@ -101,7 +101,7 @@ def load_checkpoint(path: "str | Path", space: SearchSpace | None = None) -> Che
         with warnings.catch_warnings():  # a foreign pickle protocol is refused below anyway
             warnings.simplefilter("ignore")
             d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable or unsafe file is bad input, not a bug
+    except Exception as exc:  # noqa: BLE001 - any unreadable or unsafe file is bad input
         text = str(exc)
         if "weights_only" in text or "Weights only load failed" in text:
             # torch's own message goes on to advise weights_only=False: never the advice to

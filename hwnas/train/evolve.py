@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
 from ..errors import UserError
 from ..fileio import read_json, write_json_atomic
