@@ -47,7 +47,8 @@ class RunConfig:
     data: str = "digits"
     backend: str = "onnxruntime"
     precision: str = "fp32"
-    int8: str = "auto"                   # qat, ptq, or auto: see ``request``
+    quantization: str = "auto"           # int8 by qat, ptq, or auto: see ``wants_qat``
+    ptq: str = "onnxruntime"             # the post-training quantizer: onnxruntime | nncf
     threads: int = 1
     budgets_ms: tuple[float, ...] = ()   # empty: three budgets spread over the frontier
     epochs: int = 20
@@ -74,8 +75,12 @@ class RunConfig:
         if self.budget_margin is not None and not 0 <= self.budget_margin < 1:
             raise UserError(f"--budget-margin must be a percentage in [0, 100), got "
                             f"{100 * self.budget_margin:g}")
-        if self.int8 not in ("qat", "ptq", "auto"):
-            raise UserError(f"--int8 takes qat, ptq or auto, not {self.int8!r}")
+        from .engines.build import PTQ_LIBRARIES, QUANTIZATION
+
+        if self.quantization not in QUANTIZATION:
+            raise UserError(f"--quantization takes qat, ptq or auto, not {self.quantization!r}")
+        if self.ptq not in PTQ_LIBRARIES:
+            raise UserError(f"--ptq-with takes onnxruntime or nncf, not {self.ptq!r}")
         if self.statistic not in (None, "floor", "median", "p90"):
             raise UserError(f"the statistic is floor, median or p90, not {self.statistic!r}")
 
@@ -84,20 +89,14 @@ class RunConfig:
         return f"{self.backend}_{self.precision}"
 
     def request(self) -> Any:
-        """The engine request. ``int8="auto"``: QAT (NNCF's own Q/DQ) for every backend but
-        ONNX Runtime, which ran that Q/DQ placement 5-10x slower than fp32 on tiny-32 while
-        its own post-training recipe was as accurate as fp32 (benchmarks/RESULTS.md)."""
-        from .engines import EngineRequest
+        """The engine request; ``quantization="auto"`` is resolved by ``wants_qat``."""
+        from .engines import EngineRequest, wants_qat
 
-        from .engines import emitter_class
-
-        # a runtime whose converter offers post-training quantization only (LiteRT) gets it
-        qat = self.int8 == "qat" or (self.int8 == "auto" and self.backend != "onnxruntime"
-                                     and emitter_class(self.backend).offers_qat)
         return EngineRequest(backend=self.backend, precision=self.precision, device="cpu",
                              threads=self.threads, finetune_steps=self.finetune_steps,
-                             qat=self.precision == "int8" and qat,
-                             qat_steps=self.qat_steps, seed=self.seed, quick=self.quick)
+                             qat=wants_qat(self.quantization, self.backend, self.precision),
+                             qat_steps=self.qat_steps, ptq=self.ptq, seed=self.seed,
+                             quick=self.quick)
 
 
 def _default_budgets(points: Sequence[Any], margin: float = 0.0) -> list[float]:

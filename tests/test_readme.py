@@ -52,7 +52,7 @@ BLOCKS: dict[str, tuple[str, str]] = {
     "Commands: hwnas run --space tiny-32 --data digits --backend openvino --budget-ms 0.15 "
     "--out runs/mine": ("parse", "the main job and engine builds take minutes"),
     "Training on a GPU or several processes (torchrun): hwnas train --space tiny-32 "
-    "--out runs/sn --device cuda": ("gpu", "trains on an NVIDIA GPU and for minutes"),
+    "--out runs/sn --train-device cuda": ("gpu", "trains on an NVIDIA GPU and for minutes"),
     "Profiling a fleet of devices (Ray): ray start --address HEAD:6379 --resources "
     '{"hwnas-device": 1} --labels hwnas-device=board-07': (
         "cluster", "needs a Ray cluster of devices"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._output import add_json_flag, console, emit
+from ._request_flags import add_old_quantization_alias, add_quantization_flags
 
 
 def register(sub) -> None:
@@ -22,14 +23,12 @@ def register(sub) -> None:
                    help="data for fine-tuning, calibration, parity and accuracy")
     p.add_argument("--finetune-epochs", type=float, default=0.0, metavar="N",
                    help="fine-tune the inherited network for N epochs of --data (fp32)")
-    p.add_argument("--qat", action="store_true",
-                   help="int8 by quantization-aware fine-tuning (NNCF); default: post-training")
+    add_quantization_flags(p, default="ptq")
+    add_old_quantization_alias(p, "--qat")
     p.add_argument("--qat-epochs", type=float, default=2.0, metavar="N")
     p.add_argument("--qat-export", default="nncf", choices=("nncf", "requantize"),
                    help="int8 file after QAT: NNCF's trained quantizers as Q/DQ (default), or "
-                   "the QAT-adapted weights re-quantized by --ptq")
-    p.add_argument("--ptq", default="onnxruntime", choices=("onnxruntime", "nncf"),
-                   help="post-training quantizer for int8 without --qat")
+                   "the QAT-adapted weights re-quantized by --ptq-with")
     p.add_argument("--table", default=None, metavar="T",
                    help="device table for the predicted latency (default: the matching shipped one)")
     p.add_argument("--no-measure", action="store_true", help="skip the latency measurement")
@@ -45,20 +44,21 @@ def cmd_export(args) -> int:
     from ._torch import passive_openmp
 
     passive_openmp()
-    from ..engines import EngineRequest, export_engine
+    from ..engines import EngineRequest, export_engine, wants_qat
     from ..errors import UserError
 
     if args.finetune_epochs < 0 or args.qat_epochs < 0:
         raise UserError("--finetune-epochs and --qat-epochs must be >= 0")
-    if args.qat and args.precision != "int8":
-        raise UserError("--qat makes an int8 engine; add --precision int8")
+    if args.quantization == "qat" and args.precision != "int8":
+        raise UserError("--quantization qat makes an int8 engine; add --precision int8")
+    qat = wants_qat(args.quantization, args.backend, args.precision)
     req = EngineRequest(backend=args.backend, precision=args.precision, device=args.device,
                         threads=args.threads, finetune_epochs=args.finetune_epochs,
-                        qat=args.qat, qat_epochs=args.qat_epochs, qat_export=args.qat_export,
-                        ptq=args.ptq, seed=args.seed, quick=args.quick,
+                        qat=qat, qat_epochs=args.qat_epochs, qat_export=args.qat_export,
+                        ptq=args.ptq_with, seed=args.seed, quick=args.quick,
                         measure=not args.no_measure)
-    if (args.finetune_epochs or args.qat) and not args.data:
-        raise UserError("fine-tuning and --qat need --data")
+    if (args.finetune_epochs or qat) and not args.data:
+        raise UserError("fine-tuning and quantization-aware fine-tuning need --data")
     if Path(args.out).exists() and not args.force:  # the library says "force", not the flag
         raise UserError(f"{args.out} exists; pass --force to replace it (the old engine is "
                         "kept until the new one is complete), or choose another --out")

@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 from ..run.results import RunResult, RunSummary
 from ._figures import add_statistic_flag
+from ._request_flags import (add_old_quantization_alias, add_quantization_flags,
+                             add_train_device_flag)
 from ._output import add_json_flag, console, emit, table
 
 
@@ -40,9 +42,8 @@ def register(sub) -> None:
                         "executorch, litert")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"),
                    help="engine precision; the device table is profiled in the same one")
-    p.add_argument("--int8", default="auto", choices=("auto", "qat", "ptq"),
-                   help="int8 by quantization-aware fine-tuning or post-training; auto: QAT "
-                   "except on onnxruntime (see README)")
+    add_quantization_flags(p, default="auto")
+    add_old_quantization_alias(p, "--int8")
     p.add_argument("--qat-steps", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--budget-ms", default="", metavar="X[,Y...]",
@@ -57,8 +58,7 @@ def register(sub) -> None:
     p.add_argument("--finetune-steps", type=int, default=150,
                    help="fine-tuning steps of each chosen network")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-device", choices=("cpu", "cuda"), default="cpu",
-                   help="where the supernet trains (the engines run on --backend)")
+    add_train_device_flag(p, "where the supernet trains (the engines run on --backend)")
     p.add_argument("--quick", action="store_true", help="short measurement protocol (noisier)")
     add_statistic_flag(p)
     p.add_argument("--out", default="runs/default", metavar="DIR")
@@ -107,7 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..pipeline import RunConfig, run_pipeline
 
     cfg = RunConfig(space=args.space, data=args.data, backend=args.backend,
-                    precision=args.precision, int8=args.int8, qat_steps=args.qat_steps,
+                    precision=args.precision, quantization=args.quantization,
+                    ptq=args.ptq_with, qat_steps=args.qat_steps,
                     threads=args.threads, budgets_ms=_budgets(args.budget_ms),
                     budget_margin=_margin(args.budget_margin),
                     epochs=args.epochs, later_paths=args.later_paths,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._output import add_json_flag, console, emit, stage_progress, table
+from ._request_flags import add_old_train_device_alias, add_train_device_flag
 from ._torch import load_torch
 
 
@@ -36,9 +37,9 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="where to train (cuda: bf16 autocast where supported); under "
-                        "torchrun each process takes its LOCAL_RANK's GPU")
+    add_train_device_flag(p, "where to train (cuda: bf16 autocast where supported); under "
+                          "torchrun each process takes its LOCAL_RANK's GPU")
+    add_old_train_device_alias(p)
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="data-loading worker processes (default 0: a small in-memory set "
                         "moves to the GPU once; N > 0: batches are built by N processes from "
@@ -86,7 +87,7 @@ def cmd_train(args) -> int:
                       unshare_epochs=args.unshare, proxy=Proxy.parse(args.proxy))
     from ..train.distributed import setup
 
-    dist = setup(args.device, args.workers)
+    dist = setup(args.train_device, args.workers)
     data = data_for(space, args.data, cfg)
     prog, progress = stage_progress()
 

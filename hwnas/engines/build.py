@@ -27,6 +27,10 @@ from .registry import get_emitter
 Say = Callable[[str], None]
 
 
+QUANTIZATION = ("auto", "qat", "ptq")
+PTQ_LIBRARIES = ("onnxruntime", "nncf")
+
+
 @dataclass(frozen=True)
 class EngineRequest:
     """What to build; every field is checked before any work starts."""
@@ -58,7 +62,7 @@ class EngineRequest:
                             "precision int8")
         if self.qat_export not in ("nncf", "requantize"):
             raise UserError(f"unknown QAT export {self.qat_export!r}; use nncf or requantize")
-        if self.ptq not in ("onnxruntime", "nncf"):
+        if self.ptq not in PTQ_LIBRARIES:
             raise UserError(f"unknown post-training quantizer {self.ptq!r}; use onnxruntime or nncf")
 
     def steps(self, data: Any) -> tuple[int, int]:
@@ -73,6 +77,23 @@ class EngineRequest:
     def emitter(self) -> Emitter:
         return get_emitter(self.backend, self.device, self.precision, self.threads,
                            ptq=self.ptq)
+
+
+def wants_qat(quantization: str, backend: str, precision: str) -> bool:
+    """Whether an int8 request ``quantization`` (qat, ptq or auto) fine-tunes with QAT.
+
+    ``auto``: QAT (NNCF's own Q/DQ) for every backend but ONNX Runtime, which ran that Q/DQ
+    placement 5-10x slower than fp32 on tiny-32 while its own post-training recipe was as
+    accurate as fp32 (benchmarks/RESULTS.md); a runtime whose converter offers post-training
+    quantization only (LiteRT) gets it. Never QAT for a precision other than int8."""
+    from .registry import emitter_class
+
+    if quantization not in QUANTIZATION:
+        raise UserError(f"quantization takes qat, ptq or auto, not {quantization!r}")
+    if precision != "int8":
+        return False
+    return quantization == "qat" or (quantization == "auto" and backend != "onnxruntime"
+                                     and emitter_class(backend).offers_qat)
 
 
 def _sha256(path: Path) -> str:
