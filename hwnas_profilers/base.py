@@ -51,15 +51,12 @@ class Settings:
             raise ProfilerError(f"threads must be an integer >= 0, got {self.threads!r}")
         if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
             raise ProfilerError(f"batch must be an integer >= 1, got {self.batch!r}")
-        kind, sep, index = str(self.device).partition(":")
-        if sep and not (index.isascii() and index.isdecimal() and kind.lower() != "cpu"):
-            raise ProfilerError(f"device {self.device!r}: a device index is a GPU's number, "
-                                "as in cuda:1 (OpenVINO names its own: GPU.1)")
+        check_device(self.device)
 
     @property
     def device_kind(self) -> str:
         """The device without its index: ``cuda`` for ``cuda:1``."""
-        return str(self.device).partition(":")[0].lower()
+        return device_kind(self.device)
 
     @property
     def device_index(self) -> int:
@@ -77,6 +74,22 @@ class Settings:
         if self.mode:
             d["mode"] = self.mode
         return d
+
+
+def check_device(target: str) -> None:
+    """ProfilerError unless ``target`` is a device, with a GPU number after a colon at most
+    (``cuda:1``); OpenVINO's own ``GPU.1`` passes as it is. Profilers and emitters both check
+    a device with this, so one accepts what the other does."""
+    kind, sep, index = str(target).partition(":")
+    if sep and not (index.isascii() and index.isdecimal() and kind.lower() != "cpu"):
+        raise ProfilerError(f"device {target!r}: a device index is a GPU's number, "
+                            "as in cuda:1 (OpenVINO names its own: GPU.1)")
+
+
+def device_kind(target: str) -> str:
+    """The device a target names without its number, lower case: ``cuda`` for ``cuda:1``,
+    ``gpu`` for OpenVINO's ``GPU.1``."""
+    return str(target).replace(".", ":").partition(":")[0].lower()
 
 
 def device_number(target: str) -> int:

@@ -33,10 +33,12 @@ __all__ = ["PRECISIONS", "Emitter", "EngineError", "ModelFiles", "EngineRequest"
 
 def default_table(space: Any, backend: str, device: str, precision: str) -> Any:
     """The shipped device table matching an engine, or None."""
+    from hwnas_profilers.base import device_kind
+
     from ..tables.device import load_device_table, shipped_table_path
 
-    profiler = emitter_class(backend).profiler
-    name = f"{space.name}_{profiler}_{device.lower()}_{precision}"
+    profiler = emitter_class(backend).profiler  # cuda:1 takes the table of cuda
+    name = f"{space.name}_{profiler}_{device_kind(device)}_{precision}"
     path = shipped_table_path(name)
     if path is None:
         return None

@@ -19,6 +19,8 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
+from hwnas_profilers.base import ProfilerError, check_device, device_kind, device_number
+
 from ..errors import MissingDependency, UserError
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -66,7 +68,11 @@ class Emitter(abc.ABC):
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise EngineError(f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
-        dev = self.device.lower()
+        try:
+            check_device(self.device)  # the profilers' own check: cuda:1 passes both
+        except ProfilerError as exc:
+            raise EngineError(str(exc)) from None
+        dev = self.device_kind
         if dev not in self.precisions:
             raise EngineError(f"{self.name} engines are built for {', '.join(self.precisions)}, "
                               f"not device {self.device!r}")
@@ -74,6 +80,16 @@ class Emitter(abc.ABC):
             raise EngineError(f"{self.name} on {dev} does not support precision {self.precision}; "
                               f"supported: {', '.join(self.precisions[dev])}")
         self.check()
+
+    @property
+    def device_kind(self) -> str:
+        """The device without its GPU number (``cuda`` for ``cuda:1``), as profilers parse it."""
+        return device_kind(self.device)
+
+    @property
+    def device_index(self) -> int:
+        """The GPU number (``cuda:1`` -> 1); 0 when none is given."""
+        return device_number(self.device)
 
     # ---------------------------------------------------------------- hooks
     @abc.abstractmethod

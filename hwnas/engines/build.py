@@ -19,6 +19,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from hwnas_profilers.base import device_kind
+
 from ..errors import UserError
 from ..fileio import write_json_atomic
 from .base import Emitter, EngineError, ModelFiles
@@ -140,8 +142,7 @@ def prediction(table: Any, space: Any, arch: Any, emitter: Emitter, measured_met
     dev = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
     here = measured_meta.get("device") or {}
     # the kind of device (cuda:1 and cuda are one kind; which GPU, the fingerprint says)
-    if str(dev.get("target", "cpu")).partition(":")[0].lower() != \
-            emitter.device.partition(":")[0].lower():
+    if device_kind(str(dev.get("target", "cpu"))) != emitter.device_kind:
         mismatch.append(f"table device {dev.get('target')!r}, engine {emitter.device!r}")
     if here and isinstance(dev, Mapping):
         from hwnas_profilers.fingerprint import differences
@@ -425,7 +426,7 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
 def _fingerprint(emitter: Emitter) -> dict[str, Any]:
     from hwnas_profilers.fingerprint import fingerprint
 
-    return {**fingerprint(include_gpu=emitter.device.lower() != "cpu"),
+    return {**fingerprint(include_gpu=emitter.device_kind != "cpu"),
             "target": emitter.device.lower()}
 
 

@@ -28,13 +28,20 @@ class OpenVinoEmitter(Emitter):
     precisions = {"cpu": ("fp32", "fp16", "int8"), "gpu": ("fp32", "fp16", "int8"),
                   "npu": ("fp16", "int8")}
 
+    @property
+    def ov_device(self) -> str:
+        """OpenVINO's name of the device (``GPU.1`` for ``gpu:1``), as its profiler names it."""
+        from hwnas_profilers.backends.openvino import ov_device_name
+
+        return ov_device_name(self.device)
+
     def check(self) -> None:
         try:
             import openvino as ov
         except ImportError as exc:
             raise self.missing("openvino", exc) from None
         self._ov, self._core = ov, ov.Core()
-        dev = self.device.upper()
+        dev = self.ov_device
         if dev not in self._core.available_devices:
             raise EngineError(f"openvino: device {dev} is not available here "
                               f"(available: {', '.join(self._core.available_devices)})")
@@ -44,7 +51,7 @@ class OpenVinoEmitter(Emitter):
                               f"{', '.join(caps)}); an fp16 IR would run in f32. Use fp32 or int8")
 
     def runtime(self) -> dict[str, Any]:
-        dev = self.device.upper()
+        dev = self.ov_device
         return {"runtime": "openvino", "version": self._ov.get_version(), "ov_device": dev,
                 "full_device_name": str(self._core.get_property(dev, "FULL_DEVICE_NAME")),
                 "weights": "fp16 (compressed)" if self.precision == "fp16" else "fp32 (not compressed)"}
@@ -77,7 +84,7 @@ class OpenVinoEmitter(Emitter):
         """The compile settings every figure of the manifest was measured with."""
         cfg = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
                "INFERENCE_PRECISION_HINT": "f16" if self.precision == "fp16" else "f32"}
-        if self.device.upper() == "CPU":
+        if self.ov_device == "CPU":
             cfg["INFERENCE_NUM_THREADS"] = str(max(self.threads, 1))
         return cfg
 
@@ -88,14 +95,14 @@ class OpenVinoEmitter(Emitter):
         passed to ``compile_model``, or a CPU with BF16 runs the fp32 IR in bf16."""
         cfg = self.load_config()
         return {"call": f"openvino.Core().compile_model('model.xml', "
-                        f"'{self.device.upper()}', config)",
+                        f"'{self.ov_device}', config)",
                 "config": cfg, "also_in": "model.xml rt_info runtime_options"}
 
     def _default_load(self, xml: Path, images: np.ndarray) -> dict[str, Any]:
         """What ``compile_model(xml, device)`` with no settings does here, against the
         measured settings on the same images: a user who loads the engine plainly is told
         whether it runs what the manifest measured."""
-        dev = self.device.upper()
+        dev = self.ov_device
         x = np.ascontiguousarray(images[:32], np.float32)
         plain = self._core.compile_model(str(xml), dev)
         tuned = self._core.compile_model(str(xml), dev, self.load_config())
@@ -129,7 +136,7 @@ class OpenVinoEmitter(Emitter):
                                  preset=nncf.QuantizationPreset.PERFORMANCE)
 
     def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
-        compiled = self._core.compile_model(str(engine), self.device.upper(), self.load_config())
+        compiled = self._core.compile_model(str(engine), self.ov_device, self.load_config())
         req = compiled.create_infer_request()
 
         def run(x: np.ndarray) -> np.ndarray:

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import Emitter, ModelFiles, Session
+from hwnas_profilers.backends.onnxruntime import DEVICE_PRECISIONS, PROVIDERS, provider
 
-_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+from .base import Emitter, ModelFiles, Session
 
 
 @dataclass
@@ -26,7 +26,8 @@ class OrtEmitter(Emitter):
     extra = "onnxruntime"
     suffix = ".onnx"
     profiler = "onnxruntime"
-    precisions = {"cpu": ("fp32", "fp16", "int8"), "cuda": ("fp32", "fp16")}
+    # the profiler's own table (its TensorRT provider is the tensorrt emitter's business)
+    precisions = {d: DEVICE_PRECISIONS[d] for d in ("cpu", "cuda")}
 
     def check(self) -> None:
         try:
@@ -34,7 +35,7 @@ class OrtEmitter(Emitter):
         except ImportError as exc:
             raise self.missing("onnxruntime", exc) from None
         self._ort = ort
-        want = _PROVIDERS[self.device.lower()]
+        want = PROVIDERS[self.device_kind]
         if want not in ort.get_available_providers():
             from .base import EngineError
 
@@ -42,7 +43,7 @@ class OrtEmitter(Emitter):
 
     def runtime(self) -> dict[str, Any]:
         return {"runtime": "onnxruntime", "version": self._ort.__version__,
-                "provider": _PROVIDERS[self.device.lower()],
+                "provider": PROVIDERS[self.device_kind],
                 "graph_optimization": "ORT_ENABLE_ALL (layout tied to this CPU's instruction set)"}
 
     def _options(self, save_to: Path | None = None) -> Any:
@@ -58,13 +59,13 @@ class OrtEmitter(Emitter):
         target = out_dir / "model.onnx"
         try:
             self._ort.InferenceSession(str(files.onnx), sess_options=self._options(target),
-                                       providers=[_PROVIDERS[self.device.lower()]])
+                                       providers=[provider(self.device_kind, self.device_index)])
         except Exception as exc:  # noqa: BLE001 - the runtime's own error, in one line
             raise self.failed(f"optimise {files.onnx.name}", exc) from None
         return {"file": target.name, "files": [target.name], "source": files.onnx.name}
 
     def session(self, engine: Path, input_shape: tuple[int, ...]) -> Session:
         sess = self._ort.InferenceSession(str(engine), sess_options=self._options(),
-                                          providers=[_PROVIDERS[self.device.lower()]])
+                                          providers=[provider(self.device_kind, self.device_index)])
         name = sess.get_inputs()[0].name
         return lambda x: sess.run(None, {name: np.ascontiguousarray(x, np.float32)})[0]

@@ -37,7 +37,7 @@ class TensorRTEmitter(Emitter):
         from hwnas_profilers.backends.tensorrt import TensorRTProfiler
 
         try:
-            self._prof = TensorRTProfiler(Settings(device="cuda", precision=self.precision))
+            self._prof = TensorRTProfiler(Settings(device=self.device.lower(), precision=self.precision))
         except ProfilerError as exc:
             raise EngineError(str(exc)) from None
 

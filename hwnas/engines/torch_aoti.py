@@ -65,16 +65,23 @@ class TorchEmitterBase(Emitter):
         except ImportError as exc:
             raise self.missing("torch", exc) from None
         self._torch = torch
-        if self.device.lower() == "cuda" and not torch.cuda.is_available():
+        if self.device_kind != "cuda":
+            return
+        if not torch.cuda.is_available():
             raise EngineError(f"{self.name} on cuda needs a CUDA GPU; torch.cuda.is_available() "
                               "is False here (use --device cpu)")
+        n = torch.cuda.device_count()
+        if self.device_index >= n:
+            raise EngineError(f"{self.name}: device {self.device} does not exist here (this "
+                              f"machine has {n} CUDA device(s), numbered from 0)")
+        torch.cuda.set_device(self.device_index)  # as the torch profiler does: "cuda" is this GPU
 
     def runtime(self) -> dict[str, Any]:
         t = self._torch
         d: dict[str, Any] = {"runtime": self.name, "version": t.__version__}
-        if self.device.lower() == "cuda":
+        if self.device_kind == "cuda":
             d["cuda"] = str(t.version.cuda)
-            d["gpu"] = t.cuda.get_device_name(0)
+            d["gpu"] = t.cuda.get_device_name(self.device_index)
             d["tied_to"] = "this GPU architecture and this torch/CUDA version"
         return d
 
@@ -114,7 +121,7 @@ class TorchAotiEmitter(TorchEmitterBase):
         from ..profiling import torch_threads_kept
 
         torch = self._torch
-        cpu = self.device.lower() == "cpu"
+        cpu = self.device_kind == "cpu"
         with torch_threads_kept():
             if cpu:
                 # Inductor generates CPU kernels for the compiling process's thread count

@@ -28,7 +28,7 @@ class TorchExportEmitter(TorchEmitterBase):
 
     def runtime(self) -> dict[str, Any]:
         d = super().runtime()
-        d["execution"] = ("CUDA graph replay of the loaded program" if self.device.lower() == "cuda"
+        d["execution"] = ("CUDA graph replay of the loaded program" if self.device_kind == "cuda"
                           else "the exported ATen graph, run by torch")
         return d
 
@@ -41,13 +41,13 @@ class TorchExportEmitter(TorchEmitterBase):
         from hwnas_profilers.backends.torch import check_export_archive
 
         torch = self._torch
-        dev = self.device.lower()
+        dev = self.device.lower()  # cuda:1 as torch takes it
         try:
             check_export_archive(Path(engine), torch)  # nothing in it is unpickled
         except ProfilerError as exc:
             raise EngineError(str(exc)) from None
         mod = torch.export.load(str(engine)).module().to(dev)
-        if dev != "cuda":
+        if self.device_kind != "cuda":
             def run(x: np.ndarray) -> np.ndarray:
                 with torch.inference_mode():
                     return mod(torch.from_numpy(np.ascontiguousarray(x, np.float32))).float().numpy()
@@ -55,7 +55,7 @@ class TorchExportEmitter(TorchEmitterBase):
             return run
         from hwnas_profilers.backends.torch import cuda_graph
 
-        static = torch.zeros(input_shape, device="cuda")
+        static = torch.zeros(input_shape, device=dev)
         graph, out = cuda_graph(torch, mod, static)
 
         def replay(x: np.ndarray) -> np.ndarray:

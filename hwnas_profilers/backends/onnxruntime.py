@@ -22,10 +22,16 @@ from typing import Any, Sequence
 from ..base import Profiler, ProfilerError, Runner, cuda_device_count
 from . import fixed_input, in_precision
 
-_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
-              "tensorrt": "TensorrtExecutionProvider"}
-_PRECISIONS = {"cpu": ("fp32", "fp16", "int8"), "cuda": ("fp32", "fp16"),
-               "tensorrt": ("fp32", "fp16", "int8")}
+# ONNX Runtime's facts, declared once: the ONNX Runtime engine emitter reads them too
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+             "tensorrt": "TensorrtExecutionProvider"}
+DEVICE_PRECISIONS = {"cpu": ("fp32", "fp16", "int8"), "cuda": ("fp32", "fp16"),
+                     "tensorrt": ("fp32", "fp16", "int8")}
+
+
+def provider(kind: str, index: int = 0) -> "str | tuple[str, dict[str, int]]":
+    """The execution provider of a device kind, on GPU number ``index`` off the CPU."""
+    return PROVIDERS[kind] if kind == "cpu" else (PROVIDERS[kind], {"device_id": index})
 
 
 class _OrtRunner(Runner):
@@ -56,13 +62,13 @@ class OnnxRuntimeProfiler(Profiler):
             raise self.missing("onnxruntime", exc) from None
         self._ort = ort
         dev = self.settings.device_kind
-        if dev not in _PROVIDERS:
+        if dev not in PROVIDERS:
             raise ProfilerError(f"onnxruntime: unknown device {self.settings.device!r}; "
-                                f"known: {', '.join(_PROVIDERS)}")
+                                f"known: {', '.join(PROVIDERS)}")
         if dev not in self.devices():
-            raise self.unsupported(f"device {dev!r} ({_PROVIDERS[dev]} is not available in "
+            raise self.unsupported(f"device {dev!r} ({PROVIDERS[dev]} is not available in "
                                    f"this onnxruntime build; install onnxruntime-gpu for CUDA/TensorRT)")
-        if self.settings.precision not in _PRECISIONS[dev]:
+        if self.settings.precision not in DEVICE_PRECISIONS[dev]:
             raise self.unsupported(f"precision {self.settings.precision} on device {dev}")
         n = cuda_device_count() if dev != "cpu" else None
         if n is not None and self.settings.device_index >= n:
@@ -72,11 +78,11 @@ class OnnxRuntimeProfiler(Profiler):
 
     def runtime(self) -> dict[str, str]:
         return {"runtime": "onnxruntime", "version": self._ort.__version__,
-                "provider": _PROVIDERS[self.settings.device_kind]}
+                "provider": PROVIDERS[self.settings.device_kind]}
 
     def devices(self) -> list[str]:
         avail = set(self._ort.get_available_providers())
-        return [d for d, p in _PROVIDERS.items() if p in avail]
+        return [d for d, p in PROVIDERS.items() if p in avail]
 
     def _options(self) -> Any:
         ort = self._ort
@@ -92,14 +98,9 @@ class OnnxRuntimeProfiler(Profiler):
 
     def _providers(self) -> list:
         dev = self.settings.device_kind
-        if dev == "cpu":
-            return ["CPUExecutionProvider"]
-        if dev == "cuda":
-            return [("CUDAExecutionProvider", {"device_id": self.settings.device_index}),
-                    "CPUExecutionProvider"]
-        # precision comes from the (fp16 or Q/DQ) graph itself
-        opts = {"device_id": self.settings.device_index}
-        return [("TensorrtExecutionProvider", opts), "CPUExecutionProvider"]
+        # TensorRT: precision comes from the (fp16 or Q/DQ) graph itself
+        return [provider(dev, self.settings.device_index)] + \
+            ([] if dev == "cpu" else ["CPUExecutionProvider"])
 
     def load(self, onnx_path: Path, input_shape: Sequence[int] | None) -> Runner:
         path = Path(onnx_path)
@@ -115,7 +116,7 @@ class OnnxRuntimeProfiler(Profiler):
         sess = ort.InferenceSession(str(path), sess_options=self._options(),
                                     providers=self._providers())
         used = sess.get_providers()[0]
-        want = _PROVIDERS[self.settings.device_kind]
+        want = PROVIDERS[self.settings.device_kind]
         if used != want:
             raise ProfilerError(f"onnxruntime fell back to {used} instead of {want}")
         inp = sess.get_inputs()[0]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..base import Profiler, ProfilerError, Runner
+from ..base import Profiler, ProfilerError, Runner, device_kind, device_number
 from . import fixed_input, in_precision
 
 
@@ -32,6 +32,14 @@ class _OvRunner(Runner):
         t0 = self._clock()
         self._r.infer(share_outputs=True)
         return (self._clock() - t0) / 1e6
+
+
+def ov_device_name(target: str) -> str:
+    """OpenVINO's name of a device: ``GPU.1`` as given, or from the common ``gpu:1`` form
+    (the OpenVINO engine emitter names its device with this too)."""
+    if ":" in target:
+        return f"{device_kind(target).upper()}.{device_number(target)}"
+    return target.upper()
 
 
 @dataclass
@@ -56,10 +64,7 @@ class OpenVinoProfiler(Profiler):
                                    f"{', '.join(avail)})")
 
     def device_name(self) -> str:
-        """OpenVINO's name: ``GPU.1`` as given, or from the common ``gpu:1`` form."""
-        if ":" in self.settings.device:
-            return f"{self.settings.device_kind.upper()}.{self.settings.device_index}"
-        return self.settings.device.upper()
+        return ov_device_name(self.settings.device)
 
     def runtime(self) -> dict[str, str]:
         return {"runtime": "openvino", "version": self._ov.get_version(),
