@@ -45,7 +45,7 @@ def main() -> None:
     from hwnas.spaces import load_space
     from hwnas.tables.device import load_device_table
     from hwnas_profilers import Protocol, Settings, get_profiler
-    from hwnas_profilers.session import measure_models
+    from hwnas_profilers.bundle_run import measure_models
 
     space = load_space(args.space)
     rng = random.Random(args.seed)

@@ -47,7 +47,7 @@ def export_nets(space, n: int, seed: int, fmt: str, precision: str):
 
 def measure_nets(files, backend: str, threads: int, precision: str, figure: str) -> dict:
     from hwnas_profilers import Protocol, Settings, get_profiler
-    from hwnas_profilers.session import measure_with_reference
+    from hwnas_profilers.bundle_run import measure_with_reference
 
     with get_profiler(backend, Settings(threads=threads, precision=precision)) as prof:
         runners = {f"net{i:03d}": prof.load(f, None) for i, f in enumerate(files)}

@@ -40,7 +40,7 @@ import json, sys
 from dataclasses import replace
 from pathlib import Path
 from hwnas_profilers import Protocol, Settings, get_profiler
-from hwnas_profilers.session import measure_model, measure_with_reference, read_manifest
+from hwnas_profilers.bundle_run import measure_model, measure_with_reference, read_manifest
 cond, net, bundle, span = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 proto = replace(Protocol(), min_span_s=span, max_span_s=2 * span)
 prof = get_profiler("openvino", Settings(threads=1))

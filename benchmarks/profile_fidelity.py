@@ -49,7 +49,7 @@ def measure_nets(space, nets_dir, n: int, backend: str, threads: int, precision:
     """The ``n`` exported nets end to end, interleaved, by the statistic ``figure``."""
     from hwnas_profilers import Protocol, Settings, get_profiler
 
-    from hwnas_profilers.session import measure_with_reference
+    from hwnas_profilers.bundle_run import measure_with_reference
 
     prof = get_profiler(backend, Settings(threads=threads, precision=precision, mode=mode,
                                           device=device))

@@ -222,7 +222,7 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
         from hwnas_profilers.calibration import errors, fit_calibration, report
         from hwnas_profilers.fingerprint import device_fingerprint
         from hwnas_profilers.protocol import Stats
-        from hwnas_profilers.session import measure_with_reference
+        from hwnas_profilers.bundle_run import measure_with_reference
 
         try:
             settings = Settings(device=str(dev.get("target", "cpu")),

@@ -15,7 +15,7 @@ from .base import (MissingRuntime, Profiler, ProfilerError, Runner, Settings, Un
                    PRECISIONS)
 from .protocol import Protocol, Stats, summarize
 from .registry import available_backends, get_profiler, load_registry
-from .session import measure_model, profile_bundle
+from .bundle_run import measure_model, profile_bundle
 
 try:  # one version source (hwnas/__init__.py), read from the installed distribution
     __version__ = _metadata.version("hwnas")

@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .fileformat import FormatError, LockTimeout, one_line
     from .registry import available_backends
-    from .session import measure_model, profile_bundle
+    from .bundle_run import measure_model, profile_bundle
 
     try:
         from .cachedir import check_configured

@@ -6,7 +6,7 @@ names it, else its hostname). For every such node the host starts one :class:`De
 actor pinned to that node (``NodeAffinitySchedulingStrategy``, not soft) that holds the
 node's whole unit of the resource, so two runs never measure on one device at once, and
 an actor runs one method at a time, so the blocks of a device are never measured
-concurrently with each other: the interleaved protocol of :mod:`hwnas_profilers.session` runs
+concurrently with each other: the interleaved protocol of :mod:`hwnas_profilers.bundle_run` runs
 unchanged inside the actor. The worker imports this device-side package and its runtime
 only (no torch, no hwnas).
 
@@ -78,7 +78,7 @@ class DeviceWorker:
 
     def info(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """This device's table meta (runtime, fingerprint), and what the process loaded."""
-        from .session import table_meta
+        from .bundle_run import table_meta
 
         prof = self._profiler()  # a missing runtime on this node fails here, naming the extra
         meta = table_meta(prof, Protocol(**self.protocol), manifest)
@@ -100,8 +100,8 @@ class DeviceWorker:
 
     def measure(self, done: list, heartbeat_s: float = HEARTBEAT_S) -> Iterator[dict[str, Any]]:
         """Measure the staged bundle's items not in ``done``; yields each round's update
-        (:func:`hwnas_profilers.session.measure_pending`) and a heartbeat while nothing finishes."""
-        from .session import measure_pending, read_manifest
+        (:func:`hwnas_profilers.bundle_run.measure_pending`) and a heartbeat while nothing finishes."""
+        from .bundle_run import measure_pending, read_manifest
 
         if self.bundle is None:
             raise ProfilerError("no bundle staged on this worker")
@@ -249,7 +249,7 @@ def profile_fleet(bundle_dir: "str | Path", backend: str, out_dir: "str | Path",
     then raises :class:`FleetError` naming it, after every other device finished, and its
     partial table stays for ``resume``.
     """
-    from .session import check_batch, read_manifest
+    from .bundle_run import check_batch, read_manifest
 
     ray = _ray()
     bundle = Path(bundle_dir)
@@ -339,7 +339,7 @@ class _Fleet:
     def __init__(self, ray: Any, bundle: Path, manifest: Mapping[str, Any], backend: str,
                  settings: dict[str, Any], protocol: dict[str, Any], resource: str,
                  devs: list[Device], limits: _Limits, progress: Progress | None) -> None:
-        from .session import wanted_keys
+        from .bundle_run import wanted_keys
 
         self.ray, self.manifest, self.resource, self.devs = ray, manifest, resource, devs
         self.limits, self.progress = limits, progress
@@ -362,7 +362,7 @@ class _Fleet:
         return self.report()
 
     def tick(self, label: str) -> None:
-        from .session import finished_keys
+        from .bundle_run import finished_keys
 
         if self.progress:
             done = sum(len(finished_keys(d.table) & self.wanted) for d in self.devs if d.table)
@@ -372,7 +372,7 @@ class _Fleet:
         """A fresh actor on the device's node; resumes from the table on the host."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        from .session import finished_keys, open_table
+        from .bundle_run import finished_keys, open_table
 
         d.attempts += 1
         d.actor = self.worker.options(
@@ -433,7 +433,7 @@ class _Fleet:
 
     def poll(self) -> None:
         """Wait for the next update of any measuring device, and take it in."""
-        from .session import apply_update
+        from .bundle_run import apply_update
 
         active = [d for d in self.devs if d.state == "measuring"]
         ready, _ = self.ray.wait([d.gen for d in active], num_returns=1,
@@ -459,7 +459,7 @@ class _Fleet:
                 self.tick(f"{d.name}: measuring")
 
     def finish(self) -> None:
-        from .session import finalize
+        from .bundle_run import finalize
 
         for d in self.devs:
             if d.state == "finishing":
@@ -470,7 +470,7 @@ class _Fleet:
 
     def report(self) -> dict[str, Any]:
         """The run's report; :class:`FleetError` (carrying it) when a device failed."""
-        from .session import finished_keys
+        from .bundle_run import finished_keys
 
         devs, wanted = self.devs, self.wanted
         report = {"tables": {d.name: str(d.out) for d in devs if d.state == "done"},

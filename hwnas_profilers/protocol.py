@@ -240,7 +240,7 @@ def measure_interleaved(runners: Mapping[str, Runner], protocol: Protocol,
     caller, e.g. a table kept across resumed runs), and the ``floor`` of an item is
     phase-corrected by the reference (:func:`summarize`). The reference's floor is the
     lower of this run's and ``ref_hint`` (the best one this machine and runtime showed
-    before, :func:`hwnas_profilers.session.reference_hint`), so a run that happens to meet no
+    before, :func:`hwnas_profilers.bundle_run.reference_hint`), so a run that happens to meet no
     uncontended moment is still put on the same scale. Items finished in earlier rounds
     carry the floor known then; the final results carry the run's final floor.
     """

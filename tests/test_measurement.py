@@ -214,7 +214,7 @@ needs_ort = pytest.mark.skipif(not (has("onnxruntime") and has("torch") and has(
 @needs_ort
 def test_batch_8_bundle_is_measured_at_batch_8(tmp_path, torch_one_thread):
     from hwnas.bundle import export_bundle
-    from hwnas_profilers.session import profile_bundle
+    from hwnas_profilers.bundle_run import profile_bundle
 
     sp = load_space("tiny-32")
     m = export_bundle(sp, tmp_path / "b", calibration_nets=0, batch=8)
@@ -312,7 +312,7 @@ def test_torch_profiler_gives_the_callers_thread_count_back(tmp_path):
 
     from hwnas.nn.export import export_block
     from hwnas.pipeline import RunConfig, check_run
-    from hwnas_profilers.session import measure_model
+    from hwnas_profilers.bundle_run import measure_model
 
     torch.set_num_threads(2)
     with get_profiler("torch", Settings(threads=1)) as prof:
@@ -388,7 +388,7 @@ def test_aoti_mode_compiles_the_identity_graph(tmp_path, monkeypatch, torch_one_
 
     if not hasattr(torch._inductor, "aoti_compile_and_package"):
         pytest.skip(f"torch {torch.__version__} has no AOTInductor packaging")
-    from hwnas_profilers.session import write_identity_model
+    from hwnas_profilers.bundle_run import write_identity_model
 
     monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))
     ident = write_identity_model(tmp_path / "identity.onnx")

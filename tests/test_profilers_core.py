@@ -159,12 +159,22 @@ def test_profilers_never_imports_torch_or_hwnas():
     import subprocess
     import sys
 
-    code = ("import sys, hwnas_profilers, hwnas_profilers.session, hwnas_profilers.backends.onnxruntime, "
-            "hwnas_profilers.backends.openvino, hwnas_profilers.backends.tensorrt, hwnas_profilers.cli; "
+    code = ("import sys, hwnas_profilers, hwnas_profilers.bundle_run, hwnas_profilers.session, "
+            "hwnas_profilers.backends.onnxruntime, hwnas_profilers.backends.openvino, hwnas_profilers.backends.tensorrt, hwnas_profilers.cli; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'hwnas')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_old_module_name_still_imports_the_bundle_runner():
+    import hwnas_profilers.bundle_run as bundle_run
+    from hwnas_profilers.session import measure_model, profile_bundle, read_manifest
+
+    assert (measure_model, profile_bundle, read_manifest) == (
+        bundle_run.measure_model, bundle_run.profile_bundle, bundle_run.read_manifest)
+    with pytest.raises(ImportError):
+        from hwnas_profilers.session import no_such_name  # noqa: F401
 
 
 def test_identity_graph_is_valid_onnx():

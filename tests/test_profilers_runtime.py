@@ -111,7 +111,7 @@ def test_measure_one_network(bundle, backend, device):
 def test_measure_models_in_one_interleaved_run(bundle, tmp_path):
     """Several models (3 sessions each, the fastest) and other items in one run; an
     other that cannot load is recorded with its reason, a model that cannot is refused."""
-    from hwnas_profilers.session import measure_models
+    from hwnas_profilers.bundle_run import measure_models
     from hwnas_profilers import ProfilerError, Stats
 
     root, _ = bundle

@@ -38,10 +38,10 @@ def test_report_module_imports_no_engine_training_or_profiling_code():
 def test_the_import_check_sees_relative_and_late_imports(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("from .engines import build\n\ndef f():\n    from ..x import y\n"
-                     "    import hwnas_profilers.session\n    from .train.loop import sgd\n")
+                     "    import hwnas_profilers.bundle_run\n    from .train.loop import sgd\n")
     assert _bad(_imports(probe, "hwnas")) == ["hwnas.engines", "hwnas.engines.build",
                                              "hwnas.train.loop", "hwnas.train.loop.sgd",
-                                             "hwnas_profilers.session"]
+                                             "hwnas_profilers.bundle_run"]
 
 
 def test_importing_the_report_loads_no_engine_or_training_module():

@@ -190,7 +190,7 @@ def _time(space: Any, dev: Any, engines: dict[str, Path], files: Sequence[Path],
     shape = (1, space.input[2], space.input[0], space.input[1])
     with profiler_errors():
         from hwnas_profilers import Protocol, Settings
-        from hwnas_profilers.session import measure_models
+        from hwnas_profilers.bundle_run import measure_models
 
         proto = replace(Protocol.quick() if quick else Protocol(), figure=dev.figure)
         return measure_models({k: (Path(f), shape) for k, f in engines.items()},
