@@ -1,4 +1,5 @@
 import importlib.util
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -13,6 +14,11 @@ LUTS = SHARED / "data" / "third_party_luts"
 # on a core the other worker holds sleeps instead of spinning (set before torch loads)
 os.environ.setdefault("OMP_NUM_THREADS", "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# litert-torch loads JAX, whose threads make a later fork() of the same worker unsafe (JAX
+# warns it may deadlock); worker processes that libraries start with multiprocessing are
+# forked from a clean server process instead
+multiprocessing.set_start_method("forkserver", force=True)
 
 
 def has(module: str) -> bool:
