@@ -56,7 +56,7 @@ def child(space_name: str, precision: str, mode: str, ckpt: str, val: str) -> di
 
     from hwnas.arch import sample_architecture
     from hwnas.engines.base import ModelFiles
-    from hwnas.engines.network import fold_bn
+    from hwnas.engines.finetune import fold_bn
     from hwnas.engines.torch_aoti import TorchAotiEmitter
     from hwnas.nn.subnet import build_subnet
     from hwnas.spaces import load_space
@@ -65,7 +65,7 @@ def child(space_name: str, precision: str, mode: str, ckpt: str, val: str) -> di
     space = load_space(space_name)
     shape = (1, space.input[2], space.input[0], space.input[1])
     if ckpt and space_name == "tiny-32":
-        from hwnas.engines.network import standalone
+        from hwnas.engines.finetune import standalone
         from hwnas.train.checkpoint import load_checkpoint
 
         arch = sample_architecture(space, 7)

@@ -3,7 +3,7 @@
 For every block kind of a space (stem, fixed block, each candidate with and without its
 residual, head), the fp16 and int8 copy a profiler measures (``hwnas_profilers.backends``:
 the block's own ONNX file from the bundle exporter) is compared with the same block cut out
-of an engine's converted whole network (``hwnas.engines.network``: the folded network
+of an engine's converted whole network (``hwnas.engines.quantize``: the folded network
 exported and converted the way ``build_engine`` does). Compared: every node's op type and
 attributes, and the dtype and shape of every initializer a node reads.
 
@@ -95,14 +95,16 @@ def _signature(model) -> tuple[list, list]:
 
 def _engine_files(space, arch, folder: Path) -> tuple[Path, Path, Path]:
     """The fp32, fp16 and int8 files ``build_engine`` writes for ``arch`` (fresh weights)."""
-    from hwnas.engines import network as nw
+    from hwnas.engines import quantize as qz
+    from hwnas.engines.finetune import fold_bn
+    from hwnas.engines.model_file import export_fp32
     from hwnas.nn.subnet import build_subnet
 
     shape = (1, space.input[2], space.input[0], space.input[1])
-    fp32 = nw.export_fp32(nw.fold_bn(build_subnet(space, arch, 0)), shape, folder / "fp32.onnx")
-    calib = nw.calibration_images(None, shape, 8, 0)
-    return (fp32, nw.export_fp16(fp32, folder / "fp16.onnx"),
-            nw.ptq_onnx(fp32, folder / "int8.onnx", calib))
+    fp32 = export_fp32(fold_bn(build_subnet(space, arch, 0)), shape, folder / "fp32.onnx")
+    calib = qz.calibration_images(None, shape, 8, 0)
+    return (fp32, qz.export_fp16(fp32, folder / "fp16.onnx"),
+            qz.ptq_onnx(fp32, folder / "int8.onnx", calib))
 
 
 def _compare(space, tmp_path: Path) -> set:
@@ -158,7 +160,7 @@ def test_proxyless_blocks_in_tables_are_the_engines_blocks(tmp_path):
 def test_both_sides_call_the_one_recipe(monkeypatch, tmp_path):
     """The profilers' and the engines' conversions go through ``hwnas_profilers.convert``
     (replaced here by a recorder, so a second private copy of the recipe would fail it)."""
-    from hwnas.engines import network as nw
+    from hwnas.engines import quantize as qz
     from hwnas_profilers import backends, convert
 
     calls = []
@@ -171,6 +173,6 @@ def test_both_sides_call_the_one_recipe(monkeypatch, tmp_path):
     src.write_bytes(b"not read by the recorder")
     backends.fp16_model(src)
     backends.qdq_model(src, (1, 3, 8, 8))
-    nw.export_fp16(src, tmp_path / "h.onnx")
-    nw.ptq_onnx(src, tmp_path / "q.onnx", nw.calibration_images(None, (1, 3, 8, 8), 2, 0))
+    qz.export_fp16(src, tmp_path / "h.onnx")
+    qz.ptq_onnx(src, tmp_path / "q.onnx", qz.calibration_images(None, (1, 3, 8, 8), 2, 0))
     assert [c[0] for c in calls] == ["fp16", "int8", "fp16", "int8"]

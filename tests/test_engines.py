@@ -340,3 +340,12 @@ def test_openvino_engine_says_how_it_runs_as_measured(run_cli, ckpt, tmp_path):
     assert d["runs_as_measured"] == ("float32" in prec)
     if not d["runs_as_measured"]:  # e.g. bf16: said in the manifest and by export
         assert "not as measured" in d["note"] and d["max_abs_diff_vs_measured_load"] > 1e-4
+
+
+def test_the_old_network_module_still_imports_the_split_steps():
+    from hwnas.engines import finetune, model_file, network, quantize
+
+    for name in network.__all__:
+        home = next(m for m in (finetune, model_file, quantize) if hasattr(m, name))
+        assert getattr(network, name) is getattr(home, name), name
+    assert {"standalone", "fold_bn", "export_fp32", "ptq_onnx", "qat"} <= set(network.__all__)

@@ -69,7 +69,7 @@ class EngineRequest:
 
     def steps(self, data: Any) -> tuple[int, int]:
         """(fine-tuning steps, QAT steps) for ``data``: explicit steps, else epochs."""
-        from .network import steps_per_epoch
+        from .finetune import steps_per_epoch
 
         spe = steps_per_epoch(data) if data is not None else 0
         ft = self.finetune_steps or int(round(self.finetune_epochs * spe))
@@ -188,7 +188,7 @@ def build_engine(space: Any, arch: Any, supernet: Any, data: Any | None, req: En
                  say: Say = lambda s: None, extra: Mapping[str, Any] | None = None
                  ) -> dict[str, Any]:
     """Build, verify and measure one engine into ``out``; returns its manifest."""
-    from . import network as nw
+    from . import quantize as qz
 
     out = Path(out).absolute()
     if out.exists() and not force:
@@ -200,14 +200,14 @@ def build_engine(space: Any, arch: Any, supernet: Any, data: Any | None, req: En
         raise UserError("quantization-aware fine-tuning (qat) needs data to train on")
     arch.validate(space)
     input_shape = (1, space.input[2], space.input[0], space.input[1])
-    calib = nw.calibration_images(data, input_shape, req.calibration_images, req.seed)
+    calib = qz.calibration_images(data, input_shape, req.calibration_images, req.seed)
     emitter = req.emitter()  # missing runtime / unsupported precision: before any work
     if req.qat and not emitter.offers_qat:
         raise UserError(f"{emitter.name} int8 engines are post-training quantized by the "
                         "runtime's own converter; quantization-aware fine-tuning is not "
                         "offered for it")
     if req.qat or req.ptq == "nncf":
-        nw.quiet_nncf()
+        qz.quiet_nncf()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
@@ -278,9 +278,11 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
            calib: np.ndarray, input_shape, table, say: Say, extra: dict) -> EngineManifest:
     import torch
 
-    from . import network as nw
+    from . import finetune as ft
+    from . import model_file as mf
+    from . import quantize as qz
 
-    net = nw.standalone(supernet, arch, data, req.seed)
+    net = ft.standalone(supernet, arch, data, req.seed)
     acc: dict[str, Any] = {}
     ft_steps, qat_steps = req.steps(data)
     if data is not None:
@@ -289,18 +291,18 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
         acc["val_inherited"] = accuracy(net, data.val_x, data.val_y)
         if ft_steps:
             say(f"fine-tuning {arch.notation()} for {ft_steps} steps")
-        nw.finetune(net, data, ft_steps, req.seed)
+        ft.finetune(net, data, ft_steps, req.seed)
         acc["val_fp32_torch"] = accuracy(net, data.val_x, data.val_y)
-    folded = nw.fold_bn(net)
+    folded = ft.fold_bn(net)
     src = stage / "source"
     src.mkdir()
-    fp32 = nw.export_fp32(folded, input_shape, src / "model_fp32.onnx")
+    fp32 = mf.export_fp32(folded, input_shape, src / "model_fp32.onnx")
     quant: dict[str, Any] | None = None
     reference = None
     if req.precision == "fp32":
         onnx_path = fp32
     elif req.precision == "fp16":
-        onnx_path = nw.export_fp16(fp32, src / "model_fp16.onnx")
+        onnx_path = qz.export_fp16(fp32, src / "model_fp16.onnx")
     elif req.qat and emitter.quantizes_module:
         # the runtime's own QAT flow from the module (ExecuTorch: PT2E prepare_qat_pt2e);
         # its converted network is what the engine lowers and what parity compares with
@@ -312,17 +314,17 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
     elif req.qat:
         steps = qat_steps
         native = req.qat_export == "nncf"
-        adapted, fq, stripped = nw.qat(folded, data, steps, req.seed, calib, say, native)
+        adapted, fq, stripped = qz.qat(folded, data, steps, req.seed, calib, say, native)
         acc["val_int8_torch_fakequant"] = _torch_acc(fq, data)
         acc["val_fp32_torch_qat_weights"] = _torch_acc(adapted, data)
         folded = adapted
         reference = fq if native else adapted  # the network the int8 file was written from
-        qat32 = nw.export_fp32(adapted, input_shape, src / "model_fp32_qat.onnx")
+        qat32 = mf.export_fp32(adapted, input_shape, src / "model_fp32_qat.onnx")
         if native:
-            onnx_path = nw.export_fp32(stripped, input_shape, src / "model_int8_qdq.onnx")
+            onnx_path = mf.export_fp32(stripped, input_shape, src / "model_int8_qdq.onnx")
             how = "Q/DQ of NNCF's own trained quantizers (nncf.strip NATIVE)"
         else:
-            onnx_path = nw.ptq_onnx(qat32, src / "model_int8_qdq.onnx", calib, req.ptq)
+            onnx_path = qz.ptq_onnx(qat32, src / "model_int8_qdq.onnx", calib, req.ptq)
             how = f"QAT-adapted weights re-quantized by {req.ptq} on the same images"
         quant = {"method": f"quantization-aware fine-tuning (NNCF fake quantizers); {how}",
                  "steps": steps, "weights": "int8 symmetric per-channel",
@@ -333,15 +335,15 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
             onnx_path = fp32  # the emitter quantizes (the IR, or the module) itself
         else:
             say(f"post-training quantization ({req.ptq}) on {len(calib)} images")
-            onnx_path = nw.ptq_onnx(fp32, src / "model_int8_qdq.onnx", calib, req.ptq)
+            onnx_path = qz.ptq_onnx(fp32, src / "model_int8_qdq.onnx", calib, req.ptq)
         quant = {"method": f"post-training quantization ({req.ptq})",
                  "weights": "int8 symmetric per-channel", "activations": "int8",
                  "bn": "folded", "calibration_images": int(len(calib)),
                  "calibration_data": "training split" if data is not None else "random inputs"}
     # preprocessing, labels and architecture travel inside every ONNX file (and the IR)
-    meta = nw.model_metadata(space, arch, data)
+    meta = mf.model_metadata(space, arch, data)
     for f in sorted(src.glob("*.onnx")):
-        nw.stamp_onnx(f, meta)
+        mf.stamp_onnx(f, meta)
     files = ModelFiles(req.precision, fp32, onnx_path, folded, input_shape, calib, meta)
     say(f"emitting the {emitter.name} {req.precision} engine")
     info = emitter.emit(files, stage)
@@ -351,7 +353,7 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
     pre_engine = info.pop("preprocessing", None) or {}
     engine = stage / info["file"]
     if engine.suffix == ".onnx":  # ONNX Runtime's save keeps them; another emitter's may not
-        nw.stamp_onnx(engine, meta)
+        mf.stamp_onnx(engine, meta)
 
     # parity: the engine file loaded by its runtime against the fp32 PyTorch network
     if data is not None:

@@ -128,7 +128,7 @@ class OpenVinoEmitter(Emitter):
             import nncf
         except ImportError as exc:
             raise self.missing("nncf", exc) from None
-        from .network import nncf_output
+        from .quantize import nncf_output
 
         ds = nncf.Dataset([np.ascontiguousarray(x[None], np.float32) for x in calib])
         with nncf_output():
