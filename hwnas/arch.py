@@ -36,11 +36,13 @@ class Architecture:
 
     @classmethod
     def of(cls, space: SearchSpace, choices: Sequence[str]) -> "Architecture":
+        """An architecture of ``space`` with these choices, validated."""
         arch = cls(space.id, tuple(str(c) for c in choices), space.name)
         arch.validate(space)
         return arch
 
     def with_figures(self, **figures: Any) -> "Architecture":
+        """The same choices with latency, score, MACs or params attached."""
         known = {"latency_ms", "score", "macs", "params"}
         bad = set(figures) - known
         if bad:
@@ -49,6 +51,7 @@ class Architecture:
 
     # ------------------------------------------------------------ validation
     def validate(self, space: SearchSpace) -> None:
+        """Raise ``ArchitectureError`` unless the choices fit ``space`` layer by layer."""
         if self.space_id != space.id:
             raise ArchitectureError(
                 f"architecture is for space id {self.space_id} ({self.space_name or 'unnamed'}), "
@@ -77,10 +80,12 @@ class Architecture:
         return sum(b.params() for b in self.blocks(space))
 
     def notation(self) -> str:
+        """The inline form ``SPACE:c1,c2,...``."""
         return f"{self.space_name or self.space_id}:{','.join(self.choices)}"
 
     # -------------------------------------------------------------- encoding
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form (space id and name, choices, figures)."""
         d: dict[str, Any] = {"schema": ARCH_SCHEMA, "kind": ARCH_KIND,
                              "space": self.space_name, "space_id": self.space_id,
                              "choices": list(self.choices)}
@@ -94,6 +99,7 @@ class Architecture:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "architecture") -> "Architecture":
+        """Read the JSON form, checked (bounded, typed)."""
         check_header(d, ARCH_KIND, ARCH_SCHEMA, source, "architecture", ArchitectureError)
         choices = d.get("choices")
         if (not isinstance(choices, list) or len(choices) > 1024
@@ -198,4 +204,5 @@ def load_architecture(ref: "str | Path", space: "str | SearchSpace | None" = Non
 
 
 def sample_architecture(space: SearchSpace, seed: int | None = None) -> Architecture:
+    """A random architecture of ``space`` (reproducible with ``seed``)."""
     return Architecture.of(space, space.sample(seed))

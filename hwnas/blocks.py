@@ -96,12 +96,14 @@ class Block:
     # ----------------------------------------------------------------- shapes
     @property
     def out_hw(self) -> tuple[int, int]:
+        """Output height and width."""
         if self.op == "head":
             return (1, 1)
         return (math.ceil(self.h / self.stride), math.ceil(self.w / self.stride))
 
     @property
     def in_shape(self) -> tuple[int, int, int]:
+        """Input (height, width, channels)."""
         return (self.h, self.w, self.cin)
 
     @property
@@ -113,6 +115,7 @@ class Block:
 
     @property
     def mid(self) -> int:
+        """Channels of the expanded middle (input channels times the expansion)."""
         return self.cin * self.expand
 
     # -------------------------------------------------------------- encoding
@@ -127,6 +130,7 @@ class Block:
 
     @classmethod
     def from_key(cls, key: str) -> "Block":
+        """The block a canonical key names (the inverse of ``key()``)."""
         if not isinstance(key, str) or len(key) > 300:
             raise UserError(f"a block key must be a short string, got {echo(key)}")
         parts = key.strip().split("_")

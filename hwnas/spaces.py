@@ -48,6 +48,7 @@ class Layer:
 
     @property
     def in_shape(self) -> tuple[int, int, int]:
+        """Input (height, width, channels)."""
         return self.candidates[0].in_shape
 
     @property
@@ -97,6 +98,7 @@ class SearchSpace:
         return [seen[k] for k in sorted(seen)]
 
     def size(self) -> int:
+        """The number of architectures: the product of the layers' choice counts."""
         n = 1
         for layer in self.layers:
             n *= len(layer.candidates)
@@ -335,6 +337,7 @@ BUILTIN_SPECS: dict[str, dict[str, Any]] = {
 
 
 def builtin_spaces() -> list[str]:
+    """Names of the spaces shipped with hwnas."""
     return sorted(BUILTIN_SPECS)
 
 

@@ -110,10 +110,12 @@ class Emitter(abc.ABC):
 
     # -------------------------------------------------------------- helpers
     def missing(self, module: str, exc: BaseException) -> MissingDependency:
+        """The one-line error for a runtime module that is not installed, naming the extra."""
         return MissingDependency(f"engine {self.name!r} needs {module}, which is not installed "
                                  f"({exc.__class__.__name__}: {exc}); install it with: "
                                  f"pip install 'hwnas[{self.extra}]'")
 
     def failed(self, what: str, exc: BaseException) -> EngineError:
+        """The one-line error for a runtime step that failed, with the runtime's reason."""
         first = (" ".join(str(exc).split()) or exc.__class__.__name__)[:300]
         return EngineError(f"{self.name} could not {what}: {exc.__class__.__name__}: {first}")

@@ -21,10 +21,12 @@ def load_registry() -> dict[str, metadata.EntryPoint]:
 
 
 def available_emitters() -> list[str]:
+    """Names of the registered engine backends (entry-point group ``hwnas.emitters``)."""
     return list(load_registry())
 
 
 def emitter_class(name: str) -> type[Emitter]:
+    """The emitter class registered as ``name`` (one line when unknown or not importable)."""
     from hwnas_profilers.registry import load_class
 
     return load_class(name, Emitter, load_registry(), "engine backend", EngineError)

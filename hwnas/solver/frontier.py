@@ -70,16 +70,19 @@ class Frontier:
 
     @property
     def latency_ms(self) -> np.ndarray:
+        """Each frontier point's predicted latency, ascending."""
         return self.problem.latency.value(self.pareto.latency, self.problem.const_ms)
 
     @property
     def objective(self) -> np.ndarray:
+        """Each frontier point's objective (summed score, or negated loss)."""
         return self.problem.objective_q.value(self.pareto.score)
 
     def __len__(self) -> int:
         return len(self.pareto)
 
     def fastest_ms(self) -> float:
+        """The fastest point's latency (raises when the frontier is empty)."""
         if not len(self):
             raise SolverError(self._infeasible("the limits"))
         return float(self.latency_ms[0])
@@ -148,6 +151,7 @@ class Frontier:
         return self.problem.architectures(self.pareto.choices[idx])
 
     def points(self) -> list[FrontierPoint]:
+        """Every frontier point with its latency, objective and architecture."""
         archs = self.architectures()
         return [FrontierPoint(float(l), float(s), a)
                 for l, s, a in zip(self.latency_ms, self.objective, archs)]
@@ -170,6 +174,7 @@ class Frontier:
 
     def save(self, path: "str | Path",
              annotate: Callable[[FrontierPoint], Mapping[str, Any]] | None = None) -> Path:
+        """Write the JSON form atomically; returns the path."""
         return write_json_atomic(path, self.to_dict(annotate))
 
 

@@ -65,6 +65,7 @@ class Limits:
         return cls(**values)
 
     def active(self) -> dict[str, float]:
+        """The limits that are set, by name."""
         return {n: v for n in LIMITS if (v := getattr(self, n)) is not None}
 
 
@@ -83,6 +84,7 @@ class Quantised:
 
     @classmethod
     def of(cls, arrays: list[np.ndarray]) -> "Quantised":
+        """Integer units of a list of per-layer arrays, on one common quantum."""
         finite = [np.abs(a[np.isfinite(a)]) for a in arrays]
         top = max((float(f.max()) for f in finite if f.size), default=0.0)
         quantum = 2.0 ** (math.frexp(top)[1] - _BITS) if top > 0 else 1.0
@@ -93,6 +95,7 @@ class Quantised:
         return start + self.quantum * units
 
     def total(self, idx: np.ndarray, start: float = 0.0) -> np.ndarray:
+        """Real totals of the chosen indices, from ``start``."""
         acc = np.zeros(idx.shape[0])
         for l, arr in enumerate(self.units):
             acc = acc + arr[idx[:, l]]
@@ -124,6 +127,7 @@ class Problem:
 
     @property
     def n_layers(self) -> int:
+        """The number of searchable layers."""
         return len(self.latency.units)
 
     @property

@@ -57,6 +57,7 @@ class AccuracyTable:
     @classmethod
     def from_rows(cls, space: SearchSpace, rows: Sequence[Mapping[str, float]],
                   provenance: Mapping[str, Any] | None = None) -> "AccuracyTable":
+        """A table from one mapping per layer, choice to score."""
         if len(rows) != len(space.layers):
             raise TableError(f"accuracy table has {len(rows)} layers, space {space.name} has "
                              f"{len(space.layers)}")
@@ -76,6 +77,7 @@ class AccuracyTable:
 
     # ------------------------------------------------------------- lookups
     def score(self, layer: int, choice: str) -> float:
+        """The score of ``choice`` at ``layer``."""
         return dict(self.scores[layer])[choice]
 
     def matrix(self) -> list[np.ndarray]:
@@ -92,10 +94,12 @@ class AccuracyTable:
         return out
 
     def total(self, choices: Sequence[str]) -> float:
+        """The summed score of one choice per layer."""
         return float(sum(self.score(i, c) for i, c in enumerate(choices)))
 
     # ------------------------------------------------------------ encoding
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form (header, space, provenance, scores)."""
         return {
             "schema": ACCURACY_SCHEMA, "kind": KIND, "space": self.space.name,
             "space_id": self.space.id, "space_spec": self.space.to_dict(),
@@ -106,6 +110,7 @@ class AccuracyTable:
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "accuracy table") -> "AccuracyTable":
+        """Read the JSON form, checked (bounded, typed, its space resolved)."""
         check_header(d, KIND, ACCURACY_SCHEMA, source, "accuracy table")
         if d.get("space_spec") is not None and not isinstance(d["space_spec"], Mapping):
             raise TableError(f"{source}: 'space_spec' must be a mapping (a space), got "
@@ -129,6 +134,7 @@ class AccuracyTable:
             raise TableError(f"{source}: {exc}") from None
 
     def to_csv(self) -> str:
+        """The scores as CSV rows ``layer,choice,score``."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["layer", "choice", "score"])
@@ -140,6 +146,7 @@ class AccuracyTable:
     @classmethod
     def from_csv(cls, text: str, space: SearchSpace, source: str = "accuracy CSV"
                  ) -> "AccuracyTable":
+        """Read CSV rows ``layer,choice,score`` of ``space`` (every candidate once)."""
         try:
             return cls._from_csv(text, space, source)
         except csv.Error as exc:  # e.g. a field over the csv module's size limit
@@ -175,6 +182,7 @@ class AccuracyTable:
         return cls.from_rows(space, rows, {"source": source, "format": "csv"})
 
     def save(self, path: "str | Path") -> Path:
+        """Write the JSON form atomically; returns the path."""
         path = Path(path)
         if path.suffix.lower() == ".csv":
             return write_text_atomic(path, self.to_csv())

@@ -52,6 +52,7 @@ class LatencyStat:
 
     @property
     def ok(self) -> bool:
+        """Whether the block was measured (not failed)."""
         return self.status == "ok" and self.median_ms is not None
 
     def value(self, field: str) -> float | None:
@@ -62,6 +63,7 @@ class LatencyStat:
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
         if not self.ok:
             return {"status": "failed", "reason": self.reason}
         d: dict[str, Any] = {"median_ms": self.median_ms, "spread_ms": self.spread_ms,
@@ -71,6 +73,7 @@ class LatencyStat:
 
     @classmethod
     def from_dict(cls, key: str, d: Any) -> "LatencyStat":
+        """Read the JSON form, checked (bounded, typed)."""
         if not isinstance(d, Mapping):
             raise TableError(f"device table entry {key}: expected a mapping")
         status = d.get("status", "ok")
@@ -99,11 +102,13 @@ class Calibration:
     report: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
         return {"scale": self.scale, "offset_ms": self.offset_ms, "fitted_on": self.fitted_on,
                 **dict(self.report)}
 
     @classmethod
     def from_dict(cls, d: Any) -> "Calibration":
+        """Read the JSON form, checked (bounded, typed)."""
         if d is None:
             return cls()
         if not isinstance(d, Mapping):
@@ -160,6 +165,7 @@ class DeviceTable:
 
     @property
     def figure_field(self) -> str:
+        """The entry field of :attr:`figure` (``floor_ms``, ``median_ms``, ...)."""
         from hwnas_profilers.protocol import FIGURES
 
         return FIGURES[self.figure]
@@ -180,6 +186,7 @@ class DeviceTable:
                 f"hwnas tables recalibrate {name} --out NEW.json (seconds), or re-profile")
 
     def describe_source(self) -> str:
+        """Backend, precision and device in a few words, for messages."""
         m = self.meta
         return (f"{m.get('backend', '?')} {m.get('precision', '?')} on "
                 f"{(m.get('device') or {}).get('name', '?') if isinstance(m.get('device'), Mapping) else m.get('device', '?')}")
@@ -316,6 +323,7 @@ class DeviceTable:
         return replace(self, meta=meta, overhead_ms=line[2], calibration=cal)
 
     def upper_additive(self, keys: list[str]) -> float | None:
+        """The p90 additive figure of these blocks (None without p90 figures)."""
         line = self.upper_line()
         vals = [self.entries[k].value("p90_ms") if k in self.entries else None for k in keys]
         if line is None or any(v is None for v in vals):
@@ -348,6 +356,7 @@ class DeviceTable:
 
     # ------------------------------------------------------------ encoding
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
         return {
             "schema": DEVICE_SCHEMA, "kind": KIND, "space": self.space, "space_id": self.space_id,
             "meta": dict(self.meta), "overhead_ms": self.overhead_ms,
@@ -357,6 +366,7 @@ class DeviceTable:
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "device table") -> "DeviceTable":
+        """Read the JSON form, checked (bounded, typed)."""
         check_header(d, KIND, DEVICE_SCHEMA, source, "device table")
         raw = d.get("entries")
         if not isinstance(raw, Mapping):
@@ -399,9 +409,11 @@ class DeviceTable:
         return t
 
     def save(self, path: "str | Path") -> Path:
+        """Write the JSON form atomically; returns the path."""
         return write_json_atomic(path, self.to_dict())
 
     def with_entries(self, updates: Mapping[str, LatencyStat]) -> "DeviceTable":
+        """The same table with these entries added or replaced."""
         merged = dict(self.entries)
         merged.update(updates)
         return replace(self, entries=merged)
