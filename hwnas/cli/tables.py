@@ -85,8 +85,13 @@ def cmd_show(args) -> int:
                                               "overhead_ms": d["overhead_ms"],
                                               "calibration": d["calibration"]})
         fld = t.figure_field
-        console().print(f"predicts the {t.figure} ({fld}); upper line: "
-                        f"{'p90' if t.upper_line() else 'none'}")
+        console().print(f"predicts the {t.figure} ({fld}); also: "
+                        f"{', '.join(s for s in t.statistics() if s != t.figure) or 'none'}")
+        table("calibration lines: held-out (leave-one-out) error on the calibration networks",
+              ["statistic", "networks", "within 5%", "within 10%", "median |err| %"],
+              [[s, r.get("fitted_on", "-"), _pct(r.get("loo_within_5pct")),
+                _pct(r.get("loo_within_10pct")), _num(r.get("loo_median_abs_err_pct"))]
+               for s, r in _line_reports(t)])
         table("entries", ["block", f"{t.figure} ms", "median ms", "p90 ms", "IQR ms", "n",
                           "status"],
               [[k, f"{v[fld]:.4f}" if fld in v else "-",
@@ -110,6 +115,23 @@ def cmd_import(args) -> int:
          lambda d: console().print(f"imported {d['entries']} blocks into {d['table']}"
                                    + (f" (serves space {d['space']})" if d["space"] else "")))
     return 0
+
+
+def _pct(v) -> str:
+    return "-" if not isinstance(v, (int, float)) else f"{100 * v:.0f}%"
+
+
+def _num(v) -> str:
+    return "-" if not isinstance(v, (int, float)) else f"{v:.2f}"
+
+
+def _line_reports(t) -> list[tuple[str, dict]]:
+    """Each statistic the table predicts, with its line's report (fit and held-out error)."""
+    rep = dict(t.calibration.report)
+    lines = rep.get("lines") if isinstance(rep.get("lines"), dict) else {}
+    own = {**rep, "fitted_on": t.calibration.fitted_on}
+    return [(s, own if s == t.figure else dict(lines.get(s) or rep.get("upper") or {}))
+            for s in t.statistics()]
 
 
 def cmd_predict(args) -> int:
