@@ -342,3 +342,32 @@ def test_run_statistic_is_the_tables_line_and_a_folder_keeps_one(tmp_path):
     with pytest.raises(UserError, match="in the floor; this one asks for the median"):
         _in_statistic(RunConfig(statistic="median"), dev, run)
     assert _in_statistic(RunConfig(statistic="floor"), dev, run) is dev
+
+
+def test_an_int8_run_prints_each_engine_beside_fp32(tmp_path, capsys):
+    """An int8 run's engines get the fp32 prediction of the same network beside theirs (the
+    shipped fp32 table when the folder has none), said plainly when int8 is slower."""
+    import warnings
+
+    from hwnas.arch import Architecture
+    from hwnas.cli.run import _beside_fp32
+    from hwnas.errors import HwnasWarning
+    from hwnas.run.results import RunResult, RunSummary
+    from hwnas.tables.device import load_device_table
+
+    choices = ["k3e6", "skip", "k3e3", "k7e6", "k5e3", "skip"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HwnasWarning)
+        int8 = load_device_table("tiny-32_onnxruntime_cpu_int8")
+        fp32 = load_device_table("tiny-32_onnxruntime_cpu_fp32")
+    arch = Architecture.load("tiny-32:" + ",".join(choices))
+    row = RunResult(budget_ms=1.0, choices=choices, predicted_ms=int8.predict(arch).latency_ms)
+    s = RunSummary(space="tiny-32", space_id=arch.space_id, data="digits",
+                   backend="onnxruntime", precision="int8", results=[row], statistic="floor")
+    _beside_fp32(s, str(tmp_path))
+    out = capsys.readouterr().out
+    want = fp32.predict(arch).latency_ms
+    assert "the shipped table" in out and f"vs fp32 {want:.3f} ms" in out
+    assert ("SLOWER" in out) == (row.predicted_ms > 1.02 * want)
+    _beside_fp32(RunSummary(**{**s.__dict__, "precision": "fp32"}), str(tmp_path))
+    assert capsys.readouterr().out == ""  # an fp32 run has nothing to compare with

@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = run_pipeline(cfg, args.out, say, update)
     else:
         summary = run_pipeline(cfg, args.out, say, _LogProgress())
-    emit(args, summary.to_json(), lambda d: _human(summary))
+    emit(args, summary.to_json(), lambda d: (_human(summary), _beside_fp32(summary, args.out)))
     return _checks(summary.results)
 
 
@@ -188,6 +188,40 @@ def _human(s: RunSummary) -> None:
                 "engines were measured: part of each error is the host's phase, not the table")
     if s.report:
         c.print(f"report: {s.report}")
+
+
+def _beside_fp32(s: RunSummary, out: str) -> None:
+    """For an int8 or fp16 run, each engine's prediction beside the fp32 one of the same
+    network: from this folder's fp32 device table when an fp32 run left one, else the
+    shipped fp32 table of the runtime (another machine's; the ratio still tells)."""
+    import warnings
+
+    from ..arch import Architecture
+    from ..errors import HwnasWarning, UserError
+    from ..run.folder import RunFolder
+    from ..tables.device import load_device_table, shipped_table_path
+    from ._figures import precision_line
+
+    if s.precision == "fp32" or not s.results:
+        return
+    own = RunFolder.for_backend(out, s.backend, "fp32").device_table
+    shipped = f"{s.space}_{RunFolder.for_backend(out, s.backend, 'fp32').profiler}_cpu_fp32"
+    ref = own if own.is_file() else shipped if shipped_table_path(shipped) else None
+    if ref is None:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HwnasWarning)
+            fp32 = load_device_table(ref).for_statistic(s.statistic)
+        c = console()
+        c.print(f"  beside fp32 ({'this folder' if ref == own else 'the shipped table'} {ref}):")
+        for r in s.results:
+            arch = Architecture.load(f"{s.space}:{','.join(r.choices)}")
+            c.print(f"  {r.budget_ms:g} ms:" + precision_line(
+                s.precision, r.predicted_ms or 0.0, fp32.predict(arch).latency_ms,
+                fp32.figure))
+    except UserError:
+        return  # no comparable fp32 figure (another space or statistic): nothing to say
 
 
 def _checks(rows: Sequence[RunResult]) -> int:
