@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._output import add_json_flag, console, emit
+from ._output import add_json_flag, console, emit, warn
 from ._request_flags import add_old_quantization_alias, add_quantization_flags
 
 
@@ -66,6 +66,9 @@ def cmd_export(args) -> int:
     say = (lambda s: None) if args.json else (lambda s: c.print(f"[bold cyan]hwnas export[/]: {s}"))
     m = export_engine(args.arch, args.supernet, req, args.out, args.data, args.table,
                       args.force, say)
+    from ..engines.registry import emitter_class
+
+    warn(emitter_class(args.backend).untested or None)  # built, but never run on hardware
     emit(args, m, _human)
     return check_status(m["parity"])
 

@@ -64,6 +64,8 @@ class Emitter(abc.ABC):
     # ``emit`` then returns its recipe as ``quantization``
     quantizes_module: ClassVar[bool] = False
     offers_qat: ClassVar[bool] = True  # quantization-aware fine-tuning for its int8
+    # non-empty for a runtime whose path has never run on its hardware: export says so
+    untested: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

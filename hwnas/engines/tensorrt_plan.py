@@ -26,6 +26,8 @@ class TensorRTEmitter(Emitter):
     suffix = ".plan"
     profiler = "tensorrt"
     precisions = {"cuda": ("fp32", "fp16", "int8")}
+    untested = ("the TensorRT path is untested on hardware: it has never run on an NVIDIA "
+                "GPU, so treat its engines and figures as unverified")
 
     def check(self) -> None:
         from hwnas_profilers import ProfilerError, Settings
