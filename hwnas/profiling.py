@@ -189,16 +189,39 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
     where, on which nets, the old calibration's error on them) and its fingerprint becomes
     this machine's, the one it now predicts.
     """
-    import datetime as _dt
     import time
 
     from .arch import sample_architecture
-    from .spaces import find_space_by_id
-    from .tables.device import Calibration, load_device_table
 
     t_start = time.perf_counter()
+    table, sp = _recalibration_subject(table_path, nets, space)
+    backend = str(table.meta.get("backend", ""))
+    with profiler_errors():
+        from hwnas_profilers import get_profiler
+        from hwnas_profilers.protocol import Stats
+
+        settings = _table_settings(table_path, table.meta)
+        check_work(sp, settings.batch, nets, "--nets")
+        archs = [sample_architecture(sp, seed=1_000_003 * seed + i) for i in range(nets)]
+        prof = get_profiler(backend, settings)  # a missing runtime fails here, naming the extra
+        res = _measure_networks(prof, table, sp, archs, seed, quick, progress)
+    bad = {k: v for k, v in res.items() if not isinstance(v, Stats)}
+    if bad:
+        k, why = next(iter(bad.items()))
+        raise UserError(f"{backend} could not run {k} of the recalibration: {why}")
+    new, record = _refitted(table, sp, archs, res, settings.device, seed, t_start)
+    new.save(out)
+    return {"table": str(out), **record}
+
+
+def _recalibration_subject(table_path: "str | Path", nets: int, space: SearchSpace | None
+                           ) -> tuple[Any, SearchSpace]:
+    """The table and its space, when the table can be recalibrated with ``nets`` networks."""
+    from .spaces import find_space_by_id
+    from .tables.device import load_device_table
+
     table = load_device_table(table_path)
-    meta = dict(table.meta)
+    meta = table.meta
     if nets < 2:
         raise UserError("--nets must be at least 2 (one scale from one network has no check)")
     if nets > MAX_NETS:
@@ -215,70 +238,90 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
                         "which is not built in; pass --space FILE")
     if table.space_id and sp.id != table.space_id:
         raise UserError(f"space {sp.name} ({sp.id}) is not the table's ({table.space_id})")
-    backend = str(meta.get("backend", ""))
+    return table, sp
+
+
+def _table_settings(table_path: "str | Path", meta: Mapping[str, Any]) -> Any:
+    """The profiler settings a table was measured with (device, precision, threads, batch,
+    mode), to measure its networks the same way."""
+    from hwnas_profilers import Settings
+
     dev = meta.get("device") if isinstance(meta.get("device"), dict) else {}
-    with profiler_errors():
-        from hwnas_profilers import Protocol, Settings, get_profiler
-        from hwnas_profilers.calibration import errors, fit_calibration, report
-        from hwnas_profilers.fingerprint import device_fingerprint
-        from hwnas_profilers.protocol import Stats
-        from hwnas_profilers.bundle_run import measure_with_reference
+    try:
+        return Settings(device=str(dev.get("target", "cpu")),
+                        precision=str(meta.get("precision", "fp32")),
+                        threads=int(meta.get("threads", 1)),
+                        batch=int(meta.get("batch", 1)),
+                        # the backend itself refuses a mode it does not have
+                        mode=str(meta.get("mode") or ""))
+    except (TypeError, ValueError):
+        raise UserError(f"{table_path}: its settings (threads/batch) are not numbers") from None
 
-        try:
-            settings = Settings(device=str(dev.get("target", "cpu")),
-                                precision=str(meta.get("precision", "fp32")),
-                                threads=int(meta.get("threads", 1)),
-                                batch=int(meta.get("batch", 1)),
-                                # the backend itself refuses a mode it does not have
-                                mode=str(meta.get("mode") or ""))
-        except (TypeError, ValueError):
-            raise UserError(f"{table_path}: its settings (threads/batch) are not numbers") from None
-        check_work(sp, settings.batch, nets, "--nets")
-        prof = get_profiler(backend, settings)  # a missing runtime fails here, naming the extra
-        runners: dict[str, Any] = {}
-        try:
-            require("torch", "torch")
-            archs = [sample_architecture(sp, seed=1_000_003 * seed + i) for i in range(nets)]
-            ndir = cache_dir() / "recalibrate" / f"{sp.name}-{sp.id}-s{seed}-b{settings.batch}"
-            from .nn.export import export_architecture
 
-            shape = (settings.batch, sp.input[2], sp.input[0], sp.input[1])
-            tick = progress or (lambda stage, done, total: None)
-            for i, a in enumerate(archs):
-                f = ndir / f"net{i:03d}.onnx"
-                if not f.is_file():
-                    export_architecture(sp, a, f, batch=settings.batch)
-                runners[f"net{i:03d}"] = prof.load(f, shape)
-                tick(f"exporting {nets} networks of {sp.name}", i + 1, nets)
-            from dataclasses import replace
+def _measure_networks(prof: Any, table: Any, sp: SearchSpace, archs: list, seed: int,
+                      quick: bool, progress: "Progress | None") -> dict[str, Any]:
+    """``archs`` exported (cached) and timed end to end, interleaved, by ``prof`` in the
+    table's statistic; closes ``prof``."""
+    from dataclasses import replace
 
-            protocol = replace(Protocol.quick() if quick else Protocol(), figure=table.figure)
-            stage = f"measuring {nets} networks end to end ({backend} {settings.precision}, " \
-                f"{table.figure})"
-            tick(stage, 0, 1)
-            res, _ = measure_with_reference(prof, runners, protocol)
-            tick(stage, 1, 1)
-        finally:
-            for r in runners.values():
-                r.close()
-            prof.close()
-    bad = {k: v for k, v in res.items() if not isinstance(v, Stats)}
-    if bad:
-        k, why = next(iter(bad.items()))
-        raise UserError(f"{backend} could not run {k} of the recalibration: {why}")
-    names = [f"net{i:03d}" for i in range(nets)]
-    preds = [table.predict(sp, a) for a in archs]
-    additive = [p.additive_ms for p in preds]
-    measured = [res[n].figure(table.figure) for n in names]
+    from hwnas_profilers import Protocol
+    from hwnas_profilers.bundle_run import measure_with_reference
+
+    settings, nets, figure = prof.settings, len(archs), table.figure
+    runners: dict[str, Any] = {}
+    try:
+        require("torch", "torch")
+        ndir = cache_dir() / "recalibrate" / f"{sp.name}-{sp.id}-s{seed}-b{settings.batch}"
+        from .nn.export import export_architecture
+
+        shape = (settings.batch, sp.input[2], sp.input[0], sp.input[1])
+        tick = progress or (lambda stage, done, total: None)
+        for i, a in enumerate(archs):
+            f = ndir / f"net{i:03d}.onnx"
+            if not f.is_file():
+                export_architecture(sp, a, f, batch=settings.batch)
+            runners[f"net{i:03d}"] = prof.load(f, shape)
+            tick(f"exporting {nets} networks of {sp.name}", i + 1, nets)
+        protocol = replace(Protocol.quick() if quick else Protocol(), figure=figure)
+        stage = f"measuring {nets} networks end to end ({table.meta.get('backend', '')} " \
+            f"{settings.precision}, {figure})"
+        tick(stage, 0, 1)
+        res, _ = measure_with_reference(prof, runners, protocol)
+        tick(stage, 1, 1)
+        return res
+    finally:
+        for r in runners.values():
+            r.close()
+        prof.close()
+
+
+def _refitted(table: Any, sp: SearchSpace, archs: list, res: Mapping[str, Any], device: str,
+              seed: int, t_start: float) -> tuple[Any, dict[str, Any]]:
+    """The table with its calibration fitted anew on the measured networks, its fingerprint
+    this machine's, and the record of the recalibration it now carries."""
+    import datetime as _dt
+    import time
+    from dataclasses import replace
+
     import numpy as np
 
+    from hwnas_profilers.calibration import errors, fit_calibration, report
+    from hwnas_profilers.fingerprint import device_fingerprint
+
+    from .tables.device import Calibration
+
+    meta = dict(table.meta)
+    dev = meta.get("device") if isinstance(meta.get("device"), dict) else {}
+    names = [f"net{i:03d}" for i in range(len(archs))]
+    additive = [table.predict(sp, a).additive_ms for a in archs]
+    measured = [res[n].figure(table.figure) for n in names]
     old = table.calibration
     before = report(errors(old.scale, old.offset_ms, np.asarray(additive), np.asarray(measured)))
     cal = fit_calibration(additive, measured, names)
     cal.update(_statistic_lines(table, sp, archs, [res[n] for n in names]))
-    here = device_fingerprint(settings.device)
+    here = device_fingerprint(device)
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    record = {"date": now, "nets": nets, "seed": seed, "figure": table.figure,
+    record = {"date": now, "nets": len(archs), "seed": seed, "figure": table.figure,
               "device": here, "previous_device": dev,
               "previous_calibration": old.to_dict(), "previous_error_on_these_nets": before,
               "fit": {k: v for k, v in cal.items() if k != "networks"},
@@ -286,11 +329,7 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
     meta["recalibrations"] = list(meta.get("recalibrations") or []) + [record]
     meta.setdefault("profiled_on", dev)
     meta["device"] = here
-    from dataclasses import replace as _replace
-
-    new = _replace(table, meta=meta, calibration=Calibration.from_dict(cal))
-    new.save(out)
-    return {"table": str(out), **record}
+    return replace(table, meta=meta, calibration=Calibration.from_dict(cal)), record
 
 
 def _statistic_lines(table: Any, sp: Any, archs: list, stats: list) -> dict[str, Any]:

@@ -8,12 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 80
-# functions still over the limit, to be split (a split one must leave this list)
-KNOWN_LONG: set[str] = {
-    "hwnas/engines/build.py:_build",
-    "hwnas/profiling.py:recalibrate_table",
-    "hwnas/cli/search.py:cmd_search",
-}
+# functions still over the limit, to be split (a split one must leave this list); none are
+# left, so a new long function fails the first test
+KNOWN_LONG: set[str] = set()
 
 
 def long_functions(limit: int = LIMIT) -> dict[str, int]:

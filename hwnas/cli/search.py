@@ -91,14 +91,45 @@ def _out_path(out: str, target: float, many: bool, unit: str) -> Path:
 
 def cmd_search(args) -> int:
     from ..errors import UserError
-    from ..solver import evolutionary_search, frontier, random_search
-    from ..tables import load_accuracy_table, load_device_table
-    from ..spaces import find_space_by_id
 
     limits = _limits(args)
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
     check_out(args.frontier, args.force, "--frontier")
+    targets, cap, unit = _targets(args)
+    for t in targets if args.out else ():  # every file --out will write, before any work
+        check_out(str(_out_path(args.out, t, len(targets) > 1, unit)), args.force, "--out")
+    acc, dev, fp32 = _search_tables(args)
+    archs, front, cut = _solve(args, acc, dev, targets, cap, unit, limits)
+    key = "min_score" if unit == "score" else "budget_ms"
+    if all(isinstance(a, str) for a in archs):  # nothing to answer: bad input, exit 2
+        raise UserError(archs[0])
+    results = [_result(args, key, target, arch, unit, len(targets) > 1, acc, dev, fp32)
+               for target, arch in zip(targets, archs)]
+    doc = {"space": acc.space.name, "space_id": acc.space.id, "device": dev.describe_source(),
+           "objective": args.objective, "method": args.method, "limits": limits,
+           "results": results}
+    if args.frontier:
+        from ..solver import frontier
+
+        whole = front if args.method == "exact" and cut is None else \
+            frontier(acc, dev, objective=args.objective, **limits)
+        whole.save(args.frontier)
+        doc["frontier"] = {"file": str(args.frontier), "points": len(whole)}
+    emit(args, doc, lambda d: _human(d, key, dev))
+    missed = [r for r in results if r["choices"] is None]
+    if missed and args.strict:
+        sys.stderr.write(f"hwnas: error: {len(missed)} of {len(results)} targets have no answer "
+                         f"(--strict): {missed[0]['infeasible']}\n")
+        return 2
+    return 0
+
+
+def _targets(args) -> tuple[list[float], list[float], str]:
+    """(targets, latency cap, the targets' unit): budgets in ms, or minimum scores for
+    ``--objective latency`` (with at most one --budget-ms, a cap)."""
+    from ..errors import UserError
+
     if args.objective == "latency":
         targets = _numbers(args.min_score, "--min-score")
         if not targets:
@@ -108,16 +139,21 @@ def cmd_search(args) -> int:
             raise UserError("--objective latency takes one --budget-ms (a cap), not a list")
         if args.method != "exact":
             raise UserError(f"--method {args.method} supports the accuracy and loss objectives")
-    else:
-        targets = _numbers(args.budget_ms, "--budget-ms")
-        if not targets:
-            raise UserError(f"--objective {args.objective} needs --budget-ms")
-        if args.min_score is not None:
-            raise UserError("--min-score goes with --objective latency")
-        cap = []
-    unit = "score" if args.objective == "latency" else "ms"
-    for t in targets if args.out else ():  # every file --out will write, before any work
-        check_out(str(_out_path(args.out, t, len(targets) > 1, unit)), args.force, "--out")
+        return targets, cap, "score"
+    targets = _numbers(args.budget_ms, "--budget-ms")
+    if not targets:
+        raise UserError(f"--objective {args.objective} needs --budget-ms")
+    if args.min_score is not None:
+        raise UserError("--min-score goes with --objective latency")
+    return targets, [], "ms"
+
+
+def _search_tables(args):
+    """The accuracy table, the device table in the asked statistic, and its fp32 sibling
+    in the same statistic (None when there is none)."""
+    from ..errors import UserError
+    from ..spaces import find_space_by_id
+    from ..tables import load_accuracy_table, load_device_table
     from ..tables.device import fp32_sibling
 
     table_file = load_device_table(args.table)
@@ -133,7 +169,16 @@ def cmd_search(args) -> int:
         if space is None:
             raise UserError(f"{args.accuracy}: a CSV accuracy table needs its space (--space); "
                             f"the device table {args.table} names no built-in space")
-    acc = load_accuracy_table(args.accuracy, space)
+    return load_accuracy_table(args.accuracy, space), dev, fp32
+
+
+def _solve(args, acc, dev, targets: list[float], cap: list[float], unit: str,
+           limits: dict[str, float]):
+    """(an architecture or the reason there is none, per target; the frontier and the
+    budget it was cut at, for the exact method)."""
+    from ..solver import evolutionary_search, frontier, random_search
+
+    front, cut = None, None
     if args.method == "exact":
         # one budget (or a cap): cut the frontier there, which prunes; else one serves all
         cut = cap[0] if cap else targets[0] if len(targets) == 1 and unit == "ms" else None
@@ -145,59 +190,44 @@ def cmd_search(args) -> int:
         def pick(t):
             return searcher(acc, dev, t, objective=args.objective, seed=args.seed,
                             **limits).architecture
-    archs = _answers(pick, targets)
-    key = "min_score" if unit == "score" else "budget_ms"
-    if all(isinstance(a, str) for a in archs):  # nothing to answer: bad input, exit 2
-        raise UserError(archs[0])
-    results = []
-    for target, arch in zip(targets, archs):
-        if isinstance(arch, str):  # this target alone is infeasible: say why, answer the rest
-            results.append({key: target, "choices": None, "infeasible": arch})
-            continue
-        row = {key: target,
-               "choices": list(arch.choices), "notation": arch.notation(),
-               "latency_ms": arch.latency_ms, "statistic": dev.figure,
-               **({"fp32_latency_ms": fp32.predict(arch, acc.space).latency_ms} if fp32 else {}),
-               "score": arch.score, "macs": arch.macs,
-               "params": arch.params, "relative_loss": dict(arch.extra).get("relative_loss")}
-        if args.out:
-            row["out"] = str(arch.save(_out_path(args.out, target, len(targets) > 1, unit)))
-        results.append(row)
-    doc = {"space": acc.space.name, "space_id": acc.space.id, "device": dev.describe_source(),
-           "objective": args.objective, "method": args.method, "limits": limits,
-           "results": results}
-    if args.frontier:
-        whole = front if args.method == "exact" and cut is None else \
-            frontier(acc, dev, objective=args.objective, **limits)
-        whole.save(args.frontier)
-        doc["frontier"] = {"file": str(args.frontier), "points": len(whole)}
+    return _answers(pick, targets), front, cut
 
-    def human(d) -> None:
-        feasible = [r for r in d["results"] if r["choices"] is not None]
-        table(f"{d['space']} on {d['device']} ({d['objective']}, {d['method']})",
-              [key, f"latency ms ({dev.figure})", "score", "M MACs", "M params", "choices"],
-              [[r[key], f"{r['latency_ms']:.4f}", f"{r['score']:.6g}", f"{r['macs'] / 1e6:.1f}",
-                f"{r['params'] / 1e6:.3f}", " ".join(r["choices"])] for r in feasible])
-        for r in d["results"]:
-            if r["choices"] is None:
-                warn(f"{key} {r[key]:g}: no answer: {r['infeasible']}")
-            elif r.get("fp32_latency_ms") is not None:
-                console().print(f"{key} {r[key]:g}:" + precision_line(
-                    dev.meta.get("precision"), r["latency_ms"], r["fp32_latency_ms"],
-                    dev.figure))
-            if "out" in r:
-                console().print(f"wrote {r['out']}")
-        if "frontier" in d:
-            console().print(f"wrote {d['frontier']['points']} frontier points to "
-                            f"{d['frontier']['file']}")
 
-    emit(args, doc, human)
-    missed = [r for r in results if r["choices"] is None]
-    if missed and args.strict:
-        sys.stderr.write(f"hwnas: error: {len(missed)} of {len(results)} targets have no answer "
-                         f"(--strict): {missed[0]['infeasible']}\n")
-        return 2
-    return 0
+def _result(args, key: str, target: float, arch, unit: str, many: bool, acc, dev, fp32
+            ) -> dict:
+    """One target's row: its architecture and figures (written to --out), or why there is
+    none (this target alone is infeasible: the rest are answered)."""
+    if isinstance(arch, str):
+        return {key: target, "choices": None, "infeasible": arch}
+    row = {key: target,
+           "choices": list(arch.choices), "notation": arch.notation(),
+           "latency_ms": arch.latency_ms, "statistic": dev.figure,
+           **({"fp32_latency_ms": fp32.predict(arch, acc.space).latency_ms} if fp32 else {}),
+           "score": arch.score, "macs": arch.macs,
+           "params": arch.params, "relative_loss": dict(arch.extra).get("relative_loss")}
+    if args.out:
+        row["out"] = str(arch.save(_out_path(args.out, target, many, unit)))
+    return row
+
+
+def _human(d: dict, key: str, dev) -> None:
+    feasible = [r for r in d["results"] if r["choices"] is not None]
+    table(f"{d['space']} on {d['device']} ({d['objective']}, {d['method']})",
+          [key, f"latency ms ({dev.figure})", "score", "M MACs", "M params", "choices"],
+          [[r[key], f"{r['latency_ms']:.4f}", f"{r['score']:.6g}", f"{r['macs'] / 1e6:.1f}",
+            f"{r['params'] / 1e6:.3f}", " ".join(r["choices"])] for r in feasible])
+    for r in d["results"]:
+        if r["choices"] is None:
+            warn(f"{key} {r[key]:g}: no answer: {r['infeasible']}")
+        elif r.get("fp32_latency_ms") is not None:
+            console().print(f"{key} {r[key]:g}:" + precision_line(
+                dev.meta.get("precision"), r["latency_ms"], r["fp32_latency_ms"],
+                dev.figure))
+        if "out" in r:
+            console().print(f"wrote {r['out']}")
+    if "frontier" in d:
+        console().print(f"wrote {d['frontier']['points']} frontier points to "
+                        f"{d['frontier']['file']}")
 
 
 def _answers(pick, targets: list[float]) -> list:

@@ -276,77 +276,23 @@ def _remove(path: Path) -> None:
 
 def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, stage: Path,
            calib: np.ndarray, input_shape, table, say: Say, extra: dict) -> EngineManifest:
-    import torch
-
-    from . import finetune as ft
     from . import model_file as mf
-    from . import quantize as qz
 
-    net = ft.standalone(supernet, arch, data, req.seed)
     acc: dict[str, Any] = {}
     ft_steps, qat_steps = req.steps(data)
-    if data is not None:
-        from ..train.loop import accuracy
-
-        acc["val_inherited"] = accuracy(net, data.val_x, data.val_y)
-        if ft_steps:
-            say(f"fine-tuning {arch.notation()} for {ft_steps} steps")
-        ft.finetune(net, data, ft_steps, req.seed)
-        acc["val_fp32_torch"] = accuracy(net, data.val_x, data.val_y)
-    folded = ft.fold_bn(net)
+    folded = _finetuned(supernet, arch, data, req.seed, ft_steps, acc, say)
     src = stage / "source"
     src.mkdir()
     fp32 = mf.export_fp32(folded, input_shape, src / "model_fp32.onnx")
-    quant: dict[str, Any] | None = None
-    reference = None
-    if req.precision == "fp32":
-        onnx_path = fp32
-    elif req.precision == "fp16":
-        onnx_path = qz.export_fp16(fp32, src / "model_fp16.onnx")
-    elif req.qat and emitter.quantizes_module:
-        # the runtime's own QAT flow from the module (ExecuTorch: PT2E prepare_qat_pt2e);
-        # its converted network is what the engine lowers and what parity compares with
-        folded = reference = emitter.quantize_aware(folded, data, qat_steps, req.seed, say)
-        acc["val_int8_torch_fakequant"] = _torch_acc(folded, data)
-        onnx_path = fp32
-        quant = {"steps": qat_steps, "bn": "folded before QAT",
-                 "calibration_images": int(len(calib))}
-    elif req.qat:
-        steps = qat_steps
-        native = req.qat_export == "nncf"
-        adapted, fq, stripped = qz.qat(folded, data, steps, req.seed, calib, say, native)
-        acc["val_int8_torch_fakequant"] = _torch_acc(fq, data)
-        acc["val_fp32_torch_qat_weights"] = _torch_acc(adapted, data)
-        folded = adapted
-        reference = fq if native else adapted  # the network the int8 file was written from
-        qat32 = mf.export_fp32(adapted, input_shape, src / "model_fp32_qat.onnx")
-        if native:
-            onnx_path = mf.export_fp32(stripped, input_shape, src / "model_int8_qdq.onnx")
-            how = "Q/DQ of NNCF's own trained quantizers (nncf.strip NATIVE)"
-        else:
-            onnx_path = qz.ptq_onnx(qat32, src / "model_int8_qdq.onnx", calib, req.ptq)
-            how = f"QAT-adapted weights re-quantized by {req.ptq} on the same images"
-        quant = {"method": f"quantization-aware fine-tuning (NNCF fake quantizers); {how}",
-                 "steps": steps, "weights": "int8 symmetric per-channel",
-                 "activations": "int8", "bn": "folded before QAT",
-                 "calibration_images": int(len(calib))}
-    else:
-        if (emitter.name == "openvino" and req.ptq == "nncf") or emitter.quantizes_module:
-            onnx_path = fp32  # the emitter quantizes (the IR, or the module) itself
-        else:
-            say(f"post-training quantization ({req.ptq}) on {len(calib)} images")
-            onnx_path = qz.ptq_onnx(fp32, src / "model_int8_qdq.onnx", calib, req.ptq)
-        quant = {"method": f"post-training quantization ({req.ptq})",
-                 "weights": "int8 symmetric per-channel", "activations": "int8",
-                 "bn": "folded", "calibration_images": int(len(calib)),
-                 "calibration_data": "training split" if data is not None else "random inputs"}
+    q = _in_precision(req, emitter, folded, fp32, input_shape, calib, data, qat_steps, acc, say)
     # preprocessing, labels and architecture travel inside every ONNX file (and the IR)
     meta = mf.model_metadata(space, arch, data)
     for f in sorted(src.glob("*.onnx")):
         mf.stamp_onnx(f, meta)
-    files = ModelFiles(req.precision, fp32, onnx_path, folded, input_shape, calib, meta)
+    files = ModelFiles(req.precision, fp32, q.onnx, q.module, input_shape, calib, meta)
     say(f"emitting the {emitter.name} {req.precision} engine")
     info = emitter.emit(files, stage)
+    quant = q.quant
     if quant is not None and isinstance(info.get("quantization"), dict):
         quant.update(info.pop("quantization"))  # the emitter's own recipe, in its words
     # an engine taking another layout or dtype (LiteRT: NHWC, int8) says how its input differs
@@ -354,42 +300,7 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
     engine = stage / info["file"]
     if engine.suffix == ".onnx":  # ONNX Runtime's save keeps them; another emitter's may not
         mf.stamp_onnx(engine, meta)
-
-    # parity: the engine file loaded by its runtime against the fp32 PyTorch network
-    if data is not None:
-        x = data.val_x[:req.parity_images].numpy().astype(np.float32)
-        labels = data.val_y[:req.parity_images].numpy()
-    else:
-        x = np.random.default_rng(req.seed + 1).standard_normal(
-            (min(req.parity_images, 32), *input_shape[1:])).astype(np.float32)
-        labels = None
-    with torch.no_grad():
-        ref = (reference or folded)(torch.from_numpy(x)).numpy()
-    sess = emitter.session(engine, input_shape)
-    got = _outputs(sess, x)
-    parity = _parity(ref, got, req.precision, labels,
-                     ("the QAT network with NNCF's fake quantizers in PyTorch" if
-                      req.qat_export == "nncf" else "the fp32 PyTorch network carrying the "
-                      "QAT-adapted weights (BN folded)") if req.qat
-                     else "the fine-tuned fp32 PyTorch network (BN folded)")
-    if labels is not None:
-        acc["val_engine"] = float(np.mean(got.argmax(1) == labels))
-        acc["val_images_engine"] = int(len(labels))
-        acc["split"] = ("validation split of the supernet's data (also used to pick the "
-                        "architecture: not a held-out test figure)")
-    if data is not None and data.has_test:
-        # the held-out test split: no part in training, in the accuracy table, or in the
-        # choice of this architecture; the engine file itself classifies every image
-        tx = data.test_x.numpy().astype(np.float32)
-        ty = data.test_y.numpy()
-        acc["test_engine"] = float(np.mean(_outputs(sess, tx).argmax(1) == ty))
-        acc["test_images"] = int(len(ty))
-        with torch.no_grad():
-            acc["test_torch"] = float(np.mean(
-                (reference or folded)(torch.from_numpy(tx)).numpy().argmax(1) == ty))
-        acc["test_split"] = ("held-out test split: took no part in training, in the accuracy "
-                             "table or in choosing the architecture")
-    del sess
+    parity = _verify(engine, emitter, q.reference, data, req, input_shape, acc)
 
     measured: dict[str, Any] = {"measured_ms": None}
     pred = {"predicted_ms": None}
@@ -423,6 +334,143 @@ def _build(space, arch, supernet, data, req: EngineRequest, emitter: Emitter, st
         tool=f"hwnas {__version__}",
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def _finetuned(supernet: Any, arch: Any, data: Any, seed: int, steps: int,
+               acc: dict[str, Any], say: Say) -> Any:
+    """The sub-network with inherited weights, fine-tuned for ``steps`` when there is data
+    (its validation accuracy before and after into ``acc``), with batch norm folded."""
+    from . import finetune as ft
+
+    net = ft.standalone(supernet, arch, data, seed)
+    if data is not None:
+        from ..train.loop import accuracy
+
+        acc["val_inherited"] = accuracy(net, data.val_x, data.val_y)
+        if steps:
+            say(f"fine-tuning {arch.notation()} for {steps} steps")
+        ft.finetune(net, data, steps, seed)
+        acc["val_fp32_torch"] = accuracy(net, data.val_x, data.val_y)
+    return ft.fold_bn(net)
+
+
+@dataclass(frozen=True)
+class _InPrecision:
+    """The network in the engine's precision: the ONNX file the emitter builds from, the
+    module it may lower instead, the network parity compares with, and the recipe."""
+
+    onnx: Path
+    module: Any
+    reference: Any
+    quant: dict[str, Any] | None = None
+
+
+def _in_precision(req: EngineRequest, emitter: Emitter, folded: Any, fp32: Path,
+                  input_shape: tuple[int, ...], calib: np.ndarray, data: Any, qat_steps: int,
+                  acc: dict[str, Any], say: Say) -> _InPrecision:
+    from . import quantize as qz
+
+    if req.precision == "fp32":
+        return _InPrecision(fp32, folded, folded)
+    if req.precision == "fp16":
+        return _InPrecision(qz.export_fp16(fp32, fp32.parent / "model_fp16.onnx"), folded,
+                            folded)
+    if req.qat and emitter.quantizes_module:
+        # the runtime's own QAT flow from the module (ExecuTorch: PT2E prepare_qat_pt2e);
+        # its converted network is what the engine lowers and what parity compares with
+        module = emitter.quantize_aware(folded, data, qat_steps, req.seed, say)
+        acc["val_int8_torch_fakequant"] = _torch_acc(module, data)
+        return _InPrecision(fp32, module, module, {
+            "steps": qat_steps, "bn": "folded before QAT", "calibration_images": int(len(calib))})
+    if req.qat:
+        return _nncf_qat(req, folded, fp32, input_shape, calib, data, qat_steps, acc, say)
+    if (emitter.name == "openvino" and req.ptq == "nncf") or emitter.quantizes_module:
+        onnx_path = fp32  # the emitter quantizes (the IR, or the module) itself
+    else:
+        say(f"post-training quantization ({req.ptq}) on {len(calib)} images")
+        onnx_path = qz.ptq_onnx(fp32, fp32.parent / "model_int8_qdq.onnx", calib, req.ptq)
+    return _InPrecision(onnx_path, folded, folded, {
+        "method": f"post-training quantization ({req.ptq})",
+        "weights": "int8 symmetric per-channel", "activations": "int8",
+        "bn": "folded", "calibration_images": int(len(calib)),
+        "calibration_data": "training split" if data is not None else "random inputs"})
+
+
+def _nncf_qat(req: EngineRequest, folded: Any, fp32: Path, shape: tuple[int, ...],
+              calib: np.ndarray, data: Any, steps: int, acc: dict[str, Any],
+              say: Say) -> _InPrecision:
+    """int8 by NNCF's quantization-aware fine-tuning, written as NNCF's own Q/DQ or as the
+    QAT-adapted weights re-quantized by the post-training recipe (``req.qat_export``)."""
+    from . import model_file as mf
+    from . import quantize as qz
+
+    src = fp32.parent
+    native = req.qat_export == "nncf"
+    adapted, fq, stripped = qz.qat(folded, data, steps, req.seed, calib, say, native)
+    acc["val_int8_torch_fakequant"] = _torch_acc(fq, data)
+    acc["val_fp32_torch_qat_weights"] = _torch_acc(adapted, data)
+    qat32 = mf.export_fp32(adapted, shape, src / "model_fp32_qat.onnx")
+    if native:
+        onnx_path = mf.export_fp32(stripped, shape, src / "model_int8_qdq.onnx")
+        how = "Q/DQ of NNCF's own trained quantizers (nncf.strip NATIVE)"
+    else:
+        onnx_path = qz.ptq_onnx(qat32, src / "model_int8_qdq.onnx", calib, req.ptq)
+        how = f"QAT-adapted weights re-quantized by {req.ptq} on the same images"
+    # the network the int8 file was written from is what parity compares with
+    return _InPrecision(onnx_path, adapted, fq if native else adapted, {
+        "method": f"quantization-aware fine-tuning (NNCF fake quantizers); {how}",
+        "steps": steps, "weights": "int8 symmetric per-channel",
+        "activations": "int8", "bn": "folded before QAT",
+        "calibration_images": int(len(calib))})
+
+
+def _verify(engine: Path, emitter: Emitter, reference: Any, data: Any, req: EngineRequest,
+            input_shape: tuple[int, ...], acc: dict[str, Any]) -> dict[str, Any]:
+    """Parity of the engine file, loaded by its runtime, against ``reference`` in PyTorch;
+    the engine's validation and held-out test accuracy into ``acc``."""
+    import torch
+
+    if data is not None:
+        x = data.val_x[:req.parity_images].numpy().astype(np.float32)
+        labels = data.val_y[:req.parity_images].numpy()
+    else:
+        x = np.random.default_rng(req.seed + 1).standard_normal(
+            (min(req.parity_images, 32), *input_shape[1:])).astype(np.float32)
+        labels = None
+    with torch.no_grad():
+        ref = reference(torch.from_numpy(x)).numpy()
+    sess = emitter.session(engine, input_shape)
+    got = _outputs(sess, x)
+    parity = _parity(ref, got, req.precision, labels,
+                     ("the QAT network with NNCF's fake quantizers in PyTorch" if
+                      req.qat_export == "nncf" else "the fp32 PyTorch network carrying the "
+                      "QAT-adapted weights (BN folded)") if req.qat
+                     else "the fine-tuned fp32 PyTorch network (BN folded)")
+    if labels is not None:
+        acc["val_engine"] = float(np.mean(got.argmax(1) == labels))
+        acc["val_images_engine"] = int(len(labels))
+        acc["split"] = ("validation split of the supernet's data (also used to pick the "
+                        "architecture: not a held-out test figure)")
+    if data is not None and data.has_test:
+        _test_accuracy(sess, reference, data, acc)
+    return parity
+
+
+def _test_accuracy(sess: Callable[[np.ndarray], np.ndarray], reference: Any, data: Any,
+                   acc: dict[str, Any]) -> None:
+    """The held-out test split: no part in training, in the accuracy table, or in the
+    choice of this architecture; the engine file itself classifies every image."""
+    import torch
+
+    tx = data.test_x.numpy().astype(np.float32)
+    ty = data.test_y.numpy()
+    acc["test_engine"] = float(np.mean(_outputs(sess, tx).argmax(1) == ty))
+    acc["test_images"] = int(len(ty))
+    with torch.no_grad():
+        acc["test_torch"] = float(np.mean(
+            reference(torch.from_numpy(tx)).numpy().argmax(1) == ty))
+    acc["test_split"] = ("held-out test split: took no part in training, in the accuracy "
+                         "table or in choosing the architecture")
 
 
 def _fingerprint(emitter: Emitter) -> dict[str, Any]:
