@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import has
 from corpus_code import _aoti_package, _export_archive, _pickled
 
 
@@ -160,3 +161,20 @@ def test_ascii_terminal_gets_escapes_not_a_traceback(tmp_path):
     assert p.returncode == 2 and "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("hwnas: error:")
     assert "\\u0442" in err  # the path, escaped
+
+
+@pytest.mark.skipif(not has("openvino"), reason="openvino is not installed")
+def test_a_probed_file_is_never_echoed_by_the_runtime(tmp_path):
+    """OpenVINO's frontends quote a file of unknown format while probing it (from C++, on
+    file descriptor 2): a ``token.xml`` linked to a secret must not reach the terminal."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET_CANARY_7f3a=hunter2\nsecond line of the secret\n")
+    (tmp_path / "token.xml").symlink_to(secret)
+    for argv in (["-m", "hwnas_profilers", "measure", "token.xml", "--backend", "openvino"],
+                 ["-m", "hwnas", "measure", "token.xml", "--backend", "openvino",
+                  "--shape", "1,3,32,32"]):
+        r = subprocess.run([sys.executable, *argv], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 2, r.stderr
+        assert "SECRET_CANARY" not in r.stdout + r.stderr and "hunter2" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr

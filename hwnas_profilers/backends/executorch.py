@@ -29,14 +29,12 @@ back to the caller's count on ``close()``; a count above this machine's cores is
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from ..base import Profiler, ProfilerError, Runner
+from ..quiet import quiet_stderr
 from . import _cached, fixed_input
 
 PRECISION_METHOD = "hwnas_precision"
@@ -61,29 +59,6 @@ def precision_file(path: "str | Path", precision: str) -> Path:
     for p in ("int8", "fp32"):
         stem = stem[:-len(p) - 1] if stem.endswith("." + p) else stem
     return path.with_name(stem + ("" if precision == "fp32" else f".{precision}") + ".pte")
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[list[str]]:
-    """File descriptor 2 into a buffer for the block: ExecuTorch's C++ logs (cpuinfo
-    probing, thread-pool resets, a refused program's reason) and torchao's import notes
-    write there directly. Yields a list that receives the captured lines, so a refusal
-    can quote the runtime's own reason in one line."""
-    import sys
-
-    lines: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            lines.extend(t for t in tmp.read().decode("utf-8", "replace").splitlines() if t.strip())
 
 
 def int8_quantizer(qat: bool = False) -> Any:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..base import Profiler, ProfilerError, Runner, device_kind, device_number
+from ..quiet import quiet_stderr
 from . import fixed_input, in_precision
 
 
@@ -87,10 +88,11 @@ class OpenVinoProfiler(Profiler):
         path = Path(onnx_path)
         if not path.is_file():
             raise ProfilerError(f"model file {path} does not exist")
-        if self.settings.precision == "int8" and path.suffix.lower() == ".onnx":
-            shape = input_shape or self._core.read_model(str(path)).inputs[0].get_shape()
-            path = in_precision(path, "int8", list(shape))
-        model = self._core.read_model(str(path))
+        with quiet_stderr():  # a frontend probing a foreign file quotes it on fd 2
+            if self.settings.precision == "int8" and path.suffix.lower() == ".onnx":
+                shape = input_shape or self._core.read_model(str(path)).inputs[0].get_shape()
+                path = in_precision(path, "int8", list(shape))
+            model = self._core.read_model(str(path))
         if input_shape is None:
             ps = model.inputs[0].get_partial_shape()
             if ps.is_dynamic:
