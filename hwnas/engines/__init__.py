@@ -22,11 +22,11 @@ from typing import Any
 
 from .base import PRECISIONS, Emitter, EngineError, ModelFiles
 from .build import (MANIFEST_KIND, MANIFEST_SCHEMA, PTQ_LIBRARIES, QUANTIZATION,
-                    EngineRequest, build_engine, engine_dir_name, read_manifest, wants_qat)
+                    EngineRequest, build_engine, read_manifest, wants_qat)
 from .registry import available_emitters, emitter_class, get_emitter
 
 __all__ = ["PRECISIONS", "Emitter", "EngineError", "ModelFiles", "EngineRequest",
-           "build_engine", "export_engine", "engine_dir_name", "read_manifest",
+           "build_engine", "export_engine", "read_manifest",
            "available_emitters", "emitter_class", "get_emitter", "MANIFEST_KIND",
            "MANIFEST_SCHEMA", "default_table", "QUANTIZATION", "PTQ_LIBRARIES", "wants_qat"]
 

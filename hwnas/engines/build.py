@@ -77,6 +77,8 @@ class EngineRequest:
         return ft, qs
 
     def emitter(self) -> Emitter:
+        """The registered emitter this request asks for, checked (runtime installed,
+        device and precision supported): the first thing that can fail, before any work."""
         return get_emitter(self.backend, self.device, self.precision, self.threads,
                            ptq=self.ptq)
 
@@ -545,11 +547,8 @@ def _measure(engine: Path, emitter: Emitter, req: EngineRequest, input_shape,
     return measured_fields(r)
 
 
-def engine_dir_name(backend: str, precision: str, device: str = "cpu") -> str:
-    return f"{backend}_{device}_{precision}"
-
-
 def read_manifest(path: "str | Path") -> dict[str, Any]:
+    """An engine manifest read back as input: bounded, its header and kind checked."""
     from ..fileio import check_header, read_json
 
     d = read_json(path, "engine manifest")
