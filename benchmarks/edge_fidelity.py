@@ -15,14 +15,12 @@ median abs error <= 4% in the worst run.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import profile_fidelity as pf
@@ -107,14 +105,7 @@ def main() -> None:
               f"median |err| {row['median_abs_err_pct']:.2f}%, max "
               f"{row['max_abs_err_pct']:.1f}%, mean signed {row['mean_signed_err_pct']:+.1f}%",
               flush=True)
-    worst = min(rows, key=lambda r: (r["within_10pct"], -r["median_abs_err_pct"]))
-    print(f"WORST of {len(rows)}: within 10% {100 * worst['within_10pct']:.0f}%, median |err| "
-          f"{worst['median_abs_err_pct']:.2f}% (typical: within 10% "
-          f"{100 * np.median([r['within_10pct'] for r in rows]):.0f}%, median |err| "
-          f"{np.median([r['median_abs_err_pct'] for r in rows]):.2f}%)")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"args": vars(args), "runs": rows}, indent=1))
+    pf.report_worst(rows, args)
 
 
 if __name__ == "__main__":

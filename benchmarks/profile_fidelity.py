@@ -136,6 +136,11 @@ def main() -> None:
               f"max {row['max_abs_err_pct']:.1f}%, mean signed {row['mean_signed_err_pct']:+.1f}%"
               + (f", upper >= 0.9 p90: {row['upper_covers_p90_pct']:.0f}%"
                  if "upper_covers_p90_pct" in row else ""), flush=True)
+    report_worst(rows, args)
+
+
+def report_worst(rows: list, args) -> None:
+    """The worst run beside the typical one, and every row to ``--json``."""
     worst = min(rows, key=lambda r: (r["within_10pct"], -r["median_abs_err_pct"]))
     print(f"WORST of {len(rows)}: within 10% {100 * worst['within_10pct']:.0f}%, median |err| "
           f"{worst['median_abs_err_pct']:.2f}% (typical: within 10% "

@@ -9,7 +9,7 @@ calibrate the additive latency model.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from hwnas_profilers.base import Progress
 from hwnas_profilers.fileformat import KINDS
@@ -124,3 +124,20 @@ def _export_converted(space: SearchSpace, out: Path, calibration_nets: int, seed
                 "blocks": entries, "networks": nets}
     write_json_atomic(out / MANIFEST, manifest)
     return manifest
+
+
+def precision_files(make_module: Callable[[], Any], out: Path, name: Callable[[str], Path],
+                    write: Callable[[Any, Path, str], None],
+                    precisions: Sequence[str]) -> dict[str, str]:
+    """One module's bundle files in each of ``precisions`` (``name(precision)``: the
+    runtime profiler's naming rule, relative to ``out``), each written by ``write`` only when
+    absent; the module is built at most once, and only when a file is missing."""
+    files: dict[str, str] = {}
+    module = None
+    for prec in precisions:
+        rel = name(prec)
+        if not (out / rel).is_file():
+            module = module if module is not None else make_module()
+            write(module, out / rel, prec)
+        files[prec] = rel.as_posix()
+    return files

@@ -114,11 +114,13 @@ def inside(folder: Path, name: Any, what: str) -> Path:
     if not isinstance(name, str) or not name or "/" in name or "\\" in name \
             or name in (".", "..") or "\0" in name:
         raise UserError(f"{what}: {echo(name)} is not a file name inside {folder}")
+    from hwnas_profilers.bundlecheck import resolved
+
     p = folder / name
-    try:
-        real, home = p.resolve(), folder.resolve()
-    except (OSError, RuntimeError):
-        raise UserError(f"{what}: {p} cannot be resolved") from None
+    pair = resolved(p, folder)
+    if pair is None:
+        raise UserError(f"{what}: {p} cannot be resolved")
+    real, home = pair
     if real.parent != home:
         raise UserError(f"{what}: {p} leads out of {folder} (to {real}); not used")
     return p

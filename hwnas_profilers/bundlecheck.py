@@ -18,6 +18,15 @@ from .fileformat import echo
 MAX_DIM = 65536
 
 
+def resolved(p: Path, home: Path) -> "tuple[Path, Path] | None":
+    """``p`` and ``home`` with every link followed, or None when either cannot be resolved
+    (a loop, a name the OS refuses): what a check that a path stays in its folder compares."""
+    try:
+        return p.resolve(), home.resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
 def inside_bundle(bundle: Path, rel: Any, where: str) -> Path:
     """``bundle / rel`` for a relative path that stays inside ``bundle``."""
     if not isinstance(rel, str) or not rel or "\\" in rel or "\0" in rel:
@@ -26,10 +35,10 @@ def inside_bundle(bundle: Path, rel: Any, where: str) -> Path:
     if PurePosixPath(rel).is_absolute() or ".." in parts:
         raise ProfilerError(f"{where}: file {echo(rel)} leads out of the bundle; not opened")
     p = bundle / rel
-    try:
-        real, home = p.resolve(), bundle.resolve()
-    except (OSError, RuntimeError):
-        raise ProfilerError(f"{where}: file {echo(rel)} cannot be resolved") from None
+    pair = resolved(p, bundle)
+    if pair is None:
+        raise ProfilerError(f"{where}: file {echo(rel)} cannot be resolved")
+    real, home = pair
     if home not in real.parents:
         raise ProfilerError(f"{where}: file {echo(rel)} links out of the bundle (to {real}); "
                             "not opened")

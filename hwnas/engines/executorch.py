@@ -92,18 +92,16 @@ def write_bundle_files(make_module: Callable[[], Any], input_shape: Sequence[int
     from hwnas_profilers.backends.executorch import precision_file
     from hwnas_profilers.fileformat import atomic_path
 
-    files: dict[str, str] = {}
-    module = None
-    for prec in precisions:
-        rel = precision_file(f"{stem}.pte", prec)
-        if not (out / rel).is_file():
-            module = module if module is not None else make_module()
-            data = program_bytes(module, input_shape, prec)
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(out / rel) as tmp:
-                tmp.write_bytes(data)
-        files[prec] = rel.as_posix()
-    return files
+    from ..bundle import precision_files
+
+    def write(module: Any, path: Path, prec: str) -> None:
+        data = program_bytes(module, input_shape, prec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+
+    return precision_files(make_module, out, lambda p: precision_file(f"{stem}.pte", p),
+                           write, precisions)
 
 
 def trainable(graph: Any) -> Any:

@@ -149,15 +149,11 @@ def write_bundle_files(make_module: Callable[[], Any], input_shape: Sequence[int
     fixed random inputs, as the ONNX bundles' int8 copies are. Present files are kept."""
     from hwnas_profilers.backends.litert import precision_file
 
-    files: dict[str, str] = {}
-    module = None
-    for prec in precisions:
-        rel = precision_file(f"{stem}.tflite", prec)
-        if not (out / rel).is_file():
-            module = module if module is not None else make_module()
-            convert_module(module, tuple(input_shape), out / rel, prec)
-        files[prec] = rel.as_posix()
-    return files
+    from ..bundle import precision_files
+
+    return precision_files(make_module, out, lambda p: precision_file(f"{stem}.tflite", p),
+                           lambda m, path, p: convert_module(m, tuple(input_shape), path, p),
+                           precisions)
 
 
 def io_details(path: Path) -> dict[str, Any]:
