@@ -178,3 +178,22 @@ def test_a_probed_file_is_never_echoed_by_the_runtime(tmp_path):
         assert r.returncode == 2, r.stderr
         assert "SECRET_CANARY" not in r.stdout + r.stderr and "hunter2" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.skipif(not has("executorch"), reason="executorch is not installed")
+def test_executorch_lowered_cache_entry_is_sealed(cache, tmp_path):
+    """The ExecuTorch profiler's lowered copies of ONNX graphs (identity, reference) are
+    reused only when sealed by its converter from that source; a planted one is redone."""
+    from hwnas_profilers import Settings, get_profiler
+    from hwnas_profilers.cachedir import sha256_file
+    from hwnas_profilers.onnxgraph import write_identity_model
+
+    src = write_identity_model(tmp_path / "id.onnx")
+    prof = get_profiler("executorch", Settings(threads=1))
+    try:
+        first = prof._from_onnx(src, (1, 1, 1, 1))
+        made = sha256_file(first)
+        first.write_bytes(b"planted program")
+        assert sha256_file(prof._from_onnx(src, (1, 1, 1, 1))) == made
+    finally:
+        prof.close()

@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 from ..base import Profiler, ProfilerError, Runner
 from ..quiet import quiet_stderr
-from . import _cached, fixed_input
+from . import _cached, fixed_input, fresh, seal
 
 PRECISION_METHOD = "hwnas_precision"
 DELEGATE = "XnnpackBackend"
@@ -320,9 +320,9 @@ class ExecuTorchProfiler(Profiler):
     def _from_onnx(self, path: Path, input_shape: Sequence[int] | None) -> Path:
         """An ONNX graph lowered by :func:`lower` in the table's precision; cached."""
         prec = self.settings.precision
-        out = _cached(path, f"et-{prec}", f"{input_shape}-{self.runtime()['version']}",
-                      suffix=".pte")
-        if out.is_file():
+        tag, extra = f"et-{prec}", f"{input_shape}-{self.runtime()['version']}"
+        out = _cached(path, tag, extra, suffix=".pte")
+        if fresh(out, path, tag, extra):  # sealed by this converter from this very source
             return out
         try:
             import onnx
@@ -356,4 +356,4 @@ class ExecuTorchProfiler(Profiler):
                                 f"{' '.join(str(exc).split())[:200]}") from None
         with atomic_path(out) as tmp:
             tmp.write_bytes(data)
-        return out
+        return seal(out, path, tag, extra)
