@@ -8,6 +8,7 @@ The device-side package does the measuring; this module only adds what needs hwn
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
@@ -176,7 +177,8 @@ def measure_onnx(model: "str | Path", backend: str, device: str = "cpu", precisi
 
 def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8, seed: int = 1,
                       quick: bool = False, space: SearchSpace | None = None,
-                      progress: "Progress | None" = None) -> dict[str, Any]:
+                      progress: "Progress | None" = None, frontier: int = 0,
+                      accuracy: Any = None) -> dict[str, Any]:
     """Re-fit a table's calibration on ``nets`` whole networks measured here and now.
 
     The blocks are not re-measured: a table from an identical machine, or from this host in
@@ -188,6 +190,12 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
     line too). The entries stay as measured; the table records the recalibration (when,
     where, on which nets, the old calibration's error on them) and its fingerprint becomes
     this machine's, the one it now predicts.
+
+    ``frontier`` more networks are spread along the table's own accuracy-latency frontier
+    (``accuracy``, or block multiply-accumulates as a stand-in score): the networks a search
+    picks are not random ones, and a line fitted on random networks alone predicted the
+    int8 frontier of one table 12-15% high (benchmarks/frontier_fidelity.py); each group's
+    error is recorded apart.
     """
     import time
 
@@ -203,15 +211,32 @@ def recalibrate_table(table_path: "str | Path", out: "str | Path", nets: int = 8
         settings = _table_settings(table_path, table.meta)
         check_work(sp, settings.batch, nets, "--nets")
         archs = [sample_architecture(sp, seed=1_000_003 * seed + i) for i in range(nets)]
+        archs += frontier_networks(table, sp, frontier, accuracy)
         prof = get_profiler(backend, settings)  # a missing runtime fails here, naming the extra
         res = _measure_networks(prof, table, sp, archs, seed, quick, progress)
     bad = {k: v for k, v in res.items() if not isinstance(v, Stats)}
     if bad:
         k, why = next(iter(bad.items()))
         raise UserError(f"{backend} could not run {k} of the recalibration: {why}")
-    new, record = _refitted(table, sp, archs, res, settings.device, seed, t_start)
+    new, record = _refitted(table, sp, archs, res, settings.device, seed, t_start, nets)
     new.save(out)
     return {"table": str(out), **record}
+
+
+def frontier_networks(table: Any, sp: SearchSpace, n: int, accuracy: Any = None) -> list:
+    """``n`` networks spread evenly over the latency range of the frontier of ``table`` and
+    ``accuracy`` (default: block multiply-accumulates as a stand-in score)."""
+    if n <= 0:
+        return []
+    if n > MAX_NETS:
+        raise UserError(f"--frontier must be at most {MAX_NETS}, got {n}")
+    from .solver import frontier as solve
+    from .tables.crossruntime import macs_scores
+
+    front = solve(accuracy if accuracy is not None else macs_scores(sp), table)
+    archs = front.architectures()
+    picks = sorted({round(k * (len(archs) - 1) / max(n - 1, 1)) for k in range(n)})
+    return [archs[i] for i in picks]
 
 
 def _recalibration_subject(table_path: "str | Path", nets: int, space: SearchSpace | None
@@ -277,7 +302,9 @@ def _measure_networks(prof: Any, table: Any, sp: SearchSpace, archs: list, seed:
         shape = (settings.batch, sp.input[2], sp.input[0], sp.input[1])
         tick = progress or (lambda stage, done, total: None)
         for i, a in enumerate(archs):
-            f = ndir / f"net{i:03d}.onnx"
+            # named by content too: a frontier network differs from table to table
+            tag = hashlib.sha256(",".join(a.choices).encode()).hexdigest()[:10]
+            f = ndir / f"net{i:03d}-{tag}.onnx"
             if not f.is_file():
                 export_architecture(sp, a, f, batch=settings.batch)
             runners[f"net{i:03d}"] = prof.load(f, shape)
@@ -296,7 +323,8 @@ def _measure_networks(prof: Any, table: Any, sp: SearchSpace, archs: list, seed:
 
 
 def _refitted(table: Any, sp: SearchSpace, archs: list, res: Mapping[str, Any], device: str,
-              seed: int, t_start: float) -> tuple[Any, dict[str, Any]]:
+              seed: int, t_start: float, random_nets: int | None = None
+              ) -> tuple[Any, dict[str, Any]]:
     """The table with its calibration fitted anew on the measured networks, its fingerprint
     this machine's, and the record of the recalibration it now carries."""
     import datetime as _dt
@@ -319,6 +347,13 @@ def _refitted(table: Any, sp: SearchSpace, archs: list, res: Mapping[str, Any], 
     before = report(errors(old.scale, old.offset_ms, np.asarray(additive), np.asarray(measured)))
     cal = fit_calibration(additive, measured, names)
     cal.update(_statistic_lines(table, sp, archs, [res[n] for n in names]))
+    k = len(archs) if random_nets is None else random_nets
+    if k < len(archs):  # each group's error, before and after (in-sample)
+        a, m = np.asarray(additive), np.asarray(measured)
+        cal["groups"] = {g: {"nets": int(len(a[s])),
+                             "before": report(errors(old.scale, old.offset_ms, a[s], m[s])),
+                             "after": report(errors(cal["scale"], cal["offset_ms"], a[s], m[s]))}
+                         for g, s in (("random", slice(0, k)), ("frontier", slice(k, None)))}
     here = device_fingerprint(device)
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     record = {"date": now, "nets": len(archs), "seed": seed, "figure": table.figure,

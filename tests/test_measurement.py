@@ -2,6 +2,7 @@
 execution modes and batch sizes."""
 
 import json
+from pathlib import Path
 import math
 
 import pytest
@@ -395,3 +396,34 @@ def test_aoti_mode_compiles_the_identity_graph(tmp_path, monkeypatch, torch_one_
     r = get_profiler("torch", Settings(mode="aoti")).load(ident, (1, 1, 1, 1))
     assert r.time_ms() > 0
     r.close()
+
+
+def test_recalibrate_with_frontier_networks_reports_each_group(run_cli, tmp_path):
+    """--frontier N adds N networks spread along the table's frontier (here the accuracy
+    table's) to the fit, measured with the random ones; each group's error is reported."""
+    from hwnas.arch import Architecture
+    from hwnas.profiling import frontier_networks
+    from hwnas.solver import frontier
+    from hwnas.spaces import load_space
+    from hwnas.tables import load_accuracy_table
+
+    csv = Path(__file__).resolve().parents[1] / "examples" / "tiny-32_accuracy.csv"
+    sp = load_space("tiny-32")
+    src = load_device_table("tiny-32_onnxruntime_cpu_int8")
+    acc = load_accuracy_table(csv, sp)
+    picks = frontier_networks(src, sp, 3, acc)
+    front = [tuple(a.choices) for a in frontier(acc, src).architectures()]
+    assert len(picks) == 3 and all(tuple(a.choices) in front for a in picks)
+    assert picks[0].choices == front[0] and picks[-1].choices == front[-1]  # both ends
+    out = tmp_path / "recal.json"
+    rc, stdout, err = run_cli("tables", "recalibrate", "tiny-32_onnxruntime_cpu_int8",
+                              "--nets", "3", "--frontier", "3", "--accuracy", csv, "--quick",
+                              "--out", out, "--json")
+    assert rc == 0, err
+    r = json.loads(stdout)
+    assert r["nets"] == 6 and r["fit"]["fitted_on"] == 6
+    groups = r["fit"]["groups"]
+    assert (groups["random"]["nets"], groups["frontier"]["nets"]) == (3, 3)
+    assert {"before", "after"} <= set(groups["frontier"])
+    assert load_device_table(out).calibration.fitted_on == 6
+    assert Architecture.load("tiny-32:" + ",".join(picks[0].choices)).choices == picks[0].choices

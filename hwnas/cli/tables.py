@@ -34,6 +34,12 @@ def register(sub) -> None:
     rc.add_argument("--nets", type=int, default=8, metavar="N",
                     help="random networks of the table's space to measure (default 8)")
     rc.add_argument("--seed", type=int, default=1, help="seed of the networks (default 1)")
+    rc.add_argument("--frontier", type=int, default=0, metavar="N",
+                    help="N more networks spread along the table's frontier, where a search "
+                    "picks (by --accuracy, else block MACs as a stand-in score); each "
+                    "group's error is reported apart")
+    rc.add_argument("--accuracy", metavar="A", help="accuracy table whose frontier to use "
+                    "(JSON, or CSV with the table's space)")
     rc.add_argument("--space", metavar="NAME|FILE", help="the space, for custom-space tables")
     rc.add_argument("--out", metavar="TABLE.json",
                     help="where to write the recalibrated table (default: TABLE itself, "
@@ -184,6 +190,18 @@ def _say_stage():
     return say
 
 
+def _accuracy_for(path: str, table: str, space) -> object:
+    """The accuracy table whose frontier a recalibration measures (a CSV takes the device
+    table's own space)."""
+    from ..spaces import find_space_by_id
+    from ..tables import load_accuracy_table
+    from ..tables.device import load_device_table
+
+    if space is None and str(path).lower().endswith(".csv"):
+        space = find_space_by_id(load_device_table(table, check_machine=False).space_id)
+    return load_accuracy_table(path, space)
+
+
 def cmd_recalibrate(args) -> int:
     from pathlib import Path
 
@@ -200,9 +218,11 @@ def cmd_recalibrate(args) -> int:
                             "with --out TABLE.json")
         out = args.table
     sp = load_space(args.space) if args.space else None
+    acc = _accuracy_for(args.accuracy, args.table, sp) if args.accuracy else None
     quiet = args.json
     r = recalibrate_table(args.table, out, args.nets, args.seed, args.quick, sp,
-                          progress=None if quiet else _say_stage())
+                          progress=None if quiet else _say_stage(), frontier=args.frontier,
+                          accuracy=acc)
 
     def human(d) -> None:
         b, f = d["previous_error_on_these_nets"], d["fit"]
@@ -213,6 +233,12 @@ def cmd_recalibrate(args) -> int:
             f"within 10%, median error {b['median_abs_err_pct']:.1f}%; after (held out): "
             f"{100 * f.get('loo_within_10pct', f['within_10pct']):.0f}% within 10%, median "
             f"{f.get('loo_median_abs_err_pct', f['median_abs_err_pct']):.1f}%")
+        for g, e in (f.get("groups") or {}).items():
+            console().print(f"  {g} networks ({e['nets']}): within 5% "
+                            f"{100 * e['before']['within_5pct']:.0f}% -> "
+                            f"{100 * e['after']['within_5pct']:.0f}%, median error "
+                            f"{e['before']['median_abs_err_pct']:.1f}% -> "
+                            f"{e['after']['median_abs_err_pct']:.1f}%")
 
     emit(args, r, human)
     return 0
