@@ -133,11 +133,7 @@ def _num(v) -> str:
 
 def _line_reports(t) -> list[tuple[str, dict]]:
     """Each statistic the table predicts, with its line's report (fit and held-out error)."""
-    rep = dict(t.calibration.report)
-    lines = rep.get("lines") if isinstance(rep.get("lines"), dict) else {}
-    own = {**rep, "fitted_on": t.calibration.fitted_on}
-    return [(s, own if s == t.figure else dict(lines.get(s) or rep.get("upper") or {}))
-            for s in t.statistics()]
+    return [(s, dict(t.line_record(s) or {})) for s in t.statistics()]
 
 
 def cmd_predict(args) -> int:

@@ -283,16 +283,25 @@ class DeviceTable:
         (``floor``, ``median``, ``p90``); None when the table has no line for it."""
         if statistic == self.figure:
             return self.calibration.scale, self.calibration.offset_ms, self.overhead_ms
-        rep = dict(self.calibration.report)
-        lines = rep["lines"] if isinstance(rep.get("lines"), Mapping) else {}
-        d = lines.get(statistic) or (rep.get("upper") if statistic == "p90" else None)
-        if not isinstance(d, Mapping):
+        d = self.line_record(statistic)
+        if d is None:
             return None
         try:
             vals = float(d["scale"]), float(d["offset_ms"]), float(d["overhead_ms"])
         except (KeyError, TypeError, ValueError):
             return None
         return vals if all(math.isfinite(v) for v in vals) and vals[0] > 0 else None
+
+    def line_record(self, statistic: str) -> Mapping[str, Any] | None:
+        """The stored record of ``statistic``'s line (its fit and held-out error): the
+        table's own calibration for its figure, ``calibration.lines``, or for the p90 the
+        older ``upper`` record; None when the table has none."""
+        rep = dict(self.calibration.report)
+        if statistic == self.figure:
+            return {**rep, "fitted_on": self.calibration.fitted_on}
+        lines = rep["lines"] if isinstance(rep.get("lines"), Mapping) else {}
+        d = lines.get(statistic) or (rep.get("upper") if statistic == "p90" else None)
+        return d if isinstance(d, Mapping) else None
 
     def statistics(self) -> list[str]:
         """The statistics this table predicts: its own first, then those with a line."""
@@ -311,9 +320,7 @@ class DeviceTable:
             raise TableError(f"device table ({self.describe_source()}) has no calibrated "
                              f"{statistic} line (it predicts: {have}); a table profiled with "
                              "this version of hwnas has floor, median and p90")
-        rep = dict(self.calibration.report)
-        lines = rep["lines"] if isinstance(rep.get("lines"), Mapping) else {}
-        src = dict(lines.get(statistic) or rep.get("upper") or {})
+        src = dict(self.line_record(statistic) or {})
         meta = dict(self.meta)
         meta["protocol"] = {**dict(meta.get("protocol") or {}), "figure": statistic}
         meta["view"] = f"the {statistic} of a table that predicts the {self.figure}"
