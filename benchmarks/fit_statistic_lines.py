@@ -11,7 +11,7 @@ import sys
 import warnings
 
 from hwnas.errors import HwnasWarning, UserError
-from hwnas.profiling import add_statistic_lines
+from hwnas.recalibration import add_statistic_lines
 from hwnas.tables.device import load_device_table, shipped_table_path, shipped_tables
 
 

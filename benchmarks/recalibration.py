@@ -46,7 +46,8 @@ def main() -> None:
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # each burner: one core
-    from hwnas.profiling import profile_space, recalibrate_table
+    from hwnas.profiling import profile_space
+    from hwnas.recalibration import recalibrate_table
     from hwnas.spaces import load_space
     from hwnas.tables.device import load_device_table
 

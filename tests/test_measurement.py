@@ -402,7 +402,7 @@ def test_recalibrate_with_frontier_networks_reports_each_group(run_cli, tmp_path
     """--frontier N adds N networks spread along the table's frontier (here the accuracy
     table's) to the fit, measured with the random ones; each group's error is reported."""
     from hwnas.arch import Architecture
-    from hwnas.profiling import frontier_networks
+    from hwnas.recalibration import frontier_networks
     from hwnas.solver import frontier
     from hwnas.spaces import load_space
     from hwnas.tables import load_accuracy_table

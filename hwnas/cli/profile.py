@@ -17,6 +17,8 @@ def add_runtime_args(p) -> None:
 
 
 def register(sub) -> None:
+    from ..recalibration import DEFAULT_FRONTIER_NETS
+
     p = sub.add_parser("profile", help="measure every block of a space into a device table")
     p.add_argument("--space", required=True, metavar="NAME|FILE")
     p.add_argument("--out", required=True, metavar="FILE")
@@ -24,6 +26,12 @@ def register(sub) -> None:
                    help="continue an interrupted table; finished blocks are not re-measured")
     p.add_argument("--calibration-nets", type=int, default=12, metavar="N",
                    help="whole networks measured end to end to calibrate (default 12)")
+    p.add_argument("--frontier-nets", type=int, default=None, metavar="N",
+                   help="then N networks spread along the new table's frontier (block MACs "
+                        "as the stand-in accuracy score) are measured with as many random "
+                        "ones and the lines fitted on both, each group's error recorded "
+                        f"(default {DEFAULT_FRONTIER_NETS} where the backend reads ONNX; 0: "
+                        "the random calibration networks only)")
     p.add_argument("--batch", type=int, default=1, metavar="B",
                    help="batch size of every block and network (default 1; GPU deployments "
                         "batch: profile 1, 8 and 32 into separate tables)")
@@ -77,13 +85,15 @@ def cmd_profile(args) -> int:
     prog, task = progress_bar(f"exporting {sp.name}", len(sp.unique_blocks()) + args.calibration_nets)
     with prog:
         def on_progress(stage: str, i: int, n: int) -> None:
-            prog.update(task, description=f"{stage} {sp.name}" + (
-                f" on {args.backend}" if stage == "profiling" else ""), completed=i, total=n)
+            what = {"exporting": f"exporting {sp.name}",
+                    "profiling": f"profiling {sp.name} on {args.backend}"}.get(stage, stage)
+            prog.update(task, description=what, completed=i, total=n)
 
         table = profile_space(sp, args.backend, args.out, args.device, args.precision,
                               args.threads, args.resume, args.calibration_nets, args.quick,
                               progress=on_progress,
-                              batch=args.batch, mode=args.mode)
+                              batch=args.batch, mode=args.mode,
+                              frontier_nets=args.frontier_nets)
     cal = table.get("calibration", {})
     entries = table["entries"]
     summary = {"out": str(args.out), "space": sp.name, "space_id": sp.id,
@@ -92,7 +102,8 @@ def cmd_profile(args) -> int:
                "blocks": len(entries),
                "failed": sorted(k for k, e in entries.items() if e.get("status") != "ok"),
                "overhead_ms": table.get("overhead_ms"),
-               "calibration": {k: v for k, v in cal.items() if k != "networks"}}
+               "calibration": {k: v for k, v in cal.items() if k != "networks"},
+               "frontier_phase": _frontier_phase(table)}
     emit(args, summary, _human)
     return 0
 
@@ -112,11 +123,23 @@ def _profile_fleet(args, sp, resource: str) -> int:
         rep = profile_space(sp, args.backend, args.out, args.device, args.precision,
                             args.threads, args.resume, args.calibration_nets, args.quick,
                             progress=on_progress, batch=args.batch,
-                            mode=args.mode, ray=args.ray, resource=resource)
+                            mode=args.mode, ray=args.ray, resource=resource,
+                            frontier_nets=args.frontier_nets)
     summary = {"out": str(args.out), "space": sp.name, "space_id": sp.id,
                "backend": args.backend, "ray": args.ray, **rep}
     emit(args, summary, _human_fleet)
     return 0
+
+
+def _frontier_phase(table) -> dict | None:
+    """The last recalibration of the table when this profile's frontier phase made it."""
+    from ..recalibration import summary_of
+
+    recs = table["meta"].get("recalibrations") or []
+    last = recs[-1] if recs else None
+    if not isinstance(last, dict) or last.get("by") != "hwnas profile":
+        return None
+    return summary_of(last)
 
 
 def _human_fleet(d) -> None:
@@ -140,3 +163,11 @@ def _human(d) -> None:
                 f"{cal['scale']:.3f}, offset {cal['offset_ms']:.3f} ms; held-out median error "
                 f"{cal.get('loo_median_abs_err_pct', float('nan')):.1f}%, within 10%: "
                 f"{100 * cal.get('loo_within_10pct', 0):.0f}%")
+    fp = d.get("frontier_phase")
+    if fp:
+        c.print(f"fitted on {fp['random_nets']} random and {fp['frontier_nets']} frontier "
+                f"networks measured together ({fp['seconds']:.0f} s); held-out error by group:")
+        for g, e in fp["groups"].items():
+            if e:
+                c.print(f"  {g} ({e['nets']}): within 5% {100 * e['within_5pct']:.0f}%, median "
+                        f"{e['median_abs_err_pct']:.1f}%, max {e['max_abs_err_pct']:.1f}%")
