@@ -89,7 +89,10 @@ def cmd_show(args) -> int:
     def human(d) -> None:
         fields(f"device table {args.table}", {**_summary(args.table, t),
                                               "overhead_ms": d["overhead_ms"],
-                                              "calibration": d["calibration"]})
+                                              # each group's error: its own table below
+                                              "calibration": {k: v for k, v in
+                                                              d["calibration"].items()
+                                                              if k != "groups"}})
         fld = t.figure_field
         console().print(f"predicts the {t.figure} ({fld}); also: "
                         f"{', '.join(s for s in t.statistics() if s != t.figure) or 'none'}")
@@ -98,6 +101,14 @@ def cmd_show(args) -> int:
               [[s, r.get("fitted_on", "-"), _pct(r.get("loo_within_5pct")),
                 _pct(r.get("loo_within_10pct")), _num(r.get("loo_median_abs_err_pct"))]
                for s, r in _line_reports(t)])
+        groups = t.error_groups()
+        if groups:
+            table(f"prediction error by group of whole networks ({t.figure} line unless said)",
+                  ["group", "basis", "networks", "within 5%", "within 10%", "median |err| %",
+                   "max |err| %"],
+                  [[g["group"], g["basis"], g.get("nets", "-"), _pct(g.get("within_5pct")),
+                    _pct(g.get("within_10pct")), _num(g.get("median_abs_err_pct")),
+                    _num(g.get("max_abs_err_pct"))] for g in groups])
         table("entries", ["block", f"{t.figure} ms", "median ms", "p90 ms", "IQR ms", "n",
                           "status"],
               [[k, f"{v[fld]:.4f}" if fld in v else "-",
@@ -202,7 +213,7 @@ def cmd_recalibrate(args) -> int:
     from pathlib import Path
 
     from ..errors import UserError
-    from ..profiling import recalibrate_table
+    from ..recalibration import recalibrate_table
     from ..spaces import load_space
 
     out = args.out

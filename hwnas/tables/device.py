@@ -303,6 +303,32 @@ class DeviceTable:
         d = lines.get(statistic) or (rep.get("upper") if statistic == "p90" else None)
         return d if isinstance(d, Mapping) else None
 
+    def error_groups(self) -> list[dict[str, Any]]:
+        """The prediction error by group of whole networks, each row saying how it was
+        obtained: the random and frontier networks the line was fitted on
+        (``calibration.groups``: held out, or in sample where an older fit recorded no
+        held-out error), then the networks runs measured and recorded as observed, not
+        fitted (``meta.observed``: engine files, chosen networks, baselines)."""
+        keys = ("nets", "within_5pct", "within_10pct", "median_abs_err_pct", "max_abs_err_pct")
+        rows: list[dict[str, Any]] = []
+        groups = dict(self.calibration.report).get("groups")
+        for g, e in (groups.items() if isinstance(groups, Mapping) else ()):
+            rep = e.get("held_out") or e.get("after") if isinstance(e, Mapping) else None
+            if isinstance(rep, Mapping):
+                how = "fitted on, held out" if e.get("held_out") else "fitted on, in sample"
+                rows.append({"group": g, "basis": how, "nets": e.get("nets"),
+                             **{k: rep.get(k) for k in keys[1:]}})
+        observed = self.meta.get("observed")
+        for src, rec in (observed.items() if isinstance(observed, Mapping) else ()):
+            if not isinstance(rec, Mapping) or not isinstance(rec.get("groups"), Mapping):
+                continue
+            for g, rep in rec["groups"].items():
+                if isinstance(rep, Mapping):
+                    rows.append({"group": g, "basis": f"observed by {rec.get('by', '?')} "
+                                 f"{src} ({rec.get('statistic', '?')}), not fitted",
+                                 **{k: rep.get(k) for k in keys}})
+        return rows
+
     def statistics(self) -> list[str]:
         """The statistics this table predicts: its own first, then those with a line."""
         return [s for s in dict.fromkeys((self.figure, "floor", "median", "p90"))
