@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
-PRECISIONS = ("fp32", "fp16", "int8")
+from .runtimes import PRECISIONS, RUNTIMES, DevicePrecisions, all_precisions, facts
 
 #: the one progress callback shape of hwnas and its profilers: ``progress(stage, done,
 #: total)``, ``stage`` a short text naming what is counted (a rich bar's description)
@@ -130,12 +130,23 @@ class Profiler(abc.ABC):
 
     name: ClassVar[str] = ""
     extra: ClassVar[str] = ""  # the pip extra that installs the runtime
-    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    # the runtime's facts, per device kind the precisions it runs: a built-in backend's
+    # from :data:`hwnas_profilers.runtimes.RUNTIMES` by its ``name`` (the engine emitters
+    # read the same entry); a third-party backend declares its own
+    device_precisions: ClassVar[DevicePrecisions] = facts({"cpu": ("fp32",)})
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)  # on any device (derived)
     model_suffixes: ClassVar[tuple[str, ...]] = (".onnx",)  # files ``load`` accepts
     # the block bundle it reads (``hwnas blocks export --backend``): "onnx", or a format
     # exported on the host for a runtime that cannot convert on the device ("litert")
     bundle_format: ClassVar[str] = "onnx"
     modes: ClassVar[tuple[str, ...]] = ()  # execution modes beside the default ("")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)  # a subclass that takes no other name keeps its parent's
+        if "device_precisions" not in own and "name" in own and cls.name in RUNTIMES:
+            cls.device_precisions = RUNTIMES[cls.name]
+        cls.precisions = all_precisions(cls.device_precisions)
 
     def __post_init__(self) -> None:
         if self.settings.mode and self.settings.mode not in self.modes:
@@ -195,6 +206,13 @@ class Profiler(abc.ABC):
         return MissingRuntime(f"backend {self.name!r} needs {module}, which is not installed "
                               f"({exc.__class__.__name__}: {exc}); install it with: "
                               f"pip install 'hwnas[{self.extra}]'")
+
+    def check_precision(self) -> None:
+        """Unsupported unless the runtime runs the settings' precision on their device kind
+        (on a kind its facts do not list, on any of its devices)."""
+        dev, prec = self.settings.device_kind, self.settings.precision
+        if prec not in self.device_precisions.get(dev, self.precisions):
+            raise self.unsupported(f"precision {prec} on device {dev}")
 
     def unsupported(self, what: str) -> Unsupported:
         return Unsupported(f"backend {self.name!r} cannot measure {what}; supported precisions: "

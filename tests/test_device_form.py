@@ -60,11 +60,12 @@ def test_the_forms_parse_one_way():
 
 def test_onnxruntime_providers_are_one_table():
     from hwnas.engines.ort import OrtEmitter
-    from hwnas_profilers.backends.onnxruntime import DEVICE_PRECISIONS, PROVIDERS, provider
+    from hwnas_profilers.backends.onnxruntime import PROVIDERS, OnnxRuntimeProfiler, provider
 
     assert provider("cpu") == PROVIDERS["cpu"] == "CPUExecutionProvider"
     assert provider("cuda", 1) == ("CUDAExecutionProvider", {"device_id": 1})
-    assert all(OrtEmitter.precisions[d] == DEVICE_PRECISIONS[d] for d in OrtEmitter.precisions)
+    facts = OnnxRuntimeProfiler.device_precisions
+    assert all(OrtEmitter.precisions[d] == facts[d] for d in OrtEmitter.precisions)
 
 
 def test_openvino_names_a_gpu_number_its_own_way():

@@ -20,10 +20,9 @@ from typing import Any, Callable, ClassVar, Mapping
 import numpy as np
 
 from hwnas_profilers.base import ProfilerError, check_device, device_kind, device_number
+from hwnas_profilers.runtimes import PRECISIONS, RUNTIMES, DevicePrecisions, facts, narrowed
 
 from ..errors import MissingDependency, UserError
-
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 class EngineError(UserError):
@@ -59,13 +58,25 @@ class Emitter(abc.ABC):
     extra: ClassVar[str] = ""          # pip extra that installs the runtime
     suffix: ClassVar[str] = ""         # the engine file's suffix
     profiler: ClassVar[str] = ""       # the profilers backend that loads and times it
-    precisions: ClassVar[Mapping[str, tuple[str, ...]]] = {"cpu": ("fp32",)}
+    # the device kinds of its profiler's runtime the engine format is built for (empty: all)
+    device_kinds: ClassVar[tuple[str, ...]] = ()
+    # per device kind, the precisions it builds: its profiler's runtime facts
+    # (:data:`hwnas_profilers.runtimes.RUNTIMES`) on ``device_kinds``, derived; an emitter
+    # whose profiler is not a built-in one declares its own
+    precisions: ClassVar[DevicePrecisions] = facts({"cpu": ("fp32",)})
     # int8 from the PyTorch module by the runtime's own converter (not from the Q/DQ ONNX);
     # ``emit`` then returns its recipe as ``quantization``
     quantizes_module: ClassVar[bool] = False
     offers_qat: ClassVar[bool] = True  # quantization-aware fine-tuning for its int8
     # non-empty for a runtime whose path has never run on its hardware: export says so
     untested: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)  # a subclass that names no other profiler keeps its parent's
+        if "precisions" not in own and ("profiler" in own or "device_kinds" in own) \
+                and cls.profiler in RUNTIMES:
+            cls.precisions = narrowed(RUNTIMES[cls.profiler], cls.device_kinds)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

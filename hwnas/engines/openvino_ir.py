@@ -25,8 +25,6 @@ class OpenVinoEmitter(Emitter):
     extra = "openvino"
     suffix = ".xml"
     profiler = "openvino"
-    precisions = {"cpu": ("fp32", "fp16", "int8"), "gpu": ("fp32", "fp16", "int8"),
-                  "npu": ("fp16", "int8")}
 
     @property
     def ov_device(self) -> str:

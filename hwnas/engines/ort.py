@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas_profilers.backends.onnxruntime import DEVICE_PRECISIONS, PROVIDERS, provider
+from hwnas_profilers.backends.onnxruntime import PROVIDERS, provider
 
 from .base import Emitter, ModelFiles, Session
 
@@ -26,8 +26,8 @@ class OrtEmitter(Emitter):
     extra = "onnxruntime"
     suffix = ".onnx"
     profiler = "onnxruntime"
-    # the profiler's own table (its TensorRT provider is the tensorrt emitter's business)
-    precisions = {d: DEVICE_PRECISIONS[d] for d in ("cpu", "cuda")}
+    # the profiler's devices but its TensorRT provider (the tensorrt emitter's business)
+    device_kinds = ("cpu", "cuda")
 
     def check(self) -> None:
         try:

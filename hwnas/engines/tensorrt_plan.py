@@ -25,7 +25,6 @@ class TensorRTEmitter(Emitter):
     extra = "tensorrt"
     suffix = ".plan"
     profiler = "tensorrt"
-    precisions = {"cuda": ("fp32", "fp16", "int8")}
     untested = ("the TensorRT path is untested on hardware: it has never run on an NVIDIA "
                 "GPU, so treat its engines and figures as unverified")
 

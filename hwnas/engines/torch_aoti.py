@@ -57,7 +57,6 @@ class TorchEmitterBase(Emitter):
 
     extra = "torch"
     profiler = "torch"
-    precisions = {"cpu": ("fp32",), "cuda": ("fp32", "fp16")}
 
     def check(self) -> None:
         try:

@@ -203,7 +203,6 @@ class _EtRunner(Runner):
 class ExecuTorchProfiler(Profiler):
     name = "executorch"
     extra = "executorch"
-    precisions = ("fp32", "int8")
     model_suffixes = (".pte", ".onnx")
     bundle_format = "executorch"  # .pte block files, exported on the host
 
@@ -218,8 +217,7 @@ class ExecuTorchProfiler(Profiler):
         self._et, self._binding, self._rt = executorch, binding, Runtime.get()
         if self.settings.device_kind != "cpu":
             raise self.unsupported(f"device {self.settings.device!r} (XNNPACK runs on the CPU)")
-        if self.settings.precision not in self.precisions:
-            raise self.unsupported(f"precision {self.settings.precision}")
+        self.check_precision()
         if not self._rt.backend_registry.is_available(DELEGATE):
             raise self.unsupported(f"anything: this executorch build has no {DELEGATE}")
         from ..bounds import cores

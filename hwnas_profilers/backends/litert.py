@@ -119,7 +119,6 @@ class _LiteRtRunner(Runner):
 class LiteRtProfiler(Profiler):
     name = "litert"
     extra = "litert-device"
-    precisions = ("fp32", "int8")
     model_suffixes = (".tflite",)
     bundle_format = "litert"
 
@@ -132,9 +131,7 @@ class LiteRtProfiler(Profiler):
         if self.settings.device_kind != "cpu":
             raise self.unsupported(f"device {self.settings.device!r} (the XNNPACK delegate "
                                    "runs on the CPU)")
-        if self.settings.precision not in self.precisions:
-            raise self.unsupported(f"precision {self.settings.precision} (XNNPACK runs fp32 "
-                                   "and int8 models here)")
+        self.check_precision()
         cores = usable_cores()
         if self.settings.n_threads > cores:
             raise ProfilerError(f"--threads {self.settings.n_threads} is more than the "

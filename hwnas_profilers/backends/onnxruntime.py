@@ -22,11 +22,10 @@ from typing import Any, Sequence
 from ..base import Profiler, ProfilerError, Runner, cuda_device_count
 from . import fixed_input, in_precision
 
-# ONNX Runtime's facts, declared once: the ONNX Runtime engine emitter reads them too
+# the execution provider of each device kind (its precisions: hwnas_profilers.runtimes);
+# the ONNX Runtime engine emitter reads it too
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
              "tensorrt": "TensorrtExecutionProvider"}
-DEVICE_PRECISIONS = {"cpu": ("fp32", "fp16", "int8"), "cuda": ("fp32", "fp16"),
-                     "tensorrt": ("fp32", "fp16", "int8")}
 
 
 def provider(kind: str, index: int = 0) -> "str | tuple[str, dict[str, int]]":
@@ -53,7 +52,6 @@ class _OrtRunner(Runner):
 class OnnxRuntimeProfiler(Profiler):
     name = "onnxruntime"
     extra = "onnxruntime"
-    precisions = ("fp32", "fp16", "int8")
 
     def check(self) -> None:
         try:
@@ -68,8 +66,7 @@ class OnnxRuntimeProfiler(Profiler):
         if dev not in self.devices():
             raise self.unsupported(f"device {dev!r} ({PROVIDERS[dev]} is not available in "
                                    f"this onnxruntime build; install onnxruntime-gpu for CUDA/TensorRT)")
-        if self.settings.precision not in DEVICE_PRECISIONS[dev]:
-            raise self.unsupported(f"precision {self.settings.precision} on device {dev}")
+        self.check_precision()
         n = cuda_device_count() if dev != "cpu" else None
         if n is not None and self.settings.device_index >= n:
             # onnxruntime would fail only at the first session, with a CUDA error

@@ -47,7 +47,6 @@ def ov_device_name(target: str) -> str:
 class OpenVinoProfiler(Profiler):
     name = "openvino"
     extra = "openvino"
-    precisions = ("fp32", "fp16", "int8")
     model_suffixes = (".onnx", ".xml")
 
     def check(self) -> None:
@@ -63,6 +62,7 @@ class OpenVinoProfiler(Profiler):
         if name not in avail and ("." in name or name.split(".")[0] not in avail):
             raise self.unsupported(f"device {self.settings.device!r} (available: "
                                    f"{', '.join(avail)})")
+        self.check_precision()
 
     def device_name(self) -> str:
         return ov_device_name(self.settings.device)

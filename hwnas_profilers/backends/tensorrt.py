@@ -150,7 +150,6 @@ def build_plan(trt: Any, logger: Any, onnx_path: Path, timing_cache: bytes | Non
 class TensorRTProfiler(Profiler):
     name = "tensorrt"
     extra = "tensorrt"
-    precisions = ("fp32", "fp16", "int8")
     model_suffixes = (".onnx", ".plan", ".engine")
 
     def check(self) -> None:
@@ -164,6 +163,7 @@ class TensorRTProfiler(Profiler):
         if self.settings.device_kind == "cpu":
             raise Unsupported("tensorrt runs on an NVIDIA GPU only; use --device cuda on a GPU "
                               "machine (or the onnxruntime/openvino backends on a CPU)")
+        self.check_precision()
         self._trt = trt
         self._cuda = _Cuda(self.settings.device_index)
         self._logger = trt.Logger(trt.Logger.ERROR)

@@ -139,7 +139,6 @@ def compile_graph(model: Any, torch: Any, onnx: Any, device: str, dtype: Any
 class TorchProfiler(Profiler):
     name = "torch"
     extra = "torch"
-    precisions = ("fp32", "fp16")
     model_suffixes = (".onnx", ".pt2")
     # eager: each call runs the graph's ops from Python (batch 1 on a GPU: bound by the host
     # launching kernels); cuda-graph: each block captured once, each timed call one replay,
@@ -158,7 +157,7 @@ class TorchProfiler(Profiler):
             raise self.missing("onnx", exc) from None
         self._torch, self._onnx = torch, onnx
         dev = self.settings.device_kind
-        if dev not in ("cpu", "cuda"):
+        if dev not in self.device_precisions:
             raise ProfilerError(f"torch: unknown device {self.settings.device!r}; known: cpu, "
                                 "cuda, cuda:N")
         if dev not in self.devices():
@@ -169,8 +168,7 @@ class TorchProfiler(Profiler):
                 raise self.unsupported(f"device {self.settings.device} (this machine has {n} "
                                        "CUDA device(s), numbered from 0)")
             torch.cuda.set_device(self.settings.device_index)  # "cuda" below is this one
-        if self.settings.precision == "int8" or (self.settings.precision == "fp16" and dev == "cpu"):
-            raise self.unsupported(f"precision {self.settings.precision} on {dev}")
+        self.check_precision()
         if self.settings.mode == "cuda-graph" and dev != "cuda":
             raise self.unsupported("mode cuda-graph on the CPU (CUDA graphs need --device cuda)")
         if dev == "cpu":
