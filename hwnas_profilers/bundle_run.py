@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .base import Profiler, ProfilerError, Progress, Runner, Settings
-from .calibration import fit_calibration, stat_line
+from .calibration import LINE_STATISTICS, Networks, fit_networks, statistic_lines
 from .fingerprint import device_fingerprint, fingerprint
 from .onnxgraph import write_identity_model  # noqa: F401 - re-exported (tests, callers)
 from .protocol import (FIGURES, Protocol, Stats, _one_line, measure_interleaved,
@@ -335,33 +335,31 @@ def finalize(out: Path, base: Mapping[str, Any], manifest: Mapping[str, Any]) ->
         table = merge_write(out, base, table["entries"], {OVERHEAD: meta[OVERHEAD]},
                             meta_maps={"networks": meta["networks"]}, replace_entries=True)
         meta = table["meta"]
-    nets = meta.get("networks") or {}
-    fits = {}
-    # the table's own statistic, and the median and p90 (what SLOs and vendor tools state),
-    # each with its own line fitted on the same networks' own figures
-    stats = dict.fromkeys((figure, "median", "p90"))
-    for name, field in ((n, FIGURES[n]) for n in stats):
-        if field not in meta[OVERHEAD]:
-            continue  # a table of protocol v1 has no p90
-        overhead = float(meta[OVERHEAD][field])
-        names, additive, measured = [], [], []
-        for n in manifest["networks"]:
-            rec = nets.get(n["name"])
-            ents = [table["entries"].get(k, {}) for k in n.get("blocks", [])]
-            if not rec or rec.get("status") != "ok" or not ents or \
-                    any(e.get("status") != "ok" or field not in e for e in ents):
-                continue
-            names.append(n["name"])
-            additive.append(overhead + sum(max(float(e[field]) - overhead, 0.0) for e in ents))
-            measured.append(float(rec[field]))
-        fits[name] = (overhead, fit_calibration(additive, measured, names))
-    overhead, cal = fits[figure]
-    cal["lines"] = {n: stat_line(n, o, f) for n, (o, f) in fits.items() if n != figure}
-    if "p90" in cal["lines"]:  # the older name of the p90 line, which tables still carry
-        cal["upper"] = {k: cal["lines"]["p90"][k] for k in
-                        ("figure", "scale", "offset_ms", "overhead_ms", "loo_within_10pct")}
+    # the table's own statistic, and the median and p90 lines each fitted on the same
+    # networks' own figures
+    networks = {name: _networks(table, manifest, FIGURES[name])
+                for name in dict.fromkeys((figure, *LINE_STATISTICS))
+                if FIGURES[name] in meta[OVERHEAD]}  # a table of protocol v1 has no p90
+    cal = fit_networks(networks[figure])
+    cal.update(statistic_lines(figure, networks))
     return merge_write(out, base, meta_updates={"status": "complete", "finished": _now()},
-                       top={"overhead_ms": round(overhead, 6), "calibration": cal})
+                       top={"overhead_ms": round(networks[figure][0], 6), "calibration": cal})
+
+
+def _networks(table: Mapping[str, Any], manifest: Mapping[str, Any], field: str) -> Networks:
+    """The calibration networks of a finished table in one statistic (``field``): those
+    measured whole whose blocks were all measured."""
+    meta, entries = table["meta"], table["entries"]
+    nets = meta.get("networks") or {}
+    found: dict[str, tuple[list[float], float]] = {}
+    for n in manifest["networks"]:
+        rec = nets.get(n["name"])
+        ents = [entries.get(k, {}) for k in n.get("blocks", [])]
+        if not rec or rec.get("status") != "ok" or not ents or \
+                any(e.get("status") != "ok" or field not in e for e in ents):
+            continue
+        found[n["name"]] = ([float(e[field]) for e in ents], float(rec[field]))
+    return float(meta[OVERHEAD][field]), found
 
 
 def measure_model(onnx_path: "str | Path", backend: str, settings: Settings | None = None,

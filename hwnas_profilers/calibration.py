@@ -17,11 +17,19 @@ median absolute error, in-sample and leave-one-out.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 HUBER_K = 0.05  # relative residual beyond which a network's weight decays
+#: the statistics a table carries a line for beside its own (what SLOs and vendor tools state)
+LINE_STATISTICS = ("median", "p90")
+#: the p90 line's fields under its older name, ``upper``, which tables still carry
+UPPER_FIELDS = ("figure", "scale", "offset_ms", "overhead_ms", "loo_within_10pct")
+
+#: one statistic's networks: its per-call overhead, and per network name the figures of the
+#: network's blocks and the network's own measured figure, all in that statistic
+Networks = tuple[float, Mapping[str, tuple[Sequence[float], float]]]
 
 
 def _fit_ratio(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -115,3 +123,29 @@ def stat_line(statistic: str, overhead_ms: float, fit: dict[str, Any]) -> dict[s
             "overhead_ms": round(float(overhead_ms), 6),
             **{k: fit.get(k) for k in ("fitted_on", "loo_within_5pct", "loo_within_10pct",
                                        "loo_median_abs_err_pct", "loo_max_abs_err_pct")}}
+
+
+def additive_ms(overhead_ms: float, blocks_ms: Sequence[float]) -> float:
+    """A network's additive figure: the per-call overhead once, plus what each block takes
+    beyond it (never below zero)."""
+    return overhead_ms + sum(max(float(v) - overhead_ms, 0.0) for v in blocks_ms)
+
+
+def fit_networks(networks: Networks) -> dict[str, Any]:
+    """:func:`fit_calibration` of one statistic's networks (named in the result)."""
+    overhead, nets = networks
+    return fit_calibration([additive_ms(overhead, blocks) for blocks, _ in nets.values()],
+                           [float(measured) for _, measured in nets.values()], list(nets))
+
+
+def statistic_lines(figure: str, networks: Mapping[str, Networks]) -> dict[str, Any]:
+    """``{"lines": {statistic: line}}`` for each of :data:`LINE_STATISTICS` but the table's
+    own ``figure`` that ``networks`` holds, each fitted on its own figures of the same
+    networks; with a p90 line, also ``upper`` (its older name). The one fit of these lines
+    for a table profiled on the device and for one refitted on the host."""
+    lines = {name: stat_line(name, networks[name][0], fit_networks(networks[name]))
+             for name in LINE_STATISTICS if name != figure and name in networks}
+    out: dict[str, Any] = {"lines": lines}
+    if "p90" in lines:
+        out["upper"] = {k: lines["p90"][k] for k in UPPER_FIELDS}
+    return out
