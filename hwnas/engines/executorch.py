@@ -83,13 +83,19 @@ def program_bytes(module: Any, input_shape: Sequence[int], precision: str,
         return et.lower(module, x, precision)
 
 
+def bundle_file(stem: str, precision: str) -> str:
+    """The bundle file of ``stem`` in ``precision`` (``stem.pte``, ``stem.int8.pte``), by the
+    profiler's naming rule (:func:`hwnas_profilers.backends.executorch.precision_file`)."""
+    from hwnas_profilers.backends.executorch import precision_file
+
+    return precision_file(f"{stem}.pte", precision).as_posix()
+
+
 def write_bundle_files(make_module: Callable[[], Any], input_shape: Sequence[int], out: Path,
                        stem: str, precisions: Sequence[str]) -> dict[str, str]:
-    """A bundle's files of one module (``stem.pte``, ``stem.int8.pte``: the profiler's
-    naming rule, :func:`hwnas_profilers.backends.executorch.precision_file`); a program
-    XNNPACK does not take whole is still written (the device records the block as failed,
-    with the operators named). Present files are kept."""
-    from hwnas_profilers.backends.executorch import precision_file
+    """A bundle's files of one module (:func:`bundle_file`); a program XNNPACK does not
+    take whole is still written (the device records the block as failed, with the
+    operators named). Present files are kept."""
     from hwnas_profilers.fileformat import atomic_path
 
     from ..bundle import precision_files
@@ -100,8 +106,8 @@ def write_bundle_files(make_module: Callable[[], Any], input_shape: Sequence[int
         with atomic_path(path) as tmp:
             tmp.write_bytes(data)
 
-    return precision_files(make_module, out, lambda p: precision_file(f"{stem}.pte", p),
-                           write, precisions)
+    return precision_files(make_module, out, lambda p: Path(bundle_file(stem, p)), write,
+                           precisions)
 
 
 def trainable(graph: Any) -> Any:

@@ -142,16 +142,22 @@ def convert_module(module: Any, input_shape: tuple[int, ...], path: "str | Path"
     return Path(path)
 
 
-def write_bundle_files(make_module: Callable[[], Any], input_shape: Sequence[int], out: Path,
-                       stem: str, precisions: Sequence[str]) -> dict[str, str]:
-    """A block bundle's files of one module (``stem.tflite``, ``stem.int8.tflite``: the
-    profiler's naming rule), converted by :func:`convert_module`; int8 calibrated on four
-    fixed random inputs, as the ONNX bundles' int8 copies are. Present files are kept."""
+def bundle_file(stem: str, precision: str) -> str:
+    """The bundle file of ``stem`` in ``precision`` (``stem.tflite``, ``stem.int8.tflite``),
+    by the profiler's naming rule (:func:`hwnas_profilers.backends.litert.precision_file`)."""
     from hwnas_profilers.backends.litert import precision_file
 
+    return precision_file(f"{stem}.tflite", precision).as_posix()
+
+
+def write_bundle_files(make_module: Callable[[], Any], input_shape: Sequence[int], out: Path,
+                       stem: str, precisions: Sequence[str]) -> dict[str, str]:
+    """A block bundle's files of one module (:func:`bundle_file`), converted by
+    :func:`convert_module`; int8 calibrated on four fixed random inputs, as the ONNX
+    bundles' int8 copies are. Present files are kept."""
     from ..bundle import precision_files
 
-    return precision_files(make_module, out, lambda p: precision_file(f"{stem}.tflite", p),
+    return precision_files(make_module, out, lambda p: Path(bundle_file(stem, p)),
                            lambda m, path, p: convert_module(m, tuple(input_shape), path, p),
                            precisions)
 
