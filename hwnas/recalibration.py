@@ -301,12 +301,14 @@ def group_errors(old: Any, cal: Mapping[str, Any], additive: Sequence[float],
 
 def _statistic_lines(table: Any, sp: Any, archs: list, stats: list) -> dict[str, Any]:
     """The median and p90 lines refitted on the recalibration's networks (each statistic on
-    its own figures), where the table has per-block figures of that statistic."""
-    from hwnas_profilers.calibration import fit_calibration, stat_line
+    its own figures, by :func:`hwnas_profilers.calibration.statistic_lines`, the fit of the
+    lines a profiling run ends with), where the table has per-block figures of that
+    statistic; nothing when it has none."""
+    from hwnas_profilers.calibration import LINE_STATISTICS, Networks, statistic_lines
     from hwnas_profilers.protocol import FIGURES
 
-    lines: dict[str, Any] = {}
-    for name in ("median", "p90"):
+    networks: dict[str, Networks] = {}
+    for name in LINE_STATISTICS:
         if name == table.figure:
             continue
         over = (table.line(name) or (None, None, None))[2]
@@ -319,14 +321,10 @@ def _statistic_lines(table: Any, sp: Any, archs: list, stats: list) -> dict[str,
                 for a in archs]
         if any(v is None for row in vals for v in row):
             continue
-        add = [over + sum(max(v - over, 0.0) for v in row) for row in vals]
-        fit = fit_calibration(add, [getattr(st, FIGURES[name]) for st in stats])
-        lines[name] = stat_line(name, over, fit)
-    out: dict[str, Any] = {"lines": lines} if lines else {}
-    if "p90" in lines:
-        out["upper"] = {k: lines["p90"][k] for k in
-                        ("figure", "scale", "offset_ms", "overhead_ms", "loo_within_10pct")}
-    return out
+        networks[name] = (over, {f"net{i:03d}": (row, getattr(st, FIGURES[name]))
+                                 for i, (row, st) in enumerate(zip(vals, stats))})
+    out = statistic_lines(table.figure, networks)
+    return out if out["lines"] else {}
 
 
 def add_statistic_lines(table: Any, seed: int = 0) -> Any:
