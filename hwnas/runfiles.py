@@ -108,22 +108,14 @@ def read_run_file(path: "str | Path", kind: str, what: str) -> dict[str, Any]:
 
 def inside(folder: Path, name: Any, what: str) -> Path:
     """``folder / name`` for a plain file name that stays in ``folder`` (no ``..``, no
-    absolute path, no link out of it); one line otherwise."""
-    from hwnas_profilers.fileformat import echo
+    absolute path, no link out of it; :func:`hwnas_profilers.bundlecheck.inside`, the
+    bundles' check); one line otherwise."""
+    from hwnas_profilers.bundlecheck import inside as inside_folder
 
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name \
-            or name in (".", "..") or "\0" in name:
-        raise UserError(f"{what}: {echo(name)} is not a file name inside {folder}")
-    from hwnas_profilers.bundlecheck import resolved
+    from .profiling import profiler_errors
 
-    p = folder / name
-    pair = resolved(p, folder)
-    if pair is None:
-        raise UserError(f"{what}: {p} cannot be resolved")
-    real, home = pair
-    if real.parent != home:
-        raise UserError(f"{what}: {p} leads out of {folder} (to {real}); not used")
-    return p
+    with profiler_errors():
+        return inside_folder(folder, name, what, nested=False)
 
 
 def engine_file(manifest_path: "str | Path", m: Mapping[str, Any]) -> Path:

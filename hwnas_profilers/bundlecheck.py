@@ -5,6 +5,7 @@ Every block and network entry needs a name, a file that stays inside the bundle 
 absolute path, no ``..``, no link leading out of it) and an input shape of four positive
 sizes whose tensor fits in memory; anything else is one line before the first load, so a
 profiler never opens ``/etc/passwd`` because a manifest said so, nor tries a 2 TiB input.
+The check that a path stays in its folder (:func:`inside`) is the run folders' too.
 """
 
 from __future__ import annotations
@@ -27,20 +28,25 @@ def resolved(p: Path, home: Path) -> "tuple[Path, Path] | None":
         return None
 
 
-def inside_bundle(bundle: Path, rel: Any, where: str) -> Path:
-    """``bundle / rel`` for a relative path that stays inside ``bundle``."""
-    if not isinstance(rel, str) or not rel or "\\" in rel or "\0" in rel:
-        raise ProfilerError(f"{where}: file {echo(rel)} is not a relative path in the bundle")
-    parts = PurePosixPath(rel).parts
-    if PurePosixPath(rel).is_absolute() or ".." in parts:
-        raise ProfilerError(f"{where}: file {echo(rel)} leads out of the bundle; not opened")
-    p = bundle / rel
-    pair = resolved(p, bundle)
+def inside(folder: Path, rel: Any, where: str, *, nested: bool = True) -> Path:
+    """``folder / rel`` for a relative path that stays inside ``folder``: no absolute path,
+    no ``..``, no link leading out of it; with ``nested=False``, a plain file name directly
+    in ``folder``. The one check of the files a bundle's manifest names and of those a run
+    folder's files name (:func:`hwnas.runfiles.inside`)."""
+    kind = "relative path" if nested else "file name"
+    if not isinstance(rel, str) or not rel or "\\" in rel or "\0" in rel or \
+            (not nested and "/" in rel) or PurePosixPath(rel).name in ("", "."):
+        raise ProfilerError(f"{where}: file {echo(rel)} is not a {kind} inside {folder}")
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or ".." in pure.parts:
+        raise ProfilerError(f"{where}: file {echo(rel)} leads out of {folder}; not opened")
+    p = folder / rel
+    pair = resolved(p, folder)
     if pair is None:
-        raise ProfilerError(f"{where}: file {echo(rel)} cannot be resolved")
+        raise ProfilerError(f"{where}: file {echo(rel)} in {folder} cannot be resolved")
     real, home = pair
-    if home not in real.parents:
-        raise ProfilerError(f"{where}: file {echo(rel)} links out of the bundle (to {real}); "
+    if home not in real.parents or (not nested and real.parent != home):
+        raise ProfilerError(f"{where}: file {echo(rel)} links out of {folder} (to {real}); "
                             "not opened")
     return p
 
@@ -68,5 +74,5 @@ def check_entries(bundle: Path, m: Mapping[str, Any]) -> None:
             if not isinstance(e.get(name), str) or not e[name] or len(e[name]) > 400:
                 raise ProfilerError(f"{where} needs a {name} (a string), got "
                                     f"{echo(e.get(name))}")
-            inside_bundle(bundle, e.get("file"), where)
+            inside(bundle, e.get("file"), where)
             _shape(e.get("input_shape"), where)
