@@ -57,14 +57,15 @@ def bundle_dir(space: SearchSpace, calibration_nets: int, seed: int = 0, batch: 
 
 
 @contextlib.contextmanager
-def profiler_errors() -> Iterator[None]:
-    """Re-raise the profilers' bad-input errors as hwnas UserErrors (one line, exit 2)."""
+def profiler_errors(error: type[UserError] = UserError) -> Iterator[None]:
+    """Re-raise the profilers' bad-input errors as hwnas ``error`` lines (a UserError or a
+    kind of one, such as the engines' EngineError: one line, exit 2)."""
     from hwnas_profilers import ProfilerError
 
     try:
         yield
     except ProfilerError as exc:
-        raise UserError(" ".join(str(exc).split())) from None
+        raise error(" ".join(str(exc).split())) from None
 
 
 def export_cached_bundle(space: SearchSpace, calibration_nets: int = DEFAULT_CALIBRATION_NETS,

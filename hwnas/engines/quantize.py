@@ -26,15 +26,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import require
+from ..profiling import profiler_errors
 from .base import EngineError
 
 Say = Callable[[str], None]
@@ -55,19 +55,8 @@ def export_fp16(fp32: Path, path: Path) -> Path:
     so the graph an fp16 table measured block by block is the graph this engine runs."""
     from hwnas_profilers.convert import to_fp16
 
-    with _conversion_errors():
+    with profiler_errors(EngineError):  # a missing converter: one line, exit 2
         return to_fp16(fp32, path)
-
-
-@contextlib.contextmanager
-def _conversion_errors() -> Iterator[None]:
-    """The conversion module's errors (a missing converter) as engine errors (exit 2)."""
-    from hwnas_profilers import ProfilerError
-
-    try:
-        yield
-    except ProfilerError as exc:
-        raise EngineError(" ".join(str(exc).split())) from None
 
 
 def ptq_onnx(fp32: Path, path: Path, calib: np.ndarray, method: str = "onnxruntime") -> Path:
@@ -88,7 +77,7 @@ def ptq_onnx(fp32: Path, path: Path, calib: np.ndarray, method: str = "onnxrunti
     from hwnas_profilers.convert import to_qdq_int8
 
     # the profilers' recipe, calibrated on the real images (one batch-1 input each)
-    with _conversion_errors():
+    with profiler_errors(EngineError):  # a missing converter: one line, exit 2
         return to_qdq_int8(fp32, path, [x[None] for x in calib])
 
 
