@@ -167,7 +167,6 @@ class ExecuTorchEmitter(Emitter):
     extra = "executorch"
     suffix = ".pte"
     profiler = "executorch"
-    precisions = {"cpu": ("fp32", "int8")}
     quantizes_module = True  # PT2E from the module, not the Q/DQ ONNX
     offers_qat = True        # PT2E QAT (prepare_qat_pt2e): :func:`qat_module`
 

@@ -199,7 +199,6 @@ class LiteRtEmitter(Emitter):
     extra = "litert"
     suffix = ".tflite"
     profiler = "litert"
-    precisions = {"cpu": ("fp32", "int8")}
     quantizes_module = True  # litert-torch's PT2E flow, from the module
     offers_qat = False
 
