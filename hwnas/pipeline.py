@@ -9,13 +9,17 @@ own data:
 1. profile every block of the space on this machine's runtime, in the engine's precision
    (resumed or reused if present), and check the budgets against it;
 2. train a weight-sharing supernet and its PONAS accuracy table (reused if present);
-3. compute the whole accuracy-latency frontier (exact knapsack) and pick one
+3. refit the device table's calibration on whole networks of the run's own frontier
+   measured with random ones (:mod:`hwnas.run.calibration`; ``recalibrate=False`` skips
+   it), then compute the whole accuracy-latency frontier (exact knapsack) and pick one
    architecture per budget;
 4. for each: build the engine (:mod:`hwnas.engines`: inherited weights, fine-tuning, QAT
    for int8, the runtime's engine file, parity, manifest), then time every engine file
    with the baselines; an engine that misses its budget steps down to a faster frontier
    point and is built again (:mod:`hwnas.engines.budget`, recorded in its manifest). A
-   finished engine whose manifest matches the request is reused, not rebuilt.
+   finished engine whose manifest matches the request is reused, not rebuilt. Every
+   network timed (engines, chosen networks, baselines) is recorded in the device table as
+   observed, predicted beside measured.
 
 Every step writes its result atomically under the output folder, so a rerun resumes.
 Engine folders and summaries carry the backend and precision in their names, so runs of
@@ -62,6 +66,7 @@ class RunConfig:
     budget_margin: float | None = None   # None ("auto"): the device table's held-out error
     test_fraction: float = 0.15          # held-out test split (no part in training or choice)
     statistic: str | None = None         # floor, median, p90; None: the device table's own
+    recalibrate: bool = True             # refit the device table on the run's own frontier
 
     def __post_init__(self) -> None:
         if self.finetune_steps < 0 or self.qat_steps < 1 or \
@@ -237,9 +242,10 @@ def _device_table(cfg: RunConfig, space, emitter, run: RunFolder, say: Say, prog
     else:
         say(f"device table: profiling {len(space.unique_blocks())} blocks of {space.name} on "
             f"{emitter.profiler} {cfg.precision} ({cfg.threads} thread(s))")
+    # no stand-in frontier here: the run refits the table on its own one once trained
     profile_space(space, emitter.profiler, path, precision=cfg.precision, threads=cfg.threads,
                   resume=path.exists(), quick=cfg.quick,
-                  progress=progress)
+                  progress=progress, frontier_nets=0)
     return load_device_table(path), path
 
 
@@ -308,6 +314,8 @@ def _run(cfg: RunConfig, space: SearchSpace, emitter: Any, run: RunFolder, say: 
     margin, margin_from = budget_margin(cfg, dev)
     _check_budgets(cfg, space, dev, margin, table_path)
     acc, ck_path, data = _train(cfg, space, run, say, progress, tcfg, trained)
+    dev, calibration = _recalibrated(cfg, space, run, table_path, acc, dev, say, progress)
+    margin, margin_from = budget_margin(cfg, dev)
 
     front, budgets = _frontier(cfg, run, acc, dev, margin, say)
     engines = _Engines(cfg, space, run, front, dev, data, Path(ck_path), table_path, say)
@@ -315,6 +323,11 @@ def _run(cfg: RunConfig, space: SearchSpace, emitter: Any, run: RunFolder, say: 
     built = [engines.first(b, archs[front.index_for_budget(b / (1.0 + margin))])
              for b in budgets]
     built, base = engines.settle(built, acc)
+    from .run.calibration import record_observed
+
+    calibration["observed"] = record_observed(
+        table_path, run, dev, space,
+        [(f"{b.budget:g} ms", b.arch.choices, b.manifest.measured_ms) for b in built], base)
     from .report import predicted_accuracy
 
     results = [RunResult.of_engine(b.budget, b.arch, b.manifest, b.budget / (1.0 + margin),
@@ -327,8 +340,22 @@ def _run(cfg: RunConfig, space: SearchSpace, emitter: Any, run: RunFolder, say: 
                          device_table=str(table_path),
                          budget_margin={"value": margin, "from": margin_from},
                          data_split=data.describe(), frontier_points=len(front.points()),
-                         results=results)
+                         results=results, calibration=calibration)
     return _write_summary(run, summary, say)
+
+
+def _recalibrated(cfg: RunConfig, space: SearchSpace, run: RunFolder, table_path: Path, acc: Any,
+                  dev: Any, say: Say, progress: Progress | None) -> tuple[Any, dict[str, Any]]:
+    """The device table refitted on the run's own frontier (in the run's statistic), and
+    what happened, for the summary."""
+    from .run.calibration import recalibrate_for_run
+    from .tables.device import load_device_table
+
+    done = recalibrate_for_run(cfg.recalibrate, cfg.seed, cfg.quick, space, run, table_path,
+                               acc, say, progress)
+    if done["status"] == "skipped":
+        return dev, done
+    return load_device_table(table_path, check_machine=False).for_statistic(cfg.statistic), done
 
 
 def _frontier(cfg: RunConfig, run: RunFolder, acc: Any, dev: Any, margin: float, say: Say

@@ -74,6 +74,15 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
                for n in base["networks"])
     assert all(0 <= r["predicted_accuracy"] <= 1.5 for r in summary["results"])
     assert summary["statistic"] == "floor"
+    # the device table was refitted on this run's frontier before engines were chosen, and
+    # every network the run measured is recorded in it, apart from those it was fitted on
+    cal = summary["calibration"]
+    assert cal["status"] == "recalibrated" and set(cal["groups"]) == {"random", "frontier"}
+    assert cal["observed"]["engines"]["nets"] == len(summary["results"])
+    dt = json.loads((out / "device_table_onnxruntime_fp32.json").read_text())
+    assert dt["meta"]["recalibrations"][-1]["by"] == "hwnas run"
+    assert dt["meta"]["observed"]["onnxruntime_fp32"]["groups"] == cal["observed"]
+    assert "Prediction error by group" in page
     # a held-out test split (15% of digits) took no part in training or choosing
     split = summary["data_split"]
     assert split["test"] == round(1797 * 0.15) and split["val"] == round(1797 * 0.3)
@@ -101,6 +110,7 @@ def test_run_smoke_writes_manifests_and_resumes(run_cli, tmp_path, monkeypatch):
     assert (out / "train" / "accuracy_table.json").read_bytes() == table_before
     assert {k: open(k, "rb").read() for k in manifests} == manifests
     assert (out / "baselines_onnxruntime_fp32.json").read_bytes() == base_before  # reused
+    assert json.loads(stdout)["calibration"]["status"] == "reused"  # nothing measured again
     assert Path(json.loads(stdout)["report"]).is_file()
     if shutil.which("chromium"):
         _renders_in_chromium(report)

@@ -61,6 +61,10 @@ def register(sub) -> None:
     add_train_device_flag(p, "where the supernet trains (the engines run on --backend)")
     p.add_argument("--quick", action="store_true", help="short measurement protocol (noisier)")
     add_statistic_flag(p)
+    p.add_argument("--no-recalibrate", action="store_true",
+                   help="keep the device table's calibration as profiled (default: refit it "
+                        "on 8 networks of this run's frontier and 8 random ones, measured "
+                        "together, before engines are chosen)")
     p.add_argument("--out", default="runs/default", metavar="DIR")
     add_json_flag(p)
     p.set_defaults(func=cmd_run)
@@ -113,7 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     budget_margin=_margin(args.budget_margin),
                     epochs=args.epochs, later_paths=args.later_paths,
                     finetune_steps=args.finetune_steps, seed=args.seed, quick=args.quick,
-                    train_device=args.train_device, statistic=args.statistic)
+                    train_device=args.train_device, statistic=args.statistic,
+                    recalibrate=not args.no_recalibrate)
     c = console()
     say = (lambda s: None) if args.json else (lambda s: c.print(f"[bold cyan]hwnas run[/]: {s}"))
     if sys.stderr.isatty():
@@ -186,8 +191,30 @@ def _human(s: RunSummary) -> None:
         c.print(f"  note: the host ran the reference graph {100 * min(drift):+.0f}% to "
                 f"{100 * max(drift):+.0f}% against the table's profiling run while the "
                 "engines were measured: part of each error is the host's phase, not the table")
+    for line in calibration_lines(s.calibration):
+        c.print(f"  {line}")
     if s.report:
         c.print(f"report: {s.report}")
+
+
+def calibration_lines(cal: "dict[str, Any] | None") -> list[str]:
+    """The run's recalibration and each group's error, in plain lines."""
+    if not cal:
+        return []
+    st = cal.get("status")
+    if st == "skipped":
+        out = [f"device table not recalibrated on this run's frontier ({cal.get('why')})"]
+    else:
+        out = [f"device table {'recalibrated' if st == 'recalibrated' else 'recalibrated earlier'}"
+               f" on {cal.get('frontier_nets')} networks of this run's frontier and "
+               f"{cal.get('random_nets')} random ones, measured together"
+               + (f" ({cal['seconds']:.0f} s)" if st == "recalibrated" else f" ({cal.get('date')})")]
+    groups = [(f"{g} (held out)", e) for g, e in (cal.get("groups") or {}).items()] + \
+        [(f"{g} (measured by this run)", e) for g, e in (cal.get("observed") or {}).items()]
+    out += [f"  {g}: {e.get('nets')} networks, median error {e['median_abs_err_pct']:.1f}%, "
+            f"{100 * e['within_5pct']:.0f}% within 5%, max {e['max_abs_err_pct']:.1f}%"
+            for g, e in groups if e]
+    return out
 
 
 def _beside_fp32(s: RunSummary, out: str) -> None:

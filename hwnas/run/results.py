@@ -100,15 +100,21 @@ class RunSummary:
     data_split: dict[str, Any] | None = None
     frontier_points: int | None = None
     report: str | None = None                     # the report page, once drawn
+    # the device table refitted on the run's frontier (status, each group's held-out
+    # error) and the error of every network the run measured, by group ("observed")
+    calibration: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The file's mapping, keys in the file's order (``report`` only once drawn)."""
+        """The file's mapping, keys in the file's order (``calibration`` only where the run
+        recorded one, ``report`` only once drawn)."""
         d = {"space": self.space, "space_id": self.space_id, "data": self.data,
              "backend": self.backend, "precision": self.precision,
              "statistic": self.statistic, "device_table": self.device_table,
              "budget_margin": self.budget_margin, "data_split": self.data_split,
              "frontier_points": self.frontier_points,
              "results": [r.to_json() for r in self.results]}
+        if self.calibration is not None:
+            d["calibration"] = self.calibration
         if self.report is not None:
             d["report"] = self.report
         return d
