@@ -242,7 +242,7 @@ def write_report(run: RunFolder) -> Path:
     scatter = _fig_scatter(rdir / FIGURES[1][0], r.results, r.baselines)
     _fig_breakdown(rdir / FIGURES[2][0], r.space, r.dev, r.results)
     _fig_heatmap(rdir / FIGURES[3][0], r.acc)
-    body = [*_head(r), *_notes(r, scatter)]
+    body = [*_head(r), *_notes(r, scatter), *_calibration(r), *_precision(r)]
     for f, title in FIGURES:
         body.append(f"<h2>{html.escape(title)}</h2><img class='fig' src='{f}' "
                     f"alt='{html.escape(title)}'>")
@@ -321,6 +321,67 @@ def _notes(r: _Run, scatter: dict[str, Any]) -> list[str]:
                     f"{100 * scatter['within_10pct']:.0f}% within 10%, median error "
                     f"{scatter['median_abs_err_pct']:.1f}%, max "
                     f"{scatter['max_abs_err_pct']:.1f}%.</p>")
+    return body
+
+
+def _calibration(r: _Run) -> list[str]:
+    """Whether the device table was refitted on the run's frontier, and the prediction
+    error by group of whole networks (random, frontier, engines, chosen, baselines)."""
+    cal = r.summary.get("calibration") or {}
+    body = ["<h2>Prediction error by group of networks</h2>"]
+    st = cal.get("status")
+    if st == "skipped":
+        body.append(f"<p>The device table was <b>not</b> refitted on this run's frontier "
+                    f"({html.escape(str(cal.get('why')))}).</p>")
+    elif st in ("recalibrated", "reused"):
+        body.append(f"<p>Before engines were chosen, the device table's calibration lines were "
+                    f"fitted on {cal.get('frontier_nets')} networks of this run's frontier "
+                    f"and {cal.get('random_nets')} random networks, measured together "
+                    f"({html.escape(str(cal.get('date')))}"
+                    + (", an earlier run of the same accuracy table" if st == "reused" else "")
+                    + "): the networks a search picks are not random ones.</p>")
+    rows = [[g["group"], g["basis"], g.get("nets"), _share(g.get("within_5pct")),
+             _share(g.get("within_10pct")), g.get("median_abs_err_pct"),
+             g.get("max_abs_err_pct")] for g in r.dev.error_groups()]
+    if not rows:
+        return body + ["<p>The device table records no error by group.</p>"]
+    return body + [_table(rows, ["group", "basis", "networks", "within 5%", "within 10%",
+                                 "median |error| %", "max |error| %"])]
+
+
+def _share(x: Any) -> str:
+    return "-" if not isinstance(x, (int, float)) else f"{100 * x:.0f}%"
+
+
+def _precision(r: _Run) -> list[str]:
+    """A lower precision beside fp32: measured ratio beside predicted, plainly."""
+    from .run.precision import precision_comparison
+
+    c = precision_comparison(r.folder, r.space, r.summary, r.dev, r.baselines)
+    if c is None:
+        return []
+    p = html.escape(c["precision"])
+    body = [f"<h2>{p} beside fp32</h2>"]
+    both = c["measured_in_both"]
+    if both["median_measured_ratio"] is not None:
+        from .tables.compare import precision_verdict
+
+        m = both["median_measured_ratio"]
+        pr = both["median_predicted_ratio"]
+        body.append(f"<p>Measured on this machine over the {both['networks']} networks both "
+                    f"the {p} and the fp32 run timed: {p}/fp32 = <b>{m:.2f}x</b> (median), "
+                    f"<b>{html.escape(precision_verdict(m, 'on this machine'))}</b>"
+                    + (f"; the tables predicted {pr:.2f}x" if pr is not None else "")
+                    + ".</p>")
+    rows = [[e["budget_ms"], e["measured_ms"], e["predicted_ms"], e["fp32_ms"],
+             e["fp32_basis"], e["measured_ratio"], e["predicted_ratio"], e["verdict"]]
+            for e in c["engines"]]
+    body.append(f"<p>Engines (fp32 figures: measured by this folder's fp32 run where it timed "
+                f"the same network, else predicted by {html.escape(str(c['fp32_table']))}; "
+                f"statistic {html.escape(c['statistic'])}):</p>")
+    body.append(_table(rows, ["budget ms", f"{p} measured ms", f"{p} predicted ms",
+                              "fp32 ms", "fp32 basis", f"{p}/fp32 measured",
+                              f"{p}/fp32 predicted", "verdict"]))
     return body
 
 

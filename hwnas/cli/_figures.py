@@ -15,8 +15,9 @@ def add_statistic_flag(p) -> None:
 def precision_line(precision: "str | None", ms: float, fp32_ms: float, statistic: str) -> str:
     """One line comparing a lower precision's prediction with fp32's, saying it plainly when
     the lower precision is not faster (int8 often is not for small networks on CPUs)."""
+    from ..tables.compare import precision_verdict
+
     ratio = ms / fp32_ms if fp32_ms > 0 else float("nan")
-    verdict = ("faster" if ratio < 0.98 else "SLOWER than fp32 on this table's device"
-               if ratio > 1.02 else "about as fast as fp32")
+    verdict = precision_verdict(ratio)
     return (f"  {precision} {ms:.3f} ms vs fp32 {fp32_ms:.3f} ms predicted ({statistic}): "
             f"{ratio:.2f}x, {verdict}")

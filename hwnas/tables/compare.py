@@ -1,4 +1,5 @@
-"""Compare two device tables block by block (``hwnas tables diff``)."""
+"""Compare two device tables block by block (``hwnas tables diff``), and a lower
+precision's latency with fp32's in words."""
 
 from __future__ import annotations
 
@@ -33,3 +34,12 @@ def diff_tables(a: DeviceTable, b: DeviceTable, top: int = 10) -> dict[str, Any]
         "within_10pct": sum(x <= 0.10 for x in rel) / n if n else None,
         "largest": sorted(rows, key=lambda r: -abs(float(r["ratio"]) - 1.0))[:top],
     }
+
+
+def precision_verdict(ratio: float, where: str = "on this table's device") -> str:
+    """A lower precision's latency over fp32's in words, plain when it is not faster (int8
+    often is not, for small networks on CPUs)."""
+    if not ratio == ratio:  # nan: nothing to compare
+        return "no comparison"
+    return ("faster" if ratio < 0.98 else f"SLOWER than fp32 {where}" if ratio > 1.02
+            else "about as fast as fp32")
